@@ -1,0 +1,3 @@
+from imdiag.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""One error hierarchy for imdiag, and the process exit codes it maps to."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Documented exit codes (README, ``--help``)."""
+
+    OK = 0
+    GATE_FAILED = 1
+    USAGE = 2
+    TARGET = 3
+    INTERRUPTED = 130
+
+
+class ImdiagError(Exception):
+    """An error imdiag reports in one line, without a traceback."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class InputError(ImdiagError):
+    """Bad user input: a size string, an unknown type, a malformed fixture."""
+
+    exit_code = ExitCode.USAGE
+
+
+class TargetError(ImdiagError):
+    """The target could not be reached or set up (port, URL, Node.js)."""
+
+    exit_code = ExitCode.TARGET
+
+
+class EncodeError(ImdiagError):
+    """A message cannot be encoded the way the real sender would encode it."""
+
+    exit_code = ExitCode.USAGE

@@ -1,0 +1,170 @@
+"""Run a size sweep: reference masters at each limit, the reference worker emitting to them.
+
+One master per (limit, transport), all started at once on ephemeral loopback ports, and one
+lane per master sending its messages in ascending size over a reused connection (a new one
+only after the master closed the last). Lanes run concurrently. Each message is encoded once
+and its bytes reused by every lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from imdiag.catalog import Catalog, Message
+from imdiag.fake_master.ledger import Ledger
+from imdiag.fake_master.server import MasterInfo, ReferenceMaster
+from imdiag.model import Cell, MasterRun, Report, judge
+from imdiag.plan import Planned, SweepSettings, plan_for_limit
+from imdiag.quirks import rule
+from imdiag.wire import Transport, event_frame
+from imdiag.worker.connection import Connection, Endpoint, open_connection
+from imdiag.worker.emit import send_observed
+
+
+class Master(Protocol):
+    """A master with a ledger that imdiag starts and stops (python here, node later)."""
+
+    ledger: Ledger
+    limit: int
+
+    @property
+    def info(self) -> MasterInfo: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+MasterFactory = Callable[[int, SweepSettings], Master]
+
+
+def python_master(limit: int, settings: SweepSettings) -> Master:
+    return ReferenceMaster(limit=limit, namespace=settings.namespace)
+
+
+@dataclass(frozen=True)
+class _Lane:
+    master: Master
+    transport: Transport
+    messages: list[tuple[Planned, Message]]
+
+
+ProgressFn = Callable[[Cell], None]
+
+
+def build_messages(settings: SweepSettings, catalog: Catalog) -> dict[int, list[tuple[Planned, Message]]]:
+    """Per limit, the planned messages encoded, ascending by frame size."""
+    by_limit: dict[int, list[tuple[Planned, Message]]] = {}
+    for limit in settings.limits:
+        built = []
+        for planned in plan_for_limit(settings, limit):
+            kwargs = dict(event=settings.event, namespace=settings.namespace)
+            if planned.target is None:
+                message = catalog.natural(planned.type, settings.encoder, **kwargs)
+            else:
+                message = catalog.sized(planned.type, planned.target, settings.encoder, **kwargs)
+            built.append((planned, message))
+        built.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
+        by_limit[limit] = built
+    return by_limit
+
+
+async def _run_lane(
+    lane: _Lane, settings: SweepSettings, session: aiohttp.ClientSession, on_cell: ProgressFn
+) -> int | None:
+    """Send the lane's messages; return the maxPayload the master advertised."""
+    info = lane.master.info
+    advertised: int | None = None
+    endpoint = Endpoint(url=info.url, namespace=info.namespace, path=info.path)
+    limit_rule = rule(info.server, lane.transport)
+    conn: Connection | None = None
+    try:
+        for planned, message in lane.messages:
+            if conn is None or conn.closed.done():
+                if conn is not None:
+                    await conn.close()
+                conn = await open_connection(endpoint, lane.transport, session, settings.timeout_s)
+                advertised = conn.open_info.max_payload if conn.open_info else None
+            frame = event_frame(message.data, encoder=settings.encoder, event=settings.event, namespace=settings.namespace)
+            (obs,) = await send_observed(
+                conn, lane.master.ledger, [frame], [message.id], encoder=settings.encoder,
+                event=settings.event, namespace=settings.namespace, timeout=settings.timeout_s,
+            )
+            verdict = judge(obs)
+            on_cell(
+                Cell(
+                    type=message.type,
+                    transport=lane.transport,
+                    limit=lane.master.limit,
+                    encoder=settings.encoder,
+                    master=info.server,
+                    label=planned.label,
+                    wire_bytes=obs.body_bytes,
+                    message_bytes=len(frame),
+                    json_bytes=message.size.json_bytes,
+                    js_length=message.size.js_length,
+                    predicted_delivered=limit_rule.predicts_delivered(len(frame), lane.master.limit),
+                    delivered=verdict.delivered,
+                    cause=verdict.cause,
+                    evidence=verdict.evidence,
+                    observed=obs.to_dict(),
+                    message_id=message.id,
+                )
+            )
+    finally:
+        if conn is not None:
+            await conn.close()
+    return advertised
+
+
+async def run_sweep(
+    settings: SweepSettings,
+    cells: list[Cell],
+    *,
+    master_factory: MasterFactory = python_master,
+    on_cell: ProgressFn | None = None,
+    on_planned: Callable[[int], None] | None = None,
+) -> Report:
+    """Measure every planned cell; measured cells are appended to ``cells`` as they come,
+    so a caller interrupted midway still holds what was measured."""
+    started = time.monotonic()
+    catalog = Catalog(settings.seed)
+    messages = build_messages(settings, catalog)
+    if on_planned is not None:
+        on_planned(sum(len(messages[limit]) for limit in settings.limits) * len(settings.transports))
+
+    def record(cell: Cell) -> None:
+        cells.append(cell)
+        if on_cell is not None:
+            on_cell(cell)
+
+    lanes = [
+        _Lane(master_factory(limit, settings), transport, messages[limit])
+        for limit in settings.limits
+        for transport in settings.transports
+    ]
+    runs: list[MasterRun] = []
+    async with contextlib.AsyncExitStack() as stack:
+        await asyncio.gather(*(lane.master.start() for lane in lanes))
+        for lane in lanes:
+            stack.push_async_callback(lane.master.stop)
+        # One connection per lane at a time; no pooling limit needed beyond that.
+        session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
+        advertised = await asyncio.gather(*(_run_lane(lane, settings, session, record) for lane in lanes))
+        for lane, max_payload in zip(lanes, advertised):
+            info = lane.master.info
+            runs.append(MasterRun(info.server, lane.master.limit, lane.transport, info.url, info.versions, max_payload))
+    return Report(
+        command="size-sweep",
+        settings=settings.to_dict(),
+        cells=list(cells),
+        masters=runs,
+        elapsed_s=round(time.monotonic() - started, 3),
+    )
