@@ -42,14 +42,16 @@ RULES: dict[tuple[str, Transport], LimitRule] = {
     ("node", Transport.WEBSOCKET): LimitRule(
         "node", Transport.WEBSOCKET, "<=", "websocket message payload, bytes",
         "ws Receiver: totalPayloadLength > maxPayload -> 1009",
-        "socket.io 4.8 / engine.io 6.6 / ws 8",
-        "closes the websocket with 1009 'Max payload size exceeded'",
+        "socket.io 4.8.1 / engine.io 6.6.13 / ws 8.23.0",
+        "closes the websocket with 1009 and no reason text; the server's disconnect reason is "
+        "'transport error' ('Max payload size exceeded' appears only server-side)",
     ),
     ("node", Transport.POLLING): LimitRule(
-        "node", Transport.POLLING, "<=", "POST Content-Length / body, bytes",
-        "engine.io Polling.onDataRequest: contentLength > maxHttpBufferSize -> 413",
-        "socket.io 4.8 / engine.io 6.6",
-        "answers HTTP 413 and closes the session",
+        "node", Transport.POLLING, "<=", "POST body bytes as received (chunks summed), not Content-Length",
+        "engine.io Polling.onDataRequest: received > maxHttpBufferSize -> 413",
+        "socket.io 4.8.1 / engine.io 6.6.13",
+        "HTTP 413 with an empty body; the request socket is destroyed, the pending GET gets CLOSE, "
+        "disconnect reason 'transport error'; the session id is then unknown (400)",
     ),
 }
 
@@ -70,6 +72,12 @@ KNOWN_BEHAVIOURS: dict[str, tuple[str, ...]] = {
     ),
     "node": (
         "websocket and polling accept exactly maxHttpBufferSize bytes; one more is rejected",
+        "polling: the limit applies to the whole POST body (packets and separators): packets that "
+        "fit alone are refused together (413) when a client batched them into one POST",
+        "an event packet with invalid JSON is dropped silently (socket.io-parser 'invalid payload'), "
+        "and the session is closed with reason 'forced close'",
+        "ws reads maxPayload as a 32-bit integer: a maxHttpBufferSize of 2**31 or more breaks the "
+        "websocket limit (no limit, or a tiny one) while the handshake still advertises it",
     ),
 }
 

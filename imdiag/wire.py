@@ -86,7 +86,7 @@ def _js_string(text: str) -> str:
 
 
 def _is_array_index(key: str) -> bool:
-    return key.isdigit() and (key == "0" or key[0] != "0") and int(key) <= _ARRAY_INDEX_MAX
+    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) <= _ARRAY_INDEX_MAX
 
 
 def _js_stringify(value: Any, out: list[str], seen: set[int]) -> None:
@@ -139,7 +139,7 @@ def _js_stringify(value: Any, out: list[str], seen: set[int]) -> None:
 # Output of json.dumps(ensure_ascii=False) that may differ from JSON.stringify: float layout,
 # integers past 2**53 (number tokens follow ':', ',' or '[' in compact JSON), surrogate code points, integer-like object keys (JS sorts them first).
 # A false positive only costs the slow, exact path.
-_NOT_PLAIN_RE = re.compile(r'[\ud800-\udfff]|[:,\[]-?\d+[.eE]|[:,\[]-?\d{16}|[{,]"\d+":')
+_NOT_PLAIN_RE = re.compile(r'[\ud800-\udfff]|(?:^|[:,\[])-?\d+[.eE]|(?:^|[:,\[])-?\d{16}|[{,]"\d+":')
 
 
 def encode_json(value: Any, encoder: Encoder) -> str:

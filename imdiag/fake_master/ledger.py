@@ -109,7 +109,12 @@ class Ledger:
 
     # --- recording (called by the master) ------------------------------------------------
 
-    def arrival(self, sid: str, namespace: str, event: str, message: Any) -> Arrival:
+    def arrival(
+        self, sid: str, namespace: str, event: str, message: Any, *,
+        digest: str | None = None, size: int | None = None,
+    ) -> Arrival:
+        """Record that the handler ran. ``digest`` and ``size`` are for masters that computed
+        them from a message they do not pass on whole (the Node master sends type and id only)."""
         seq, t = self._next()
         is_dict = isinstance(message, dict)
         type_ = message.get("type") if is_dict else None
@@ -122,8 +127,8 @@ class Ledger:
             event=event,
             type=type_ if isinstance(type_, str) else None,
             message_id=message_id if isinstance(message_id, str) else None,
-            digest=canonical_digest(message),
-            bytes=reencoded_bytes(message),
+            digest=digest if digest is not None else canonical_digest(message),
+            bytes=size if size is not None else reencoded_bytes(message),
             message=message if self._keep_messages else None,
         )
         self._add(entry)

@@ -130,7 +130,11 @@ class ReferenceMaster:
     async def start(self) -> None:
         app = web.Application()
         self.sio.attach(app, socketio_path=self.path.strip("/"))
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # On stop, give requests still in flight 50 ms, then cancel them. python-engineio
+        # holds a long-poll GET for up to pingInterval + pingTimeout (45 s) even after the
+        # client closed its session, and aiohttp would wait up to 60 s for it by default.
+        # (aiohttp reads 0 as "no timeout", hence a small positive bound.)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.05)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         try:

@@ -68,6 +68,10 @@ async def send_observed(
             barrier_failed = barrier
             # A refused barrier means the session is gone: wait for the close to be observed.
             await asyncio.wait({conn.closed}, timeout=timeout)
+    if conn.closed.done() and conn.sid is not None:
+        # The master records its side of the close (with its reason) as an event of its own.
+        sid = conn.sid
+        await ledger.wait_until(lambda e: isinstance(e, Disconnect) and e.sid == sid, mark, timeout)
     entries = ledger.since(mark)
     errors = tuple(
         f"{e.message}: {e.error}" if e.error else e.message
@@ -78,7 +82,10 @@ async def send_observed(
     close = conn.closed.result() if conn.closed.done() else None
     close_error = close.error if close else ""
     if barrier_failed is not None and not close_error:
-        close_error = f"the next POST was answered HTTP {barrier_failed.http_status} {barrier_failed.http_body!r}"
+        if barrier_failed.http_status is not None:
+            close_error = f"the next POST was answered HTTP {barrier_failed.http_status} {barrier_failed.http_body!r}"
+        else:
+            close_error = f"the next POST failed: {barrier_failed.error}"
     advertised = conn.open_info.max_payload if conn.open_info else None
     observations = []
     for i, message_id in enumerate(message_ids):

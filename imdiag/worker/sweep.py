@@ -131,6 +131,7 @@ async def run_sweep(
     master_factory: MasterFactory = python_master,
     on_cell: ProgressFn | None = None,
     on_planned: Callable[[int], None] | None = None,
+    on_lane_done: Callable[[MasterRun, int], None] | None = None,
 ) -> Report:
     """Measure every planned cell; measured cells are appended to ``cells`` as they come,
     so a caller interrupted midway still holds what was measured."""
@@ -157,10 +158,17 @@ async def run_sweep(
             stack.push_async_callback(lane.master.stop)
         # One connection per lane at a time; no pooling limit needed beyond that.
         session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
-        advertised = await asyncio.gather(*(_run_lane(lane, settings, session, record) for lane in lanes))
-        for lane, max_payload in zip(lanes, advertised):
+
+        async def lane_task(lane: _Lane) -> None:
+            max_payload = await _run_lane(lane, settings, session, record)
             info = lane.master.info
-            runs.append(MasterRun(info.server, lane.master.limit, lane.transport, info.url, info.versions, max_payload))
+            run = MasterRun(info.server, lane.master.limit, lane.transport, info.url, info.versions, max_payload)
+            runs.append(run)
+            if on_lane_done is not None:
+                on_lane_done(run, len(lane.messages))
+
+        await asyncio.gather(*(lane_task(lane) for lane in lanes))
+        runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
     return Report(
         command="size-sweep",
         settings=settings.to_dict(),

@@ -1,0 +1,21 @@
+"""Run the reference master standalone until cancelled (``imdiag fake-master``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from imdiag.fake_master.ledger import Entry, Ledger
+from imdiag.fake_master.server import MasterInfo, ReferenceMaster
+
+
+async def serve_forever(
+    *, limit: int, host: str, port: int, namespace: str, path: str,
+    on_entry: Callable[[Entry], None], on_ready: Callable[[MasterInfo], None],
+) -> None:
+    master = ReferenceMaster(
+        limit=limit, host=host, port=port, namespace=namespace, path=path, ledger=Ledger(on_entry=on_entry)
+    )
+    async with master:
+        on_ready(master.info)
+        await asyncio.Event().wait()  # until Ctrl-C cancels us

@@ -1,0 +1,142 @@
+"""The wire model, pinned to exact strings and byte counts."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from socketio import packet as sio_packet
+
+from imdiag.wire import (
+    Encoder,
+    WireSize,
+    encode_json,
+    event_args,
+    event_frame,
+    event_packet,
+    frame_overhead,
+    js_length,
+    js_number,
+    js_stringify,
+    measure,
+    parse_open,
+    parse_sio,
+    polling_body,
+    ws_frame_header_bytes,
+)
+
+MSG = {"type": "worker:data:sync", "payload": {"text": "你好😀", "n": 1}}
+
+
+def test_node_encoder_writes_raw_utf8():
+    assert encode_json(MSG, Encoder.NODE) == '{"type":"worker:data:sync","payload":{"text":"你好😀","n":1}}'
+
+
+def test_python_encoder_escapes_non_ascii():
+    assert encode_json(MSG, Encoder.PYTHON) == (
+        '{"type":"worker:data:sync","payload":{"text":"\\u4f60\\u597d\\ud83d\\ude00","n":1}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "ack_id", "expected"),
+    [
+        ("/", None, '42["message",{"a":"é"}]'),
+        ("", None, '42["message",{"a":"é"}]'),
+        ("/worker", None, '42/worker,["message",{"a":"é"}]'),
+        ("/", 7, '427["message",{"a":"é"}]'),
+        ("/worker", 123, '42/worker,123["message",{"a":"é"}]'),
+    ],
+)
+def test_event_packet_framing(namespace, ack_id, expected):
+    args = event_args("message", encode_json({"a": "é"}, Encoder.NODE), Encoder.NODE)
+    assert event_packet(args, namespace, ack_id) == expected
+
+
+def test_exact_byte_counts_both_encoders():
+    node = measure(encode_json(MSG, Encoder.NODE), encoder=Encoder.NODE, namespace="/worker", ack_id=5)
+    # 6 + 4 + 2*3 (CJK) + 4 (emoji) ... counted by hand from the strings above
+    assert node == WireSize(json_bytes=65, js_length=59, frame_bytes=65 + len('42/worker,5["message",]'))
+    py = measure(
+        encode_json(MSG, Encoder.PYTHON), encoder=Encoder.PYTHON, namespace="/worker", ack_id=5,
+        node_json=encode_json(MSG, Encoder.NODE),
+    )
+    assert py.json_bytes == 79  # "\\u4f60\\u597d\\ud83d\\ude00" is 24 bytes where node writes 10
+    assert py.js_length == 59  # JS .length does not depend on who encoded it
+    assert py.frame_bytes == 79 + 23
+
+
+def test_js_length_counts_utf16_units_not_bytes():
+    assert js_length("abc") == 3
+    assert js_length("你好") == 2  # 6 bytes in UTF-8
+    assert js_length("😀") == 2  # 4 bytes in UTF-8, a surrogate pair in JS
+
+
+def test_frame_overhead_and_event_frame():
+    assert frame_overhead("message", "/", None, Encoder.NODE) == len('42["message",]')
+    assert event_frame(b'{"a":1}', encoder=Encoder.NODE, namespace="/w", ack_id=1) == b'42/w,1["message",{"a":1}]'
+
+
+def test_polling_body_joins_with_record_separator():
+    assert polling_body(["42[1]", "3"]) == "42[1]\x1e3"
+
+
+def test_ws_frame_header_sizes():
+    assert [ws_frame_header_bytes(n) for n in (125, 126, 65535, 65536)] == [6, 8, 8, 14]
+    assert ws_frame_header_bytes(10, masked=False) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.0, "1"), (-0.0, "0"), (0.5, "0.5"), (1e21, "1e+21"), (1e20, "100000000000000000000"),
+        (1e-7, "1e-7"), (1.5e-7, "1.5e-7"), (0.000001, "0.000001"), (123456.789, "123456.789"),
+        (float("nan"), "null"), (float("inf"), "null"), (2.5e300, "2.5e+300"),
+    ],
+)
+def test_js_number_matches_ecmascript(value, expected):
+    assert js_number(value) == expected
+
+
+def test_js_stringify_edge_cases():
+    assert js_stringify({"b": 1, "2": 2, "1": 3, "01": 4}) == '{"1":3,"2":2,"b":1,"01":4}'
+    assert js_stringify(["\ud800", "\x1f", "\u2028"]) == '["\\ud800","\\u001f","\u2028"]'
+    assert js_stringify(2**60) == "1152921504606847000"  # a JS number: 2**60 loses its last digits
+    assert js_stringify([1.0, float("nan")]) == "[1,null]"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_node_fast_path_equals_reference_stringify(value):
+    assert encode_json(value, Encoder.NODE) == js_stringify(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    json_values,
+    st.sampled_from(["/", "/worker", "/a-b"]),
+    st.one_of(st.none(), st.integers(0, 10**6)),
+    st.sampled_from(["message", "事件"]),
+)
+def test_python_encoder_equals_python_socketio_packet_encode(value, namespace, ack_id, event):
+    message = {"type": "t", "payload": value}
+    ours = event_packet(event_args(event, encode_json(message, Encoder.PYTHON), Encoder.PYTHON), namespace, ack_id)
+    pkt = sio_packet.Packet(sio_packet.EVENT, data=[event, message], namespace=namespace, id=ack_id)
+    assert ours == "4" + pkt.encode()
+
+
+def test_parse_open_and_sio():
+    info = parse_open('0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}')
+    assert (info.sid, info.max_payload, info.upgrades) == ("abc", 1_000_000, ("websocket",))
+    pkt = parse_sio('4/worker,{"message":"Invalid namespace"}')
+    assert (pkt.type, pkt.namespace, pkt.data) == ("4", "/worker", {"message": "Invalid namespace"})
+    ack = parse_sio('312["ok"]')
+    assert (ack.type, ack.namespace, ack.ack_id, ack.data) == ("3", "/", 12, ["ok"])
+    assert json.loads('"x"') == parse_sio('2["x"]').data[0]
