@@ -32,7 +32,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: $(STAMP) node
-	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_sweep.py --master python
+	$(BIN)/python benchmarks/bench_sweep.py --master both
 
 clean:
 	rm -rf $(VENV) imdiag/node/node_modules .pytest_cache .hypothesis

@@ -22,7 +22,7 @@ from imdiag.catalog import TYPE_NAMES, message_type
 from imdiag.errors import ExitCode, ImdiagError, InputError
 from imdiag.files import write_atomic
 from imdiag.model import Cell, MasterRun, Report
-from imdiag.plan import DEFAULT_LADDER, DEFAULT_LIMITS, SweepSettings
+from imdiag.plan import DEFAULT_LADDER, DEFAULT_LIMITS, MASTER_SERVERS, SweepSettings
 from imdiag.render.json_report import report_to_dict
 from imdiag.render.terminal import sweep_renderables
 from imdiag.units import format_size, parse_limit, parse_size
@@ -108,6 +108,13 @@ def parse_namespace(value: str) -> str:
     return value
 
 
+def parse_masters(value: str) -> tuple[str, ...]:
+    choices = {"python": ("python",), "node": ("node",), "both": MASTER_SERVERS}
+    if value not in choices:
+        raise InputError(f"unknown master {value!r}; use python, node or both")
+    return choices[value]
+
+
 def write_report(path: str | None, report: Report) -> None:
     if not path:
         return
@@ -156,6 +163,10 @@ def size_sweep(
         list[str] | None, typer.Option("--transports", help="websocket, polling (default: both).")
     ] = None,
     encoder: Annotated[Encoder, typer.Option(help="JSON encoder of the sender: node (JSON.stringify) or python.")] = Encoder.NODE,
+    master: Annotated[
+        str, typer.Option(help="Which real server plays the master: python (python-socketio, embedded), "
+                          "node (the pinned Node.js socket.io) or both, side by side.")
+    ] = "python",
     namespace: Annotated[str, typer.Option(help="Socket.IO namespace, e.g. /worker.")] = "/",
     event: Annotated[str, typer.Option(help="Event name the worker emits on.")] = "message",
     boundary: Annotated[bool, typer.Option(help="Also send frames of exactly L-1, L and L+1 bytes.")] = True,
@@ -176,6 +187,7 @@ def size_sweep(
             seed=seed,
             boundary=boundary,
             timeout_s=timeout * timeout_scale(),
+            masters=parse_masters(master),
         )
         if timeout <= 0:
             raise InputError("--timeout must be more than 0 seconds")

@@ -12,6 +12,7 @@ DEFAULT_LIMITS: tuple[int, ...] = (100_000, 1_000_000, 10_000_000)  # 1e6: Socke
 DEFAULT_LADDER: tuple[int, ...] = (
     1_000, 10_000, 100_000, 250_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000, 16_000_000,
 )
+MASTER_SERVERS: tuple[str, ...] = ("python", "node")
 # Types whose payload grows with the data (lists); the others are small by nature.
 GROWING_TYPES: tuple[str, ...] = tuple(t.name for t in TYPES if t.list_key is not None)
 
@@ -29,6 +30,7 @@ class SweepSettings:
     seed: int = 1
     boundary: bool = True
     timeout_s: float = 10.0
+    masters: tuple[str, ...] = ("python",)  # "python" (embedded) and/or "node" (real socket.io)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -43,6 +45,7 @@ class SweepSettings:
             "seed": self.seed,
             "boundary": self.boundary,
             "timeout_s": self.timeout_s,
+            "masters": list(self.masters),
         }
 
 

@@ -55,47 +55,62 @@ def _by(cells: Iterable[Cell], *keys: str) -> dict[tuple[object, ...], list[Cell
 
 
 def _masters(cells: Sequence[Cell]) -> list[str]:
-    return sorted({c.master for c in cells})
+    order = {"python": 0, "node": 1}  # the embedded master first, then the real Node one
+    return sorted({c.master for c in cells}, key=lambda m: (order.get(m, 2), m))
 
 
-def natural_table(cells: Sequence[Cell], transport: Transport, master: str, limits: Sequence[int]) -> Table | None:
-    rows = [c for c in cells if c.label == "natural" and c.transport is transport and c.master == master]
+def _column_keys(limits: Sequence[int], masters: Sequence[str]) -> list[tuple[int, str]]:
+    return [(limit, master) for limit in limits for master in masters]
+
+
+def _column_title(limit: int, master: str, masters: Sequence[str]) -> str:
+    return f"limit {format_size(limit)}" + (f"\n{master}" if len(masters) > 1 else "")
+
+
+def _who(masters: Sequence[str]) -> str:
+    return " vs ".join(f"{m} master" for m in masters)
+
+
+def natural_table(cells: Sequence[Cell], transport: Transport, masters: Sequence[str], limits: Sequence[int]) -> Table | None:
+    rows = [c for c in cells if c.label == "natural" and c.transport is transport and c.master in masters]
     if not rows:
         return None
-    table = Table(title=f"{master} master, {transport.value}: each type at its natural size", title_justify="left")
+    table = Table(title=f"{_who(masters)}, {transport.value}: each type at its natural size", title_justify="left")
     table.add_column("type")
     table.add_column("frame bytes", justify="right")
     table.add_column("JS .length", justify="right")
-    for limit in limits:
-        table.add_column(f"limit {format_size(limit)}")
-    by_type = _by(rows, "type", "limit")
+    keys = _column_keys(limits, masters)
+    for limit, master in keys:
+        table.add_column(_column_title(limit, master, masters))
+    by_type = _by(rows, "type", "limit", "master")
     for type_name in dict.fromkeys(c.type for c in sorted(rows, key=lambda c: c.message_bytes)):
         any_cell = next(c for c in rows if c.type == type_name)
         row: list[RenderableType] = [type_name, f"{any_cell.message_bytes:,}", f"{any_cell.js_length:,}"]
-        for limit in limits:
-            found = by_type.get((type_name, limit))
+        for limit, master in keys:
+            found = by_type.get((type_name, limit, master))
             row.append(verdict_text(found[0]) if found else Text("-"))
         table.add_row(*row)
     return table
 
 
-def edge_table(cells: Sequence[Cell], transport: Transport, master: str, limits: Sequence[int]) -> Table | None:
+def edge_table(cells: Sequence[Cell], transport: Transport, masters: Sequence[str], limits: Sequence[int]) -> Table | None:
     """Per type and limit: the largest frame delivered and the smallest dropped, with cause."""
-    rows = [c for c in cells if c.label != "natural" and c.transport is transport and c.master == master]
+    rows = [c for c in cells if c.label != "natural" and c.transport is transport and c.master in masters]
     if not rows:
         return None
     table = Table(
-        title=f"{master} master, {transport.value}: largest delivered / smallest dropped frame (ladder and L-1, L, L+1)",
+        title=f"{_who(masters)}, {transport.value}: largest delivered / smallest dropped frame (ladder and L-1, L, L+1)",
         title_justify="left",
     )
     table.add_column("type")
-    for limit in limits:
-        table.add_column(f"limit {format_size(limit)}")
-    groups = _by(rows, "type", "limit")
+    keys = _column_keys(limits, masters)
+    for limit, master in keys:
+        table.add_column(_column_title(limit, master, masters))
+    groups = _by(rows, "type", "limit", "master")
     for type_name in dict.fromkeys(c.type for c in rows):
         row: list[RenderableType] = [type_name]
-        for limit in limits:
-            group = groups.get((type_name, limit), [])
+        for limit, master in keys:
+            group = groups.get((type_name, limit, master), [])
             delivered = [c.message_bytes for c in group if c.delivered]
             dropped = sorted((c for c in group if not c.delivered), key=lambda c: c.message_bytes)
             text = Text()
@@ -106,6 +121,47 @@ def edge_table(cells: Sequence[Cell], transport: Transport, master: str, limits:
             row.append(text)
         table.add_row(*row)
     return table
+
+
+def disagreements(cells: Sequence[Cell]) -> list[tuple[Cell, Cell]]:
+    """Pairs of cells (python, node) that sent the same frame and got different verdicts."""
+    by_key: dict[tuple[object, ...], dict[str, Cell]] = defaultdict(dict)
+    for cell in cells:
+        key = (cell.transport.value, cell.limit, cell.type, cell.label, cell.index, cell.message_bytes)
+        by_key[key][cell.master] = cell
+    pairs = []
+    for key in sorted(by_key, key=str):
+        sides = by_key[key]
+        if "python" in sides and "node" in sides:
+            a, b = sides["python"], sides["node"]
+            if (a.delivered, a.cause) != (b.delivered, b.cause):
+                pairs.append((a, b))
+    return pairs
+
+
+def disagreement_table(cells: Sequence[Cell]) -> Table | None:
+    """The disagreements, grouped: per transport, limit and pair of outcomes, a size range."""
+    pairs = disagreements(cells)
+    if not pairs:
+        return None
+    groups: dict[tuple[str, int, str, str], list[tuple[Cell, Cell]]] = defaultdict(list)
+    for a, b in pairs:
+        groups[(a.transport.value, a.limit, _side(a).plain, _side(b).plain)].append((a, b))
+    table = Table(title=f"Where the python and node masters disagree ({len(pairs)} cells)", title_justify="left")
+    for name, justify in (("transport", "left"), ("limit", "right"), ("frame bytes", "right"), ("cells", "right"),
+                          ("python master", "left"), ("node master", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for (transport, limit, _, _), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        sizes = [a.message_bytes for a, _ in group]
+        span = f"{min(sizes):,}" if min(sizes) == max(sizes) else f"{min(sizes):,} - {max(sizes):,}"
+        table.add_row(transport, format_size(limit), span, str(len(group)), _side(group[0][0]), _side(group[0][1]))
+    return table
+
+
+def _side(cell: Cell) -> Text:
+    if cell.delivered:
+        return Text(f"{OK} delivered", style="green")
+    return Text(f"{DROP} {cell.cause.value if cell.cause else '?'} ({short_cause(cell)})", style="red")
 
 
 def boundary_table(cells: Sequence[Cell], masters: Sequence[str]) -> Table | None:
@@ -180,15 +236,15 @@ def sweep_renderables(report: Report) -> list[RenderableType]:
     limits = list(report.settings.get("limits", sorted({c.limit for c in report.cells})))
     transports = [Transport(t) for t in report.settings.get("transports", [t.value for t in Transport])]
     out: list[RenderableType] = []
-    for master in _masters(report.cells):
-        for transport in transports:
-            for build in (natural_table, edge_table):
-                table = build(report.cells, transport, master, limits)
-                if table is not None:
-                    out.append(table)
-    boundary = boundary_table(report.cells, _masters(report.cells))
-    if boundary is not None:
-        out.append(boundary)
+    masters = _masters(report.cells)
+    for transport in transports:
+        for build in (natural_table, edge_table):
+            table = build(report.cells, transport, masters, limits)
+            if table is not None:
+                out.append(table)
+    for table in (boundary_table(report.cells, masters), disagreement_table(report.cells)):
+        if table is not None:
+            out.append(table)
     notes = findings(report)
     if notes:
         out.append(Group(Text("Findings", style="bold"), *(Text(f"• {n}") for n in notes)))

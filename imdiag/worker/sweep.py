@@ -42,10 +42,15 @@ class Master(Protocol):
     async def stop(self) -> None: ...
 
 
-MasterFactory = Callable[[int, SweepSettings], Master]
+MasterFactory = Callable[[str, int, SweepSettings], Master]
 
 
-def python_master(limit: int, settings: SweepSettings) -> Master:
+def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
+    """A master of the given server kind ("python" or "node") at ``limit``."""
+    if server == "node":
+        from imdiag.fake_master.node import NodeMaster
+
+        return NodeMaster(limit=limit, namespace=settings.namespace)
     return ReferenceMaster(limit=limit, namespace=settings.namespace)
 
 
@@ -128,18 +133,19 @@ async def run_sweep(
     settings: SweepSettings,
     cells: list[Cell],
     *,
-    master_factory: MasterFactory = python_master,
+    master_factory: MasterFactory = make_master,
     on_cell: ProgressFn | None = None,
     on_planned: Callable[[int], None] | None = None,
     on_lane_done: Callable[[MasterRun, int], None] | None = None,
 ) -> Report:
-    """Measure every planned cell; measured cells are appended to ``cells`` as they come,
+    """Measure every planned cell on every master; cells are appended to ``cells`` as they come,
     so a caller interrupted midway still holds what was measured."""
     started = time.monotonic()
     catalog = Catalog(settings.seed)
     messages = build_messages(settings, catalog)
     if on_planned is not None:
-        on_planned(sum(len(messages[limit]) for limit in settings.limits) * len(settings.transports))
+        per_master = sum(len(messages[limit]) for limit in settings.limits) * len(settings.transports)
+        on_planned(per_master * len(settings.masters))
 
     def record(cell: Cell) -> None:
         cells.append(cell)
@@ -147,15 +153,19 @@ async def run_sweep(
             on_cell(cell)
 
     lanes = [
-        _Lane(master_factory(limit, settings), transport, messages[limit])
+        _Lane(master_factory(server, limit, settings), transport, messages[limit])
+        for server in settings.masters
         for limit in settings.limits
         for transport in settings.transports
     ]
     runs: list[MasterRun] = []
     async with contextlib.AsyncExitStack() as stack:
-        await asyncio.gather(*(lane.master.start() for lane in lanes))
-        for lane in lanes:
+        for lane in lanes:  # registered first: masters that did start are stopped if one fails
             stack.push_async_callback(lane.master.stop)
+        outcomes = await asyncio.gather(*(lane.master.start() for lane in lanes), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         # One connection per lane at a time; no pooling limit needed beyond that.
         session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
 
