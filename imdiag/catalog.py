@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 import json
 import random
 from collections.abc import Callable

@@ -266,19 +266,17 @@ def fake_master(
             raise InputError(f"invalid port {port}: use 0 to 65535")
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
-    out = _console()
-
     def ready(info: MasterInfo) -> None:
-        out.print(master_banner(info), markup=False, highlight=False)
+        print(master_banner(info), flush=True)  # log lines: never wrapped, flushed as they come
 
     def entry(e: Entry) -> None:
-        out.print(ledger_line(e), markup=False, highlight=False)
+        print(ledger_line(e), flush=True)
 
     try:
         run_async(lambda: serve_forever(limit=parsed_limit, host=host, port=port, namespace=ns, path=path,
                                         on_entry=entry, on_ready=ready))
     except KeyboardInterrupt:
-        out.print("stopped", markup=False)
+        print("stopped", flush=True)
 
 
 def _version(value: bool) -> None:

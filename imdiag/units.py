@@ -41,7 +41,7 @@ def parse_size(text: str) -> int:
     denominator = 10 ** len(frac)
     if numerator % denominator:
         raise InputError(f"invalid size {text!r}: it is not a whole number of bytes")
-    return numerator // denominator
+    return int(numerator // denominator)
 
 
 def parse_limit(text: str) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imdiag.errors import TargetError
-from imdiag.fake_master.ledger import Arrival, Ledger
+from imdiag.fake_master.ledger import Ledger
 from imdiag.fake_master.server import MasterInfo
 
 SERVER_NAME = "node"

@@ -55,7 +55,7 @@ def master_to_dict(run: MasterRun) -> dict[str, Any]:
 def report_to_dict(report: Report, *, now: datetime.datetime | None = None) -> dict[str, Any]:
     cells = sorted(report.cells, key=cell_sort_key)
     delivered = sum(1 for c in cells if c.delivered)
-    generated = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
+    generated = (now or datetime.datetime.now(datetime.UTC)).isoformat(timespec="seconds")
     return {
         "schema": SCHEMA,
         "command": report.command,

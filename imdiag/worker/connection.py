@@ -36,7 +36,6 @@ from imdiag.wire import (
     connect_packet,
     parse_open,
     parse_sio,
-    polling_body,
     split_polling_body,
 )
 
@@ -357,7 +356,7 @@ async def open_connection(
     except TargetError:
         await conn.close()
         raise
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         await conn.close()
         raise TargetError(_describe_connect_error(endpoint, transport, exc, timeout)) from None
     return conn
