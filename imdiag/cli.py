@@ -150,21 +150,21 @@ ListOpt = Annotated[list[str] | None, typer.Option()]
 def size_sweep(
     limits: Annotated[
         list[str] | None,
-        typer.Option("--limits", "-l", help="Server buffer limits (maxHttpBufferSize), comma-separated. "
+        typer.Option("--limits", "-l", metavar="LIMITS", help="Server buffer limits (maxHttpBufferSize), comma-separated. "
                      f"Default: {','.join(format_size(x) for x in DEFAULT_LIMITS)}"),
     ] = None,
     sizes: Annotated[
         list[str] | None,
-        typer.Option("--sizes", "-s", help="Ladder of frame sizes for the growing types. "
+        typer.Option("--sizes", "-s", metavar="SIZES", help="Ladder of frame sizes for the growing types. "
                      f"Default: {','.join(format_size(x) for x in DEFAULT_LADDER)}"),
     ] = None,
-    types: Annotated[list[str] | None, typer.Option("--types", "-t", help="Message types (default: all seven).")] = None,
+    types: Annotated[list[str] | None, typer.Option("--types", "-t", metavar="TYPES", help="Message types (default: all seven).")] = None,
     transports: Annotated[
-        list[str] | None, typer.Option("--transports", help="websocket, polling (default: both).")
+        list[str] | None, typer.Option("--transports", metavar="TRANSPORTS", help="websocket, polling (default: both).")
     ] = None,
     encoder: Annotated[Encoder, typer.Option(help="JSON encoder of the sender: node (JSON.stringify) or python.")] = Encoder.NODE,
     master: Annotated[
-        str, typer.Option(help="Which real server plays the master: python (python-socketio, embedded), "
+        str, typer.Option(metavar="python|node|both", help="Which real server plays the master: python (python-socketio, embedded), "
                           "node (the pinned Node.js socket.io) or both, side by side.")
     ] = "python",
     namespace: Annotated[str, typer.Option(help="Socket.IO namespace, e.g. /worker.")] = "/",
@@ -172,7 +172,7 @@ def size_sweep(
     boundary: Annotated[bool, typer.Option(help="Also send frames of exactly L-1, L and L+1 bytes.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the payload generator.")] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for any one answer.")] = 10.0,
-    json_path: Annotated[str | None, typer.Option("--json", help="Write the JSON report to this file.")] = None,
+    json_path: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to this file.")] = None,
 ) -> None:
     """Send every message type at increasing sizes to reference masters at several limits."""
     try:
