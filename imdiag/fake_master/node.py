@@ -21,7 +21,7 @@ from typing import Any
 
 from imdiag.errors import TargetError
 from imdiag.fake_master.ledger import Ledger
-from imdiag.fake_master.server import MasterInfo
+from imdiag.fake_master.server import MasterBase, MasterInfo
 
 SERVER_NAME = "node"
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
@@ -47,35 +47,19 @@ def node_ready() -> str | None:
     return None
 
 
-class NodeMaster:
+class NodeMaster(MasterBase):
     """``async with NodeMaster(limit=1_000_000) as master:`` then point a worker at master.url."""
 
-    def __init__(
-        self,
-        *,
-        limit: int,
-        namespace: str = "/",
-        path: str = "/socket.io/",
-        host: str = "127.0.0.1",
-        port: int = 0,
-        ledger: Ledger | None = None,
-    ):
-        self.limit = limit
-        self.namespace = namespace
-        self.path = path
-        self.host = host
-        self.port = port
-        self.ledger = ledger if ledger is not None else Ledger()
+    server = SERVER_NAME
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self.versions: dict[str, str] = {}
         self._proc: asyncio.subprocess.Process | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stderr: deque[str] = deque(maxlen=20)
         self._stopping = False
         self.returncode: int | None = None  # the Node process's exit status, once it exited
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def info(self) -> MasterInfo:
@@ -204,12 +188,6 @@ class NodeMaster:
             self._proc = None
             self._tasks = []
 
-    async def __aenter__(self) -> NodeMaster:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

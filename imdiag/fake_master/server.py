@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import socketio
 from aiohttp import web
@@ -60,11 +60,10 @@ class MasterInfo:
     versions: dict[str, str]
 
 
-_instances = 0
+class MasterBase:
+    """What every master imdiag starts shares: where it listens, its limit, its ledger."""
 
-
-class ReferenceMaster:
-    """``async with ReferenceMaster(limit=1_000_000) as master:`` then point a worker at master.url."""
+    server = ""
 
     def __init__(
         self,
@@ -76,14 +75,43 @@ class ReferenceMaster:
         port: int = 0,
         ledger: Ledger | None = None,
     ):
-        global _instances
-        _instances += 1
         self.limit = limit
         self.namespace = namespace
         self.path = path
         self.host = host
         self.port = port
         self.ledger = ledger if ledger is not None else Ledger()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+_instances = 0
+
+
+class ReferenceMaster(MasterBase):
+    """``async with ReferenceMaster(limit=1_000_000) as master:`` then point a worker at master.url."""
+
+    server = SERVER_NAME
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        global _instances
+        _instances += 1
         # One logger per instance, so errors are attributed to the right master.
         self._logger = logging.getLogger(f"imdiag.master.{_instances}")
         self._logger.propagate = False
@@ -91,7 +119,7 @@ class ReferenceMaster:
         self._logger.addHandler(_LedgerLogHandler(self.ledger))
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
-            max_http_buffer_size=limit,
+            max_http_buffer_size=self.limit,
             logger=self._logger,
             engineio_logger=self._logger,
             cors_allowed_origins="*",
@@ -118,10 +146,6 @@ class ReferenceMaster:
         self.sio.on("connect", on_connect, namespace=ns)
         self.sio.on("disconnect", on_disconnect, namespace=ns)
         self.sio.on("*", on_any, namespace=ns)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def info(self) -> MasterInfo:
@@ -153,10 +177,3 @@ class ReferenceMaster:
             # Sessions are closed with the server; shutdown() also stops its background tasks.
             await self.sio.shutdown()
             await runner.cleanup()
-
-    async def __aenter__(self) -> ReferenceMaster:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
