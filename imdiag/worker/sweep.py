@@ -70,11 +70,14 @@ def build_messages(settings: SweepSettings, catalog: Catalog) -> dict[int, list[
     for limit in settings.limits:
         built = []
         for planned in plan_for_limit(settings, limit):
-            kwargs = dict(event=settings.event, namespace=settings.namespace)
             if planned.target is None:
-                message = catalog.natural(planned.type, settings.encoder, **kwargs)
+                message = catalog.natural(
+                    planned.type, settings.encoder, event=settings.event, namespace=settings.namespace
+                )
             else:
-                message = catalog.sized(planned.type, planned.target, settings.encoder, **kwargs)
+                message = catalog.sized(
+                    planned.type, planned.target, settings.encoder, event=settings.event, namespace=settings.namespace
+                )
             built.append((planned, message))
         built.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
         by_limit[limit] = built
