@@ -1,0 +1,64 @@
+"""Benchmark `imdiag probe`: trials and wall time per transport, against both masters.
+
+Run: `.venv/bin/python benchmarks/bench_probe.py [--limits 1MB,10MB] [--ack] [--no-guess]`
+(--no-guess: plain bisection, the worst case, as against a server that advertises no maxPayload).
+Each master (python-socketio, and the real Node.js socket.io when installed) is started on a
+loopback port at each limit and probed with the default settings. Prints figures; it asserts
+nothing. Target from the issue: under 10 s per master.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from imdiag.fake_master.node import NodeMaster, node_ready
+from imdiag.fake_master.server import MasterBase, ReferenceMaster
+from imdiag.probe.result import ProbeSettings
+from imdiag.probe.run import probe
+from imdiag.units import format_size, parse_limit
+
+NS = "/worker"
+
+
+async def bench(master: MasterBase, ack: bool, guess: bool) -> float:
+    start = time.perf_counter()
+    async with master:
+        result = await probe(ProbeSettings(url=master.url + NS, ack=ack, guess_advertised=guess))
+    wall = time.perf_counter() - start
+    hs = result.handshake
+    for t in result.transports:
+        print(
+            f"  {master.server:6} limit {format_size(master.limit):>6}  {t.transport.value:9}  "
+            f"accepted {t.max_accepted or 0:>11,} B  refused {t.first_rejected or 0:>11,} B  "
+            f"trials {len(t.trials):2}  {t.seconds:6.3f} s  (maxPayload {hs.max_payload or 0:,} B)"
+        )
+    print(f"  {master.server:6} limit {format_size(master.limit):>6}  probe {result.elapsed_s:.2f} s, "
+          f"with master start/stop {wall:.2f} s")
+    return wall
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limits", default="1MB,10MB")
+    parser.add_argument("--ack", action="store_true", help="prove acceptance by the masters' acks")
+    parser.add_argument("--no-guess", action="store_true",
+                        help="plain bisection up to --max-bytes (16MiB), as for a server that advertises no maxPayload")
+    args = parser.parse_args()
+    limits = [parse_limit(v) for v in args.limits.split(",") if v.strip()]
+    kinds: list[type[MasterBase]] = [ReferenceMaster]
+    reason = node_ready()
+    if reason is None:
+        kinds.append(NodeMaster)
+    else:
+        print(f"node master skipped: {reason}")
+    for kind in kinds:
+        total = 0.0
+        for limit in limits:
+            total += await bench(kind(limit=limit, namespace=NS), args.ack, not args.no_guess)
+        print(f"{kind.server} master: {total:.2f} s for {len(limits)} probe(s) (target: under 10 s per master)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,252 @@
+"""Probe a live master: its handshake, and per transport its exact frame limit and failure mode.
+
+Each trial opens a fresh connection (handshake and namespace CONNECT), sends one harmless probe
+frame of an exact size, then a barrier: a CONNECT to an unused namespace, which a Socket.IO
+server answers (CONNECT_ERROR) only after parsing everything sent before it. What comes back
+(a close code, the POST's status, the barrier's answer, the master's ack with ``--ack``) is
+recorded as a ``TrialObservation``; ``verdicts.classify`` decides. ``imdiag.search.Bisection``
+picks the sizes. One connection at a time; nothing here prints or sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+
+from imdiag.errors import InputError, TargetError
+from imdiag.probe.frames import probe_frame, smallest_probe_frame
+from imdiag.probe.result import (
+    Handshake,
+    Outcome,
+    ProbeResult,
+    ProbeSettings,
+    TransportLimit,
+    Trial,
+    TrialObservation,
+)
+from imdiag.probe.verdicts import advertised_note, classify, explanations, judge_messages
+from imdiag.search import Bisection, max_trials
+from imdiag.wire import (
+    SIO_ACK,
+    SIO_CONNECT,
+    SIO_CONNECT_ERROR,
+    SioPacket,
+    Transport,
+    connect_packet,
+)
+from imdiag.worker.connection import Connection, Endpoint, open_connection
+
+# Never used by a real application; servers refuse it, which is the answer the barrier needs.
+BARRIER_NAMESPACE = "/imdiag-probe-barrier"
+ACK_ID = 1  # every trial is a fresh connection, so one ack id serves them all
+# python-socketio runs event handlers as tasks, so an ack can follow the barrier's answer;
+# a handler that acks does so within a few round trips. Bounded wait for that event.
+ACK_GRACE_MIN_S = 0.5
+ACK_GRACE_RTTS = 4
+# Polling holds a GET and sends a POST: two connections per session, one session at a time.
+MAX_CONNECTIONS = 4
+
+
+def endpoint_for(settings: ProbeSettings) -> Endpoint:
+    return Endpoint.from_url(
+        settings.url, settings.path, headers=dict(settings.headers) or None,
+        auth_json=settings.auth_json, insecure=settings.insecure,
+    )
+
+
+def _probe_id(transport: Transport, n: int) -> str:
+    # Fixed width: every trial's smallest frame is the same, so sizes stay exact.
+    return f"{transport.value}-{n:03d}"
+
+
+async def _open(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
+                timeout: float) -> Connection:
+    try:
+        return await open_connection(endpoint, transport, session, timeout)
+    except (KeyError, TypeError) as exc:  # an OPEN packet without the fields Engine.IO v4 sends
+        where = f"{endpoint.url}/{endpoint.path.strip('/')}/ ({transport.value})"
+        raise TargetError(f"{where} did not answer like an Engine.IO v4 server: bad OPEN packet ({exc!r})") from None
+
+
+async def _handshake(endpoint: Endpoint, settings: ProbeSettings, session: aiohttp.ClientSession) -> Handshake:
+    # Over polling the OPEN packet lists the upgrades; a websocket OPEN lists none.
+    transport = Transport.POLLING if Transport.POLLING in settings.transports else settings.transports[0]
+    start = time.monotonic()
+    try:
+        conn = await _open(endpoint, transport, session, settings.timeout_s)
+    except TargetError as exc:
+        raise TargetError(_with_hint(str(exc), endpoint, transport)) from None
+    try:
+        info = conn.open_info
+        assert info is not None
+        return Handshake(
+            transport=transport, sid=info.sid, upgrades=info.upgrades, ping_interval_ms=info.ping_interval_ms,
+            ping_timeout_ms=info.ping_timeout_ms, max_payload=info.max_payload, namespace=endpoint.namespace,
+            namespace_sid=conn.sid, seconds=time.monotonic() - start,
+        )
+    finally:
+        await conn.close()
+
+
+def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:
+    """Name the URL in every handshake error and say which option is likely wrong."""
+    where = f"{endpoint.url}/{endpoint.path.strip('/')}/"
+    if where not in message:
+        message = f"{where} ({transport.value}): {message}"
+    if "refused the connection" in message:
+        message += " (check the namespace in --url, and --auth if the master checks one)"
+    elif "HTTP 404" in message:
+        message += " (check --path; Socket.IO's default is /socket.io/)"
+    return message
+
+
+def _answer_text(pkt: SioPacket) -> str:
+    if pkt.type == SIO_CONNECT:
+        return "CONNECT"
+    message = pkt.data.get("message") if isinstance(pkt.data, dict) else pkt.data
+    return f"CONNECT_ERROR {message!r}"
+
+
+async def _answers(conn: Connection, namespace: str, ack_id: int | None, timeout: float) -> tuple[str, str, str]:
+    """Send the barrier; await its answer (and the ack). Returns (barrier, answer, ack)."""
+    ack_state = "not-asked" if ack_id is None else "missing"
+    if conn.closed.done():
+        return "closed", "", ack_state
+    start = time.monotonic()
+    deadline = start + timeout
+    await conn.send([connect_packet(BARRIER_NAMESPACE).encode()])  # a failed write shows as a close
+    barrier, answer = "timeout", ""
+    for _ in range(1000):  # bounded: each pass consumes one packet or ends the wait
+        if barrier == "answered" and ack_state != "missing":
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        pkt = await conn.next_packet(left)
+        if pkt is None:
+            break
+        if ack_id is not None and pkt.type == SIO_ACK and pkt.ack_id == ack_id and pkt.namespace == namespace:
+            ack_state = "received"
+        elif barrier != "answered" and pkt.namespace == BARRIER_NAMESPACE and pkt.type in (SIO_CONNECT, SIO_CONNECT_ERROR):
+            barrier, answer = "answered", _answer_text(pkt)
+            rtt = time.monotonic() - start
+            deadline = min(deadline, time.monotonic() + ACK_GRACE_MIN_S + ACK_GRACE_RTTS * rtt)
+    if barrier != "answered" and conn.closed.done():
+        barrier = "closed"
+    return barrier, answer, ack_state
+
+
+async def _observe(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
+                   settings: ProbeSettings, size: int, probe_id: str, advertised: int | None) -> TrialObservation:
+    """One trial: fresh connection, one probe frame of ``size`` bytes, the barrier, close."""
+    start = time.monotonic()
+    try:
+        conn = await _open(endpoint, transport, session, settings.timeout_s)
+    except TargetError as exc:
+        return TrialObservation(size, transport, connect_error=str(exc), advertised_max_payload=advertised,
+                                seconds=time.monotonic() - start)
+    try:
+        ack_id = ACK_ID if settings.ack else None
+        frame = probe_frame(size, probe_type=settings.probe_type, probe_id=probe_id, event=settings.event,
+                            namespace=endpoint.namespace, ack_id=ack_id)
+        sent = await conn.send([frame])
+        barrier, answer, ack = await _answers(conn, endpoint.namespace, ack_id, settings.timeout_s)
+        close = conn.closed.result() if conn.closed.done() else None
+        return TrialObservation(
+            size=size,
+            transport=transport,
+            http_status=sent.http_status,
+            http_body=sent.http_body if sent.http_status not in (None, 200) else "",
+            send_error=sent.error,
+            close_code=close.code if close else None,
+            close_reason=close.reason if close else "",
+            close_error=close.error if close else "",
+            closed=close is not None,
+            barrier=barrier,
+            barrier_answer=answer,
+            ack=ack,
+            advertised_max_payload=advertised,
+            seconds=time.monotonic() - start,
+        )
+    finally:
+        await conn.close()
+
+
+async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
+                   settings: ProbeSettings, advertised: int | None, smallest: int) -> TransportLimit:
+    start = time.monotonic()
+    search = Bisection(smallest - 1, settings.max_bytes, guess=advertised if settings.guess_advertised else None)
+    trials: list[Trial] = []
+    stopped = ""
+
+    async def trial(size: int, purpose: str) -> Trial:
+        obs = await _observe(endpoint, transport, session, settings, size, _probe_id(transport, len(trials) + 1), advertised)
+        result = classify(obs, ack=settings.ack, purpose=purpose)
+        if purpose != "readmission":
+            trials.append(result)
+        return result
+
+    for _ in range(max_trials(search.lo, search.hi)):  # the machine's own bound; a guard, not a wait
+        size = search.next_size()
+        if size is None:
+            break
+        result = await trial(size, "search")
+        if result.outcome is Outcome.INCONCLUSIVE:
+            result = await trial(size, "retry")  # once: a second silence is an answer, not bad luck
+            if result.outcome is Outcome.INCONCLUSIVE:
+                stopped = f"the {size:,} B trial was inconclusive twice: {result.evidence}"
+                break
+        search.record(size, result.outcome is Outcome.ACCEPTED)
+    found = search.result
+    if found.contradiction:
+        stopped = f"the server does not behave like one size limit: {found.contradiction}"
+    elif not stopped and not found.done:
+        stopped = f"no answer after {found.trials} trials"
+    readmission = None
+    if any(t.outcome is Outcome.REJECTED for t in trials):
+        # Does the server let the client back in after refusing it? A new connection, a small probe.
+        readmission = await trial(smallest, "readmission")
+    return TransportLimit(
+        transport=transport,
+        smallest_frame=smallest,
+        max_bytes=settings.max_bytes,
+        trials=tuple(trials),
+        max_accepted=found.max_accepted if found.max_accepted >= smallest else None,
+        first_rejected=found.first_rejected,
+        readmission=readmission,
+        seconds=time.monotonic() - start,
+        stopped=stopped,
+    )
+
+
+def smallest_frame(settings: ProbeSettings, transport: Transport) -> int:
+    return smallest_probe_frame(
+        probe_type=settings.probe_type, probe_id=_probe_id(transport, 0), event=settings.event,
+        namespace=settings.namespace, ack_id=ACK_ID if settings.ack else None,
+    )
+
+
+async def probe(settings: ProbeSettings) -> ProbeResult:
+    """Probe the master at ``settings.url``; raise TargetError if it cannot be probed at all."""
+    start = time.monotonic()
+    smallest = {t: smallest_frame(settings, t) for t in settings.transports}
+    if settings.max_bytes < max(smallest.values()):
+        raise InputError(f"--max-bytes {settings.max_bytes:,} B is below the smallest probe frame "
+                         f"({max(smallest.values()):,} B)")
+    endpoint = endpoint_for(settings)
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        handshake = await _handshake(endpoint, settings, session)
+        limits = []
+        for transport in settings.transports:
+            limits.append(await _measure(endpoint, transport, session, settings, handshake.max_payload, smallest[transport]))
+    return ProbeResult(
+        settings=settings,
+        handshake=handshake,
+        transports=tuple(limits),
+        messages=judge_messages(settings.messages, limits),
+        elapsed_s=time.monotonic() - start,
+        explanations=explanations(limits, ack=settings.ack),
+        advertised_notes={limit.transport: advertised_note(limit, handshake.max_payload) for limit in limits},
+    )

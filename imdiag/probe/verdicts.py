@@ -1,0 +1,224 @@
+"""Turn what a probe observed into verdicts and plain-language lines; size ``--message`` files.
+
+Pure. ``classify`` is the one place where a trial's observation becomes accepted / rejected /
+inconclusive. Only a size signal rejects (close 1009, HTTP 413, HTTP 400 on the probe's own
+POST); only an answer the server gives after parsing the frame accepts (the barrier, or the
+master's ack with ``--ack``); anything else is inconclusive and never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from imdiag.errors import EncodeError
+from imdiag.model import CLOSE_CODE_NAMES, HTTP_PAYLOAD_TOO_LARGE, WS_MESSAGE_TOO_BIG, Cause
+from imdiag.probe.result import (
+    Fit,
+    MessageVerdict,
+    Outcome,
+    SizedMessage,
+    TransportLimit,
+    Trial,
+    TrialObservation,
+)
+from imdiag.wire import Encoder, Transport, encode_json, measure
+
+HTTP_BAD_REQUEST = 400  # python-engineio's answer to a POST over its limit
+
+
+def _unit(transport: Transport) -> str:
+    return "POST body" if transport is Transport.POLLING else "frame"
+
+
+def close_text(code: int, reason: str) -> str:
+    name = CLOSE_CODE_NAMES.get(code, "")
+    label = f"{code} ({name})" if name else str(code)
+    return f"closes the websocket with {label}" + (f", reason {reason!r}" if reason else ", no reason text")
+
+
+def classify(obs: TrialObservation, *, ack: bool, purpose: str = "search") -> Trial:
+    """The verdict of one trial, with the evidence that decided it."""
+    sent = f"{obs.size:,} B {_unit(obs.transport)}"
+
+    def verdict(outcome: Outcome, cause: Cause | None, evidence: str, lost: bool = False) -> Trial:
+        return Trial(obs, outcome, cause, evidence, lost, purpose)
+
+    if obs.connect_error:
+        return verdict(Outcome.INCONCLUSIVE, Cause.CONNECTION_CLOSED, f"no connection for this trial: {obs.connect_error}")
+    if obs.close_code == WS_MESSAGE_TOO_BIG:
+        text = f"{sent}: the server {close_text(obs.close_code, obs.close_reason)}"
+        if obs.send_error:
+            text += f" (before the frame was fully written: {obs.send_error})"
+        return verdict(Outcome.REJECTED, Cause.OVERSIZE_CLOSE, text)
+    if obs.http_status == HTTP_PAYLOAD_TOO_LARGE:
+        body = f" {obs.http_body!r}" if obs.http_body else " with an empty body"
+        return verdict(Outcome.REJECTED, Cause.OVERSIZE_CLOSE, f"{sent}: HTTP 413 (Payload Too Large){body}")
+    if obs.http_status == HTTP_BAD_REQUEST:
+        text = f"{sent}: HTTP 400 {obs.http_body!r}"
+        advertised = obs.advertised_max_payload
+        over = advertised is not None and obs.size > advertised
+        if over:
+            assert advertised is not None
+            text += f", over the advertised maxPayload {advertised:,} B"
+        return verdict(Outcome.REJECTED, Cause.OVERSIZE_CLOSE if over else Cause.HTTP_ERROR, text)
+    if obs.http_status is not None and obs.http_status != 200:
+        return verdict(Outcome.INCONCLUSIVE, Cause.HTTP_ERROR, f"{sent}: HTTP {obs.http_status} {obs.http_body!r}")
+    if ack and obs.ack == "received":
+        return verdict(Outcome.ACCEPTED, None, f"{sent}: the master's handler acknowledged it")
+    if obs.barrier == "answered":
+        if ack:
+            took = "HTTP 200" if obs.transport is Transport.POLLING else "no close"
+            return verdict(
+                Outcome.ACCEPTED, Cause.UNKNOWN,
+                f"{sent}: the transport took it ({took}) and the server answered the next packet "
+                f"({obs.barrier_answer}), but the master never acknowledged the probe: lost after the transport",
+                lost=True,
+            )
+        return verdict(Outcome.ACCEPTED, None, f"{sent}: the server parsed it and answered the next packet ({obs.barrier_answer})")
+    if obs.closed:
+        parts = [f"the server {close_text(obs.close_code, obs.close_reason)}"] if obs.close_code is not None else []
+        parts += [p for p in (obs.close_error, obs.send_error and f"while writing: {obs.send_error}") if p]
+        return verdict(Outcome.INCONCLUSIVE, Cause.CONNECTION_CLOSED,
+                       f"{sent}: the connection ended without a size signal: " + ("; ".join(parts) or "closed"))
+    if obs.send_error:
+        return verdict(Outcome.INCONCLUSIVE, Cause.EMIT_ERROR, f"{sent}: write failed: {obs.send_error}")
+    return verdict(Outcome.INCONCLUSIVE, Cause.TIMEOUT, f"{sent}: the server answered nothing in time")
+
+
+# --- one line that says why big messages vanish ------------------------------------------------
+
+
+def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
+    """What happens beyond the limit, for a reader of this line alone."""
+    name = limit.transport.value
+    unit = _unit(limit.transport) + "s"
+    if limit.stopped:
+        known = []
+        if limit.max_accepted is not None:
+            known.append(f"{limit.max_accepted:,} B was accepted")
+        if limit.first_rejected is not None:
+            known.append(f"{limit.first_rejected:,} B was refused")
+        return f"{name}: the limit could not be measured ({limit.stopped})" + (
+            f"; so far {' and '.join(known)}" if known else ""
+        )
+    failure = limit.failure
+    if failure is None:
+        if limit.max_accepted is None:
+            return f"{name}: no probe frame was accepted or refused with a size signal"
+        return (f"{name}: every {unit[:-1]} up to {limit.max_accepted:,} B (--max-bytes) was accepted; "
+                "no size limit was found below that, so size alone does not explain lost messages here")
+    obs = failure.observation
+    if obs.close_code is not None and obs.close_code == WS_MESSAGE_TOO_BIG:
+        how = f"the server {close_text(obs.close_code, obs.close_reason)}"
+    elif obs.http_status is not None:
+        body = f" {obs.http_body!r}" if obs.http_body else " with an empty body"
+        label = " (Payload Too Large)" if obs.http_status == HTTP_PAYLOAD_TOO_LARGE else ""
+        how = f"the POST is answered HTTP {obs.http_status}{label}{body}"
+    else:
+        how = failure.evidence
+    session = "the session stays up" if failure.session_survived else "the session is closed"
+    largest = f"{limit.max_accepted:,} B" if limit.max_accepted is not None else "the smallest probe"
+    line = (f"{name}: a {unit[:-1]} over {largest} is refused: {how}; {session} and the message never reaches "
+            f"a handler, while the sender's emit() reports no error")
+    if limit.readmitted is True:
+        line += (f"; a new connection is let straight back in, so a client that reconnects keeps delivering "
+                 f"small messages such as heartbeats while every message over {largest} vanishes")
+    elif limit.readmitted is False and limit.readmission is not None:
+        line += f"; a new connection right after was not let in ({limit.readmission.evidence})"
+    line += "."
+    lost = limit.lost
+    if lost:
+        smallest = min(t.size for t in lost)
+        line += (f" Also, {len(lost)} probe(s) under the limit, from {smallest:,} B, were taken by the transport but "
+                 "never acknowledged: the master lost them after the transport (python-socketio masters lose large "
+                 "polling bodies to decode errors while answering 200).")
+    elif limit.transport is Transport.POLLING and not ack:
+        line += (" Accepted means the server took the body (HTTP 200) and answered the next packet; a "
+                 "python-socketio master can still lose bodies under its limit (from a few hundred KB) to decode "
+                 "errors while answering 200: only --ack, if the master acknowledges messages, shows that.")
+    return line
+
+
+def advertised_note(limit: TransportLimit, advertised: int | None) -> str:
+    """Whether the advertised maxPayload and the observed limit agree, and by how much."""
+    if limit.max_accepted is None or limit.stopped:
+        return ""
+    if advertised is None:
+        return "the server advertises no maxPayload"
+    if limit.first_rejected is None and limit.max_accepted < advertised:
+        return f"maxPayload {advertised:,} B is above --max-bytes {limit.max_bytes:,} B: not probed that far"
+    if limit.max_accepted == advertised:
+        return f"matches maxPayload {advertised:,} B"
+    diff = limit.max_accepted - advertised
+    if diff == -1:
+        return f"disagrees (-1 B): a {_unit(limit.transport)} of exactly maxPayload {advertised:,} B is refused"
+    return f"disagrees ({diff:+,} B): maxPayload {advertised:,} B, largest accepted {limit.max_accepted:,} B"
+
+
+# --- --message FILE: sized with the wire model, never sent --------------------------------------
+
+
+class CapturedLike(Protocol):
+    """A message read from a capture (``imdiag.fixtures.Captured``)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def message(self) -> Any: ...
+    @property
+    def event(self) -> str | None: ...
+    @property
+    def namespace(self) -> str | None: ...
+
+
+def size_messages(
+    captured: Iterable[CapturedLike], *, encoder: Encoder, event: str, namespace: str
+) -> tuple[SizedMessage, ...]:
+    out = []
+    for item in captured:
+        message = item.message
+        type_ = message.get("type") if isinstance(message, dict) else None
+        type_name = type_ if isinstance(type_, str) else "(no type)"
+        ev = item.event or event
+        ns = item.namespace or namespace
+        try:
+            text = encode_json(message, encoder)
+            node = text if encoder is Encoder.NODE else encode_json(message, Encoder.NODE)
+        except EncodeError as exc:
+            out.append(SizedMessage(item.index, type_name, ev, ns, encoder, 0, 0, 0, str(exc)))
+            continue
+        size = measure(text, encoder=encoder, event=ev, namespace=ns, node_json=node)
+        out.append(SizedMessage(item.index, type_name, ev, ns, encoder, size.frame_bytes, size.json_bytes, size.js_length))
+    return tuple(out)
+
+
+def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
+    n = message.frame_bytes
+    ok, bad = limit.max_accepted, limit.first_rejected
+    if message.error:
+        return Fit(limit.transport, ok, None, None, None, "cannot be encoded")
+
+    def headroom() -> tuple[int | None, float | None]:
+        if ok is None or ok <= 0:
+            return None, None
+        return ok - n, (ok - n) / ok * 100
+
+    if ok is not None and n <= ok:
+        room, pct = headroom()
+        note = "" if limit.exact else "at least: the limit was not pinned"
+        if limit.first_rejected is None:
+            note = "no limit found up to --max-bytes"
+        return Fit(limit.transport, ok, True, room, pct, note)
+    if bad is not None and n >= bad:
+        room, pct = headroom()
+        return Fit(limit.transport, ok, False, room, pct)
+    return Fit(limit.transport, ok, None, None, None, "beyond what the probe measured")
+
+
+def judge_messages(messages: Sequence[SizedMessage], limits: Sequence[TransportLimit]) -> tuple[MessageVerdict, ...]:
+    return tuple(MessageVerdict(m, tuple(fit(m, limit) for limit in limits)) for m in messages)
+
+
+def explanations(limits: Sequence[TransportLimit], *, ack: bool) -> Mapping[Transport, str]:
+    return {limit.transport: explain_failure(limit, ack=ack) for limit in limits}

@@ -1,0 +1,129 @@
+"""Render a probe for people: the handshake, the limit per transport, what happens beyond it.
+
+Pure: functions return rich renderables; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from imdiag.probe.result import Fit, MessageVerdict, ProbeResult, TransportLimit
+from imdiag.units import format_bytes
+
+OK = "✓"
+DROP = "✗"
+UNKNOWN = "?"
+
+
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else format_bytes(n)
+
+
+def refused_with(limit: TransportLimit) -> str:
+    """A few characters: ``1009``, ``HTTP 413``, ``HTTP 400``."""
+    failure = limit.failure
+    if failure is None:
+        return "-"
+    obs = failure.observation
+    if obs.close_code is not None and obs.http_status is None:
+        return f"close {obs.close_code}" + (f" {obs.close_reason!r}" if obs.close_reason else "")
+    if obs.http_status is not None:
+        return f"HTTP {obs.http_status}"
+    return failure.cause.value if failure.cause else "?"
+
+
+def handshake_table(result: ProbeResult) -> Table:
+    hs = result.handshake
+    table = Table(title=f"Engine.IO handshake ({hs.transport.value})", title_justify="left", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("sid", hs.sid)
+    table.add_row("upgrades", ", ".join(hs.upgrades) or "none")
+    table.add_row("pingInterval", f"{hs.ping_interval_ms:,} ms")
+    table.add_row("pingTimeout", f"{hs.ping_timeout_ms:,} ms")
+    table.add_row("maxPayload", _bytes(hs.max_payload) if hs.max_payload is not None else "not advertised")
+    table.add_row("namespace", f"{hs.namespace}: accepted" + (f" (sid {hs.namespace_sid})" if hs.namespace_sid else ""))
+    return table
+
+
+def limits_table(result: ProbeResult) -> Table:
+    table = Table(title="The exact limit per transport (one fresh connection per trial)", title_justify="left")
+    table.add_column("transport")
+    table.add_column("largest accepted", justify="right")
+    table.add_column("smallest refused", justify="right")
+    table.add_column("refused with")
+    table.add_column("trials", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("vs advertised maxPayload")
+    for limit in result.transports:
+        note = result.advertised_notes.get(limit.transport, "")
+        if limit.stopped:
+            note = "not measured: see below"
+        table.add_row(
+            limit.transport.value,
+            _bytes(limit.max_accepted),
+            _bytes(limit.first_rejected) if limit.first_rejected is not None else f"none ≤ {format_bytes(limit.max_bytes)}",
+            refused_with(limit),
+            str(len(limit.trials)),
+            f"{limit.seconds:.2f}",
+            Text(note, style="yellow" if note.startswith("disagrees") else ""),
+        )
+    return table
+
+
+def fit_text(fit: Fit) -> Text:
+    if fit.fits is None:
+        return Text(f"{UNKNOWN} {fit.note}", style="yellow")
+    if fit.headroom_bytes is None or fit.headroom_pct is None:
+        return Text(OK if fit.fits else DROP, style="green" if fit.fits else "red")
+    if fit.fits:
+        text = f"{OK} {format_bytes(fit.headroom_bytes)} left ({fit.headroom_pct:.1f}%)"
+        return Text(text + (f", {fit.note}" if fit.note else ""), style="green")
+    return Text(f"{DROP} over by {format_bytes(-fit.headroom_bytes)} ({-fit.headroom_pct:.1f}%)", style="red")
+
+
+def messages_table(result: ProbeResult) -> Table | None:
+    if not result.messages:
+        return None
+    encoder = result.messages[0].message.encoder.value
+    table = Table(
+        title=f"Your messages against the measured limits ({encoder} encoder, sized with the wire model, not sent)",
+        title_justify="left",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("type")
+    table.add_column("frame bytes", justify="right")
+    table.add_column("JS .length", justify="right")
+    for limit in result.transports:
+        table.add_column(f"{limit.transport.value} (≤ {_bytes(limit.max_accepted)})")
+    for verdict in result.messages:
+        table.add_row(*_message_row(verdict))
+    return table
+
+
+def _message_row(verdict: MessageVerdict) -> list[str | Text]:
+    m = verdict.message
+    if m.error:
+        return [str(m.index), m.type, "-", "-", *[Text(f"{DROP} {m.error}", style="red") for _ in verdict.fits]]
+    return [str(m.index), m.type, f"{m.frame_bytes:,}", f"{m.js_length:,}", *[fit_text(f) for f in verdict.fits]]
+
+
+def findings(result: ProbeResult) -> list[RenderableType]:
+    out: list[RenderableType] = [Text("Beyond the limit", style="bold")]
+    for limit in result.transports:
+        out.append(Text("• " + result.explanations.get(limit.transport, "")))
+    return out
+
+
+def probe_renderables(result: ProbeResult) -> list[RenderableType]:
+    s = result.settings
+    head = (f"probe {s.url} (path {s.path}, event {s.event!r}, probe type {s.probe_type!r}"
+            f"{', acknowledged by the master' if s.ack else ''}) in {result.elapsed_s:.2f} s")
+    out: list[RenderableType] = [Text(head), handshake_table(result), limits_table(result)]
+    table = messages_table(result)
+    if table is not None:
+        out.append(table)
+    out += findings(result)
+    return out

@@ -1,0 +1,103 @@
+"""``imdiag probe`` against the real Node.js socket.io master: exact limits on both transports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+import pytest
+
+from imdiag.fake_master.ledger import Arrival
+from imdiag.fake_master.node import NodeMaster
+from imdiag.model import Cause
+from imdiag.probe.frames import PROBE_TYPE
+from imdiag.probe.result import Outcome, ProbeSettings
+from imdiag.probe.run import probe
+from imdiag.quirks import RULES
+from imdiag.wire import Transport
+
+from .conftest import TIMEOUT
+
+pytestmark = pytest.mark.node
+
+NS = "/worker"
+
+
+@pytest.mark.parametrize("limit", [50_000, 1_000_000])
+async def test_node_accepts_exactly_the_limit_on_both_transports(limit):
+    async with NodeMaster(limit=limit, namespace=NS) as master:
+        result = await probe(ProbeSettings(url=master.url + NS, timeout_s=TIMEOUT))
+        await master.stop()  # the ledger then holds every line the master wrote
+        arrivals = [e for e in master.ledger.entries if isinstance(e, Arrival)]
+    assert result.elapsed_s < 10
+    assert result.handshake.max_payload == limit and result.handshake.namespace_sid
+    assert len(result.transports) == 2
+    for measured in result.transports:
+        assert RULES[("node", measured.transport)].accepts == "<="
+        assert (measured.max_accepted, measured.first_rejected) == (limit, limit + 1), measured.transport
+        assert measured.exact and len(measured.trials) == 2
+        assert measured.readmitted is True
+        assert measured.failure is not None and measured.failure.cause is Cause.OVERSIZE_CLOSE
+        assert result.advertised_notes[measured.transport].startswith("matches")
+    by = {t.transport: t for t in result.transports}
+    ws_fail = by[Transport.WEBSOCKET].failure.observation
+    assert ws_fail.close_code == 1009 and ws_fail.close_reason == ""
+    poll_fail = by[Transport.POLLING].failure.observation
+    assert poll_fail.http_status == 413 and poll_fail.http_body == ""
+    assert "HTTP 413 (Payload Too Large) with an empty body" in result.explanations[Transport.POLLING]
+    assert {a.type for a in arrivals} == {PROBE_TYPE}
+
+
+async def test_node_acks_prove_delivery():
+    async with NodeMaster(limit=200_000, namespace=NS) as master:
+        result = await probe(ProbeSettings(url=master.url + NS, ack=True, timeout_s=TIMEOUT))
+    for measured in result.transports:
+        assert (measured.max_accepted, measured.first_rejected) == (200_000, 200_001)
+        accepted = [t for t in measured.trials if t.outcome is Outcome.ACCEPTED]
+        assert accepted and all(t.observation.ack == "received" for t in accepted)
+        assert not measured.lost
+
+
+async def test_node_wrong_namespace_via_cli_is_one_line(tmp_path):
+    async with NodeMaster(limit=50_000, namespace=NS) as master:
+        env = {**os.environ, "NO_COLOR": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "imdiag", "probe", "--url", master.url + "/nope", "--timeout", "5",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT * 6)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    text = stderr.decode()
+    assert proc.returncode == 3 and "Traceback" not in text
+    assert text.strip().splitlines() == [text.strip()]
+    assert "namespace '/nope' refused the connection: Invalid namespace" in text
+
+
+async def test_node_probe_json_report_via_cli(tmp_path):
+    out = tmp_path / "probe.json"
+    async with NodeMaster(limit=100_000, namespace=NS) as master:
+        env = {**os.environ, "NO_COLOR": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "imdiag", "probe", "--url", master.url + NS, "--json", str(out),
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT * 6)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    report = json.loads(out.read_text())
+    for name, failure_key, failure_value in (("websocket", "close_code", 1009), ("polling", "http_status", 413)):
+        t = report["transports"][name]
+        assert (t["max_accepted_frame_bytes"], t["first_rejected_frame_bytes"]) == (100_000, 100_001)
+        assert t["failure"][failure_key] == failure_value and t["readmitted"] is True
+        assert t["agrees_with_advertised"] is True
+    assert report["advertised_max_payload"] == 100_000
