@@ -60,11 +60,13 @@ class Observation:
     close_reason: str = ""
     close_error: str = ""  # how the transport broke, if it did
     closed: bool = False  # the connection ended before the barrier answered
-    barrier: str = "none"  # "passed" (master recorded a later message), "timeout", "closed", "none"
+    barrier: str = "none"  # "passed" (master recorded a later message), "timeout", "closed", "none",
+    # or "parsed" (a live master without a ledger answered a later protocol packet)
     ledger_seq: int | None = None  # the master recorded this message (its ledger position)
     ledger_bytes: int | None = None
     server_errors: tuple[str, ...] = ()  # errors the master logged meanwhile
     disconnect_reason: str = ""  # the master's own disconnect reason for this connection
+    acked: bool = False  # a live master acknowledged it (Socket.IO ACK for its ack id)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "", (), False) or k == "barrier"}
@@ -91,6 +93,8 @@ def judge(obs: Observation) -> Verdict:
         recorded = f"the master recorded it (ledger #{obs.ledger_seq}"
         recorded += f", {format_bytes(obs.ledger_bytes)} re-encoded)" if obs.ledger_bytes is not None else ")"
         return Verdict(True, None, recorded)
+    if obs.acked:
+        return Verdict(True, None, "the master acknowledged it (Socket.IO ACK): its handler ran")
     if obs.encode_error:
         return Verdict(False, Cause.EMIT_ERROR, f"not sent: {obs.encode_error}")
     sent = f"{format_bytes(obs.body_bytes)} " + ("POST body" if obs.http_status is not None else "frame")
@@ -130,6 +134,12 @@ def judge(obs: Observation) -> Verdict:
         return Verdict(False, Cause.EMIT_ERROR, f"{sent}: write failed: {obs.send_error}")
     if obs.barrier == "timeout":
         return Verdict(False, Cause.TIMEOUT, f"{sent}: the master answered nothing in time")
+    if obs.barrier == "parsed":
+        return Verdict(
+            False, Cause.UNKNOWN,
+            f"{sent}: the server parsed past it (it answered a later packet) and closed nothing, but a live "
+            "master has no ledger: delivery cannot be proven (use --ack if the master acknowledges)",
+        )
     if obs.barrier == "passed":
         return Verdict(
             False, Cause.UNKNOWN,

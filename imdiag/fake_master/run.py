@@ -12,10 +12,25 @@ from imdiag.fake_master.server import MasterInfo, ReferenceMaster
 async def serve_forever(
     *, limit: int, host: str, port: int, namespace: str, path: str,
     on_entry: Callable[[Entry], None], on_ready: Callable[[MasterInfo], None],
+    record: str | None = None,
 ) -> None:
-    master = ReferenceMaster(
-        limit=limit, host=host, port=port, namespace=namespace, path=path, ledger=Ledger(on_entry=on_entry)
-    )
-    async with master:
-        on_ready(master.info)
-        await asyncio.Event().wait()  # until Ctrl-C cancels us
+    recorder = None
+    observe = on_entry
+    if record is not None:
+        from imdiag.fake_master.record import Recorder
+
+        recorder = Recorder(record)
+
+        def observe(entry: Entry) -> None:
+            recorder.on_entry(entry)
+            on_entry(entry)
+
+    ledger = Ledger(on_entry=observe, keep_messages=recorder is not None)
+    master = ReferenceMaster(limit=limit, host=host, port=port, namespace=namespace, path=path, ledger=ledger)
+    try:
+        async with master:
+            on_ready(master.info)
+            await asyncio.Event().wait()  # until Ctrl-C cancels us
+    finally:
+        if recorder is not None:
+            recorder.close()

@@ -9,37 +9,21 @@ and its bytes reused by every lane.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
 
 from imdiag.catalog import Catalog, Message
-from imdiag.fake_master.ledger import Ledger
-from imdiag.fake_master.server import MasterInfo, ReferenceMaster
 from imdiag.model import Cell, MasterRun, Report, judge
 from imdiag.plan import Planned, SweepSettings, plan_for_limit
 from imdiag.quirks import rule
 from imdiag.wire import Transport, event_frame
-from imdiag.worker.connection import Connection, Endpoint, open_connection
 from imdiag.worker.emit import send_observed
+from imdiag.worker.lanes import LaneConnection, Master, new_master, started_masters
 
-
-class Master(Protocol):
-    """A master with a ledger that imdiag starts and stops (python here, node later)."""
-
-    ledger: Ledger
-    limit: int
-
-    @property
-    def info(self) -> MasterInfo: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
+__all__ = ["Master", "MasterFactory", "build_messages", "make_master", "run_sweep"]
 
 
 MasterFactory = Callable[[str, int, SweepSettings], Master]
@@ -47,11 +31,7 @@ MasterFactory = Callable[[str, int, SweepSettings], Master]
 
 def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
     """A master of the given server kind ("python" or "node") at ``limit``."""
-    if server == "node":
-        from imdiag.fake_master.node import NodeMaster
-
-        return NodeMaster(limit=limit, namespace=settings.namespace)
-    return ReferenceMaster(limit=limit, namespace=settings.namespace)
+    return new_master(server, limit, settings.namespace)
 
 
 @dataclass(frozen=True)
@@ -89,17 +69,11 @@ async def _run_lane(
 ) -> int | None:
     """Send the lane's messages; return the maxPayload the master advertised."""
     info = lane.master.info
-    advertised: int | None = None
-    endpoint = Endpoint(url=info.url, namespace=info.namespace, path=info.path)
     limit_rule = rule(info.server, lane.transport)
-    conn: Connection | None = None
+    lane_conn = LaneConnection.to_master(lane.master, lane.transport, session, settings.timeout_s)
     try:
         for planned, message in lane.messages:
-            if conn is None or conn.closed.done():
-                if conn is not None:
-                    await conn.close()
-                conn = await open_connection(endpoint, lane.transport, session, settings.timeout_s)
-                advertised = conn.open_info.max_payload if conn.open_info else None
+            conn = await lane_conn.get()
             frame = event_frame(message.data, encoder=settings.encoder, event=settings.event, namespace=settings.namespace)
             (obs,) = await send_observed(
                 conn, lane.master.ledger, [frame], [message.id], encoder=settings.encoder,
@@ -127,9 +101,8 @@ async def _run_lane(
                 )
             )
     finally:
-        if conn is not None:
-            await conn.close()
-    return advertised
+        await lane_conn.close()
+    return lane_conn.advertised_max_payload
 
 
 async def run_sweep(
@@ -162,16 +135,7 @@ async def run_sweep(
         for transport in settings.transports
     ]
     runs: list[MasterRun] = []
-    async with contextlib.AsyncExitStack() as stack:
-        for lane in lanes:  # registered first: masters that did start are stopped if one fails
-            stack.push_async_callback(lane.master.stop)
-        outcomes = await asyncio.gather(*(lane.master.start() for lane in lanes), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        # One connection per lane at a time; no pooling limit needed beyond that.
-        session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
-
+    async with started_masters([lane.master for lane in lanes]) as session:
         async def lane_task(lane: _Lane) -> None:
             max_payload = await _run_lane(lane, settings, session, record)
             info = lane.master.info
