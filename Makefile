@@ -12,6 +12,7 @@ run: $(STAMP)
 
 test: $(STAMP) node
 	$(BIN)/python -m pytest
+	$(BIN)/imdiag gate  # dogfood: the project's own CI gate on its shipped fixtures (imdiag.toml)
 
 # The pinned Node.js socket.io master for the interop tests (package-lock.json).
 # Without npm the Node tests skip locally; with CI=true they must run, so a missing npm fails.
@@ -34,6 +35,8 @@ $(STAMP): pyproject.toml
 bench: $(STAMP) node
 	$(BIN)/python benchmarks/bench_sweep.py --master python
 	$(BIN)/python benchmarks/bench_sweep.py --master both
+	$(BIN)/python benchmarks/bench_probe.py
+	$(BIN)/python benchmarks/bench_replay.py
 
 clean:
 	rm -rf $(VENV) imdiag/node/node_modules .pytest_cache .hypothesis

@@ -143,7 +143,16 @@ def timeout_scale() -> float:
 
 # --- commands --------------------------------------------------------------------------------
 
-ListOpt = Annotated[list[str] | None, typer.Option()]
+from imdiag.commands_gate import (  # noqa: E402
+    BaselineOption,
+    ExpectOption,
+    JunitOption,
+    MarkdownOption,
+    MaxFillOption,
+    MaxGrowthOption,
+    finish_with_gate,
+    gate_options,
+)
 
 
 @app.command("size-sweep")
@@ -173,6 +182,12 @@ def size_sweep(
     seed: Annotated[int, typer.Option(help="Seed of the payload generator.")] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for any one answer.")] = 10.0,
     json_path: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to this file.")] = None,
+    expect: ExpectOption = None,
+    max_fill: MaxFillOption = None,
+    baseline: BaselineOption = None,
+    max_growth: MaxGrowthOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
 ) -> None:
     """Send every message type at increasing sizes to reference masters at several limits."""
     try:
@@ -191,6 +206,7 @@ def size_sweep(
         )
         if timeout <= 0:
             raise InputError("--timeout must be more than 0 seconds")
+        gate = gate_options(expect, max_fill, baseline, max_growth, junit, markdown, json_path=json_path)
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 
@@ -237,12 +253,7 @@ def size_sweep(
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     for renderable in sweep_renderables(report):
         out.print(renderable)
-    try:
-        write_report(json_path, report)
-    except ImdiagError as exc:
-        raise fail(str(exc), exc.exit_code) from None
-    if json_path:
-        err.print(f"report written to {json_path}")
+    raise typer.Exit(finish_with_gate(report, gate, out))
 
 
 @app.command("fake-master")
@@ -252,6 +263,10 @@ def fake_master(
     limit: Annotated[str, typer.Option(help="maxHttpBufferSize, e.g. 1MB (Socket.IO's default).")] = "1MB",
     namespace: Annotated[str, typer.Option(help="Namespace the workers join, e.g. /worker.")] = "/",
     path: Annotated[str, typer.Option(help="Engine.IO path.")] = "/socket.io/",
+    record: Annotated[
+        str | None, typer.Option(metavar="FILE", help="Append every arrival to FILE as JSON Lines (a capture "
+                                 "`imdiag replay FILE` reads), flushed as it goes.")
+    ] = None,
 ) -> None:
     """Run the reference master standalone and log every arrival, error and disconnect live."""
     from imdiag.fake_master.ledger import Entry
@@ -274,9 +289,20 @@ def fake_master(
 
     try:
         run_async(lambda: serve_forever(limit=parsed_limit, host=host, port=port, namespace=ns, path=path,
-                                        on_entry=entry, on_ready=ready))
+                                        on_entry=entry, on_ready=ready, record=record))
     except KeyboardInterrupt:
         print("stopped", flush=True)
+
+
+# The other commands live in their own modules; they import helpers from this one.
+from imdiag.commands_gate import gate_command  # noqa: E402
+from imdiag.commands_probe import probe_command  # noqa: E402
+from imdiag.commands_replay import replay_command, size_command  # noqa: E402
+
+app.command("replay")(replay_command)
+app.command("size")(size_command)
+app.command("probe")(probe_command)
+app.command("gate")(gate_command)
 
 
 def _version(value: bool) -> None:

@@ -4,7 +4,10 @@ import subprocess
 import sys
 
 CORE = ["imdiag.wire", "imdiag.catalog", "imdiag.model", "imdiag.units", "imdiag.plan", "imdiag.quirks",
-        "imdiag.render.json_report", "imdiag.errors"]
+        "imdiag.render.json_report", "imdiag.errors", "imdiag.search",
+        "imdiag.gate", "imdiag.render.junit", "imdiag.render.markdown",
+        "imdiag.fixtures", "imdiag.sizing",
+        "imdiag.probe.frames", "imdiag.probe.result", "imdiag.probe.verdicts", "imdiag.render.probe"]
 IO_MODULES = ["asyncio", "aiohttp", "socketio", "engineio", "socket"]
 
 
