@@ -89,3 +89,15 @@ def test_ctrl_c_still_writes_the_measured_cells(tmp_path):
     assert report["interrupted"] is True
     assert len(report["cells"]) >= 1
     assert "interrupted" in stdout
+
+
+def test_size_sweep_as_a_gate_exit_codes(tmp_path):
+    base = ["size-sweep", "--limits", "20KB", "--sizes", "1KB", "--types", "worker:heartbeat"]
+    junit = tmp_path / "gate.xml"
+    passing = imdiag(*base, "--expect", "worker:heartbeat@20KB:*=delivered", "--junit", str(junit))
+    assert passing.returncode == 0, passing.stderr
+    assert "<testsuite" in junit.read_text()
+    failing = imdiag(*base, "--expect", "worker:heartbeat@20KB:*=dropped")
+    assert failing.returncode == 1 and "gate failed" in failing.stdout + failing.stderr
+    bad_rule = imdiag(*base, "--expect", "nonsense")
+    assert bad_rule.returncode == 2 and "Traceback" not in bad_rule.stderr
