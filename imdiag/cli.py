@@ -11,10 +11,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from imdiag import __version__
@@ -133,6 +133,61 @@ def progress_for(console: Console) -> Progress | None:
     )
 
 
+MeasureFn = Callable[
+    [list[Cell], Callable[[Cell], None], Callable[[int], None], Callable[[str], None]], Coroutine[Any, Any, Report]
+]
+
+
+def run_measured(
+    command: str, description: str, settings: dict[str, Any], measure: MeasureFn,
+    render: Callable[[Report], list[RenderableType]], json_path: str | None, gate: GateOptions,
+) -> NoReturn:
+    """Run a measuring command: a progress bar on a terminal (plain progress lines otherwise),
+    the tables, the gate and the report. Ctrl-C still prints and writes what was measured."""
+    out = _console()
+    err = _console(stderr=True)
+    cells: list[Cell] = []
+    progress = progress_for(err)
+    task_id = None
+
+    def planned(total: int) -> None:
+        nonlocal task_id
+        if progress is not None:
+            task_id = progress.add_task(description, total=total)
+
+    def measured(cell: Cell) -> None:
+        if progress is not None and task_id is not None:
+            progress.advance(task_id)
+
+    def note(line: str) -> None:
+        if progress is None:  # not a terminal: plain lines, for CI logs
+            err.print(line)
+
+    report: Report
+    try:
+        if progress is not None:
+            progress.start()
+        try:
+            report = run_async(lambda: measure(cells, measured, planned, note))
+        finally:
+            if progress is not None:
+                progress.stop()
+    except KeyboardInterrupt:
+        report = Report(command, settings, list(cells), interrupted=True)
+        for renderable in render(report):
+            out.print(renderable)
+        try:
+            write_report(json_path, report)
+        except ImdiagError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        if json_path:
+            err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {json_path}")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    for renderable in render(report):
+        out.print(renderable)
+    raise typer.Exit(finish_with_gate(report, gate, out))
+
+
 def timeout_scale() -> float:
     """CI may scale every timeout (IMDIAG_TIMEOUT_SCALE=2) without touching the tests."""
     try:
@@ -149,6 +204,7 @@ from imdiag.commands_gate import (  # noqa: E402
     JunitOption,
     MarkdownOption,
     MaxFillOption,
+    GateOptions,
     MaxGrowthOption,
     finish_with_gate,
     gate_options,
@@ -212,48 +268,18 @@ def size_sweep(
 
     from imdiag.worker.sweep import run_sweep
 
-    out = _console()
-    err = _console(stderr=True)
-    cells: list[Cell] = []
-    progress = progress_for(err)
-    task_id = None
+    def lane_line(run: MasterRun, count: int) -> str:
+        transport = run.transport.value if run.transport else ""
+        return f"measured {count} cells: {run.server} master, limit {format_size(run.limit)}, {transport}"
 
-    def planned(total: int) -> None:
-        nonlocal task_id
-        if progress is not None:
-            task_id = progress.add_task("sweeping", total=total)
-
-    def measured(cell: Cell) -> None:
-        if progress is not None and task_id is not None:
-            progress.advance(task_id)
-
-    def lane_done(run: MasterRun, count: int) -> None:
-        if progress is None:  # not a terminal: one plain line per finished lane, for CI logs
-            transport = run.transport.value if run.transport else ""
-            err.print(f"measured {count} cells: {run.server} master, limit {format_size(run.limit)}, {transport}")
-
-    report: Report
-    try:
-        if progress is not None:
-            progress.start()
-        try:
-            report = run_async(
-                lambda: run_sweep(settings, cells, on_cell=measured, on_planned=planned, on_lane_done=lane_done)
-            )
-        finally:
-            if progress is not None:
-                progress.stop()
-    except KeyboardInterrupt:
-        report = Report("size-sweep", settings.to_dict(), list(cells), interrupted=True)
-        for renderable in sweep_renderables(report):
-            out.print(renderable)
-        write_report(json_path, report)
-        if json_path:
-            err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {json_path}")
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    for renderable in sweep_renderables(report):
-        out.print(renderable)
-    raise typer.Exit(finish_with_gate(report, gate, out))
+    run_measured(
+        "size-sweep", "sweeping", settings.to_dict(),
+        lambda cells, measured, planned, note: run_sweep(
+            settings, cells, on_cell=measured, on_planned=planned,
+            on_lane_done=lambda run, count: note(lane_line(run, count)),
+        ),
+        sweep_renderables, json_path, gate,
+    )
 
 
 @app.command("fake-master")

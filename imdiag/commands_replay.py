@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from imdiag.errors import ExitCode, ImdiagError, InputError
-from imdiag.model import Cell, Report
+from imdiag.errors import ImdiagError, InputError
 from imdiag.units import format_size, parse_limit
 from imdiag.wire import Encoder
 
@@ -84,7 +83,6 @@ from imdiag.commands_gate import (  # noqa: E402
     MarkdownOption,
     MaxFillOption,
     MaxGrowthOption,
-    finish_with_gate,
     gate_options,
 )
 
@@ -138,10 +136,8 @@ def replay_command(
         parse_namespace,
         parse_sizes,
         parse_transports,
-        progress_for,
-        run_async,
+        run_measured,
         timeout_scale,
-        write_report,
     )
     from imdiag.fixtures import open_fixture
     from imdiag.render.replay import replay_renderables
@@ -177,42 +173,15 @@ def replay_command(
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 
-    out = _console()
-    err = _console(stderr=True)
-    cells: list[Cell] = []
-    progress = progress_for(err)
-    task_id = None
-
-    def planned(total: int) -> None:
-        nonlocal task_id
-        if progress is not None:
-            task_id = progress.add_task("replaying", total=total)
-
-    def measured(cell: Cell) -> None:
-        if progress is not None and task_id is not None:
-            progress.advance(task_id)
-
     if settings.timing == "original":
-        err.print(f"timing original: gaps longer than {settings.max_gap_s:g} s are shortened to {settings.max_gap_s:g} s")
-    try:
-        if progress is not None:
-            progress.start()
-        try:
-            report = run_async(lambda: run_replay(settings, cells, on_cell=measured, on_planned=planned))
-        finally:
-            if progress is not None:
-                progress.stop()
-    except KeyboardInterrupt:
-        report = Report("replay", settings.to_dict(), list(cells), interrupted=True)
-        for renderable in replay_renderables(report):
-            out.print(renderable)
-        write_report(json_path, report)
-        if json_path:
-            err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {json_path}")
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    for renderable in replay_renderables(report):
-        out.print(renderable)
-    raise typer.Exit(finish_with_gate(report, gate, out))
+        _console(stderr=True).print(
+            f"timing original: gaps longer than {settings.max_gap_s:g} s are shortened to {settings.max_gap_s:g} s"
+        )
+    run_measured(
+        "replay", "replaying", settings.to_dict(),
+        lambda cells, measured, planned, note: run_replay(settings, cells, on_cell=measured, on_planned=planned),
+        replay_renderables, json_path, gate,
+    )
 
 
 def size_command(
