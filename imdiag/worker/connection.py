@@ -252,10 +252,16 @@ class WebSocketConnection(Connection):
                 msg = await ws.receive()
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     await self._on_packet(msg.data)
-                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                    code = ws.close_code if ws.close_code is not None else (msg.data if isinstance(msg.data, int) else None)
+                elif msg.type is aiohttp.WSMsgType.CLOSE:
+                    # The code the server wrote in its close frame. Not ws.close_code: when the
+                    # server resets the TCP connection right after its close frame (it closes
+                    # with our oversize frame still unread), aiohttp's automatic close reply
+                    # fails and overwrites ws.close_code with 1006, losing the server's 1009.
                     reason = msg.extra if isinstance(msg.extra, str) else ""
-                    self._set_closed(CloseInfo(by="server", code=code, reason=reason))
+                    self._set_closed(CloseInfo(by="server", code=int(msg.data), reason=reason))
+                    return
+                elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    self._set_closed(CloseInfo(by="server", code=ws.close_code))
                     return
                 elif msg.type is aiohttp.WSMsgType.ERROR:
                     exc = ws.exception()

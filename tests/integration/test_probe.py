@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -24,6 +25,7 @@ from imdiag.probe.run import probe
 from imdiag.quirks import RULES
 from imdiag.search import max_trials
 from imdiag.wire import Encoder, Transport, encode_json, measure
+from imdiag.worker.connection import Endpoint, open_connection
 
 from .conftest import TIMEOUT
 
@@ -347,3 +349,39 @@ def test_a_stopped_search_is_explained_not_guessed():
                            stopped=f"the 5,000 B trial was inconclusive twice: {silent.evidence}")
     line = explain_failure(limit, ack=False)
     assert "could not be measured" in line and "4,000 B was accepted" in line and "inconclusive twice" in line
+
+
+# --- a standalone master: another process, as a user runs it -----------------------------------
+
+
+async def test_a_standalone_master_refuses_a_frame_written_mid_reset_with_1009(session):
+    """The 1009 close frame must survive the TCP reset that follows it.
+
+    A master in another process refuses a 10 MB frame while the client is still writing it:
+    it sends its close frame (1009), closes with our bytes unread, and the kernel resets
+    the connection. aiohttp's automatic close reply then fails and rewrites ws.close_code to
+    1006; the close frame itself still says 1009. Every trial here used to read 1006.
+    """
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imdiag", "fake-master", "--port", "0", "--limit", "1MB", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        banner = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
+        assert url, banner
+        for _ in range(3):  # the reset used to win every time; three shows it no longer can
+            conn = await open_connection(Endpoint(url.group(1)), Transport.WEBSOCKET, session, TIMEOUT)
+            try:
+                await conn.send([b"4" + b"x" * 12_000_000])
+                closed = await asyncio.wait_for(asyncio.shield(conn.closed), TIMEOUT)
+            finally:
+                await conn.close()
+            assert closed.code == 1009, closed
+        code, stdout, stderr = await run_cli("--url", url.group(1), "--transport", "websocket")
+        assert code == 0, stderr
+        assert "999,999 B" in stdout and "1,000,000 B" in stdout and "close 1009" in stdout
+    finally:
+        proc.terminate()
+        await proc.wait()
