@@ -288,16 +288,24 @@ class OpenInfo:
 
 
 def parse_open(packet: str) -> OpenInfo:
+    """Parse an Engine.IO v4 OPEN packet; ValueError names what is wrong with it."""
     if not packet.startswith(EIO_OPEN):
         raise ValueError(f"expected an Engine.IO OPEN packet, got {packet[:40]!r}")
-    data = json.loads(packet[1:])
-    return OpenInfo(
-        sid=str(data["sid"]),
-        upgrades=tuple(data.get("upgrades", ())),
-        ping_interval_ms=int(data.get("pingInterval", 25000)),
-        ping_timeout_ms=int(data.get("pingTimeout", 20000)),
-        max_payload=int(data["maxPayload"]) if "maxPayload" in data else None,
-    )
+    try:
+        data = json.loads(packet[1:])
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if "sid" not in data:
+            raise ValueError("no sid")
+        return OpenInfo(
+            sid=str(data["sid"]),
+            upgrades=tuple(data.get("upgrades", ())),
+            ping_interval_ms=int(data.get("pingInterval", 25000)),
+            ping_timeout_ms=int(data.get("pingTimeout", 20000)),
+            max_payload=int(data["maxPayload"]) if "maxPayload" in data else None,
+        )
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"bad Engine.IO OPEN packet {packet[:80]!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -60,21 +60,12 @@ def _probe_id(transport: Transport, n: int) -> str:
     return f"{transport.value}-{n:03d}"
 
 
-async def _open(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
-                timeout: float) -> Connection:
-    try:
-        return await open_connection(endpoint, transport, session, timeout)
-    except (KeyError, TypeError) as exc:  # an OPEN packet without the fields Engine.IO v4 sends
-        where = f"{endpoint.url}/{endpoint.path.strip('/')}/ ({transport.value})"
-        raise TargetError(f"{where} did not answer like an Engine.IO v4 server: bad OPEN packet ({exc!r})") from None
-
-
 async def _handshake(endpoint: Endpoint, settings: ProbeSettings, session: aiohttp.ClientSession) -> Handshake:
     # Over polling the OPEN packet lists the upgrades; a websocket OPEN lists none.
     transport = Transport.POLLING if Transport.POLLING in settings.transports else settings.transports[0]
     start = time.monotonic()
     try:
-        conn = await _open(endpoint, transport, session, settings.timeout_s)
+        conn = await open_connection(endpoint, transport, session, settings.timeout_s)
     except TargetError as exc:
         raise TargetError(_with_hint(str(exc), endpoint, transport)) from None
     try:
@@ -142,7 +133,7 @@ async def _observe(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
     """One trial: fresh connection, one probe frame of ``size`` bytes, the barrier, close."""
     start = time.monotonic()
     try:
-        conn = await _open(endpoint, transport, session, settings.timeout_s)
+        conn = await open_connection(endpoint, transport, session, settings.timeout_s)
     except TargetError as exc:
         return TrialObservation(size, transport, connect_error=str(exc), advertised_max_payload=advertised,
                                 seconds=time.monotonic() - start)

@@ -140,3 +140,9 @@ def test_parse_open_and_sio():
     ack = parse_sio('312["ok"]')
     assert (ack.type, ack.namespace, ack.ack_id, ack.data) == ("3", "/", 12, ["ok"])
     assert json.loads('"x"') == parse_sio('2["x"]').data[0]
+
+
+@pytest.mark.parametrize("packet", ['0{"upgrades":[]}', '0[1,2]', '0{"sid":"a","pingInterval":"soon"}', "0{nope", "hello"])
+def test_parse_open_refuses_a_bad_open_packet_with_a_value_error(packet):
+    with pytest.raises(ValueError):
+        parse_open(packet)
