@@ -291,10 +291,14 @@ def fake_master(
     path: Annotated[str, typer.Option(help="Engine.IO path.")] = "/socket.io/",
     record: Annotated[
         str | None, typer.Option(metavar="FILE", help="Append every arrival to FILE as JSON Lines (a capture "
-                                 "`imdiag replay FILE` reads), flushed as it goes.")
+                                 "`imdiag replay FILE` reads), flushed as it goes. python master only.")
     ] = None,
+    master: Annotated[
+        str, typer.Option(metavar="python|node", help="Which real server: python (python-socketio on aiohttp, "
+                          "in this process) or node (the pinned Node.js socket.io, as a child process).")
+    ] = "python",
 ) -> None:
-    """Run the reference master standalone and log every arrival, error and disconnect live."""
+    """Run a reference master standalone and log every arrival, error and disconnect live."""
     from imdiag.fake_master.ledger import Entry
     from imdiag.fake_master.run import serve_forever
     from imdiag.fake_master.server import MasterInfo
@@ -305,8 +309,14 @@ def fake_master(
         ns = parse_namespace(namespace)
         if not 0 <= port <= 65535:
             raise InputError(f"invalid port {port}: use 0 to 65535")
+        if master not in ("python", "node"):
+            raise InputError(f"invalid --master {master!r}: use python or node")
+        if master == "node" and record is not None:
+            raise InputError("--record needs --master python: the node master reports each arrival's type, "
+                             "id, digest and size, not the message itself")
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
+
     def ready(info: MasterInfo) -> None:
         print(master_banner(info), flush=True)  # log lines: never wrapped, flushed as they come
 
@@ -315,7 +325,7 @@ def fake_master(
 
     try:
         run_async(lambda: serve_forever(limit=parsed_limit, host=host, port=port, namespace=ns, path=path,
-                                        on_entry=entry, on_ready=ready, record=record))
+                                        on_entry=entry, on_ready=ready, record=record, server=master))
     except KeyboardInterrupt:
         print("stopped", flush=True)
 

@@ -1,4 +1,4 @@
-"""Run the reference master standalone until cancelled (``imdiag fake-master``)."""
+"""Run a reference master standalone until cancelled (``imdiag fake-master``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import Callable
 
 from imdiag.fake_master.ledger import Entry, Ledger
-from imdiag.fake_master.server import MasterInfo, ReferenceMaster
+from imdiag.fake_master.server import MasterInfo, new_master
 
 
 async def serve_forever(
     *, limit: int, host: str, port: int, namespace: str, path: str,
     on_entry: Callable[[Entry], None], on_ready: Callable[[MasterInfo], None],
-    record: str | None = None,
+    record: str | None = None, server: str = "python",
 ) -> None:
     recorder = None
     observe = on_entry
@@ -26,7 +26,7 @@ async def serve_forever(
             on_entry(entry)
 
     ledger = Ledger(on_entry=observe, keep_messages=recorder is not None)
-    master = ReferenceMaster(limit=limit, host=host, port=port, namespace=namespace, path=path, ledger=ledger)
+    master = new_master(server, limit, namespace, host=host, port=port, path=path, ledger=ledger)
     try:
         async with master:
             on_ready(master.info)

@@ -177,3 +177,15 @@ class ReferenceMaster(MasterBase):
             # Sessions are closed with the server; shutdown() also stops its background tasks.
             await self.sio.shutdown()
             await runner.cleanup()
+
+
+def new_master(server: str, limit: int, namespace: str = "/", **options: Any) -> MasterBase:
+    """A master of the given server kind ("python" or "node") at ``limit``.
+
+    ``options`` go to the master as they are: host, port, path, ledger.
+    """
+    if server == "node":
+        from imdiag.fake_master.node import NodeMaster
+
+        return NodeMaster(limit=limit, namespace=namespace, **options)
+    return ReferenceMaster(limit=limit, namespace=namespace, **options)

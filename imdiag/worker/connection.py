@@ -131,6 +131,7 @@ class Connection:
         self.closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
         self._packets: asyncio.Queue[SioPacket] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._closing = False  # we are closing: start no new request (a GET after CLOSE is an error)
 
     # --- to be provided by the transport -------------------------------------------------
 
@@ -212,6 +213,7 @@ class Connection:
         return self.closed.result() if self.closed.done() else None
 
     async def close(self) -> None:
+        self._closing = True
         if not self.closed.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._send_close(), 2)
@@ -320,7 +322,7 @@ class PollingConnection(Connection):
         # A poll is held by the server for up to pingInterval; allow the ping timeout on top.
         hold = (self.open_info.ping_interval_ms + self.open_info.ping_timeout_ms) / 1000 + 5
         try:
-            while not self.closed.done():
+            while not self.closed.done() and not self._closing:
                 status, body = await self._get(hold)
                 if status != 200:
                     self._set_closed(CloseInfo(by="server", http_status=status, reason=body[:500]))

@@ -15,9 +15,11 @@ from typing import Protocol
 import aiohttp
 
 from imdiag.fake_master.ledger import Ledger
-from imdiag.fake_master.server import MasterInfo, ReferenceMaster
+from imdiag.fake_master.server import MasterInfo, new_master
 from imdiag.wire import Transport
 from imdiag.worker.connection import Connection, Endpoint, open_connection
+
+__all__ = ["LaneConnection", "Master", "new_master", "started_masters"]
 
 
 class Master(Protocol):
@@ -32,15 +34,6 @@ class Master(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-def new_master(server: str, limit: int, namespace: str) -> Master:
-    """A master of the given server kind ("python" or "node") at ``limit``."""
-    if server == "node":
-        from imdiag.fake_master.node import NodeMaster
-
-        return NodeMaster(limit=limit, namespace=namespace)
-    return ReferenceMaster(limit=limit, namespace=namespace)
 
 
 class LaneConnection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -101,3 +102,30 @@ async def test_node_probe_json_report_via_cli(tmp_path):
         assert t["failure"][failure_key] == failure_value and t["readmitted"] is True
         assert t["agrees_with_advertised"] is True
     assert report["advertised_max_payload"] == 100_000
+
+
+async def test_fake_master_node_standalone_is_probed_exactly_and_logs_only_probe_messages(tmp_path):
+    """``imdiag fake-master --master node``: the Node master a user points a worker (or probe) at."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    master = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imdiag", "fake-master", "--master", "node", "--port", "0", "--limit", "300KB",
+        "--namespace", NS, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        banner = (await asyncio.wait_for(master.stdout.readline(), TIMEOUT * 2)).decode()
+        found = re.search(r"^node reference master listening on (http://127\.0\.0\.1:\d+)/socket\.io/", banner)
+        assert found and "maxHttpBufferSize 300,000 B" in banner and "socket.io 4.8.1" in banner, banner
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "imdiag", "probe", "--url", found.group(1) + NS, "--json", str(tmp_path / "p.json"),
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT * 6)
+        assert proc.returncode == 0, stderr.decode()
+        report = json.loads((tmp_path / "p.json").read_text())
+        for t in report["transports"].values():  # both transports, to the byte
+            assert (t["max_accepted_frame_bytes"], t["first_rejected_frame_bytes"]) == (300_000, 300_001)
+    finally:
+        master.terminate()
+        log, _ = await asyncio.wait_for(master.communicate(), TIMEOUT)
+    arrivals = [line for line in log.decode().splitlines() if " arrival " in line]
+    assert arrivals and all(f"arrival    {PROBE_TYPE} " in line for line in arrivals), arrivals
