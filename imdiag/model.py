@@ -33,6 +33,7 @@ CLOSE_CODE_NAMES = {
     1001: "Going Away",
     1002: "Protocol Error",
     1003: "Unsupported Data",
+    1005: "No Status Received",
     1006: "Abnormal Closure",
     1007: "Invalid Payload",
     1008: "Policy Violation",

@@ -259,8 +259,9 @@ class WebSocketConnection(Connection):
                     # server resets the TCP connection right after its close frame (it closes
                     # with our oversize frame still unread), aiohttp's automatic close reply
                     # fails and overwrites ws.close_code with 1006, losing the server's 1009.
+                    # An empty close frame carries no code: RFC 6455 names that 1005.
                     reason = msg.extra if isinstance(msg.extra, str) else ""
-                    self._set_closed(CloseInfo(by="server", code=int(msg.data), reason=reason))
+                    self._set_closed(CloseInfo(by="server", code=int(msg.data) or 1005, reason=reason))
                     return
                 elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                     self._set_closed(CloseInfo(by="server", code=ws.close_code))

@@ -22,6 +22,7 @@ from imdiag.model import Cause
 from imdiag.probe.frames import PROBE_TYPE
 from imdiag.probe.result import Outcome, ProbeSettings, TransportLimit
 from imdiag.probe.run import probe
+from imdiag.probe.verdicts import close_text
 from imdiag.quirks import RULES
 from imdiag.search import max_trials
 from imdiag.wire import Encoder, Transport, encode_json, measure
@@ -385,3 +386,35 @@ async def test_a_standalone_master_refuses_a_frame_written_mid_reset_with_1009(s
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_an_empty_close_frame_is_reported_as_1005_no_status(session):
+    """RFC 6455: a close frame without a code is 'No Status Received' (1005), never 0."""
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str('0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}')
+        await ws.receive()  # the namespace CONNECT
+        await ws.send_str('40{"sid":"n1"}')
+        await ws._writer.send_frame(b"", web.WSMsgType.CLOSE)  # public close() always writes a code
+        await ws.receive()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/socket.io/", handler)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        conn = await open_connection(Endpoint(url), Transport.WEBSOCKET, session, TIMEOUT)
+        try:
+            closed = await asyncio.wait_for(asyncio.shield(conn.closed), TIMEOUT)
+        finally:
+            await conn.close()
+        assert (closed.by, closed.code) == ("server", 1005)
+        assert "1005 (No Status Received)" in close_text(closed.code, closed.reason)
+    finally:
+        await runner.cleanup()
