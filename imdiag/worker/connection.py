@@ -290,6 +290,11 @@ class WebSocketConnection(Connection):
             await self.ws.close()
 
 
+# A namespace no application uses: a CONNECT to it makes the server answer (CONNECT_ERROR).
+FLUSH_NAMESPACE = "/imdiag-flush"
+FLUSH_TIMEOUT_S = 1.0
+
+
 class PollingConnection(Connection):
     transport = Transport.POLLING
 
@@ -297,6 +302,7 @@ class PollingConnection(Connection):
         super().__init__(endpoint, session)
         # Engine.IO servers reject overlapping POSTs; real clients send one at a time too.
         self._post_lock = asyncio.Lock()
+        self._get_in_flight = False
 
     async def _get(self, timeout: float | None) -> tuple[int, str]:
         assert self.open_info is not None or timeout is not None
@@ -324,7 +330,11 @@ class PollingConnection(Connection):
         hold = (self.open_info.ping_interval_ms + self.open_info.ping_timeout_ms) / 1000 + 5
         try:
             while not self.closed.done() and not self._closing:
-                status, body = await self._get(hold)
+                self._get_in_flight = True
+                try:
+                    status, body = await self._get(hold)
+                finally:
+                    self._get_in_flight = False
                 if status != 200:
                     self._set_closed(CloseInfo(by="server", http_status=status, reason=body[:500]))
                     return
@@ -350,6 +360,14 @@ class PollingConnection(Connection):
         return SendResult(len(body), len(packets), http_status=status, http_body=text[:500], seconds=time.monotonic() - start)
 
     async def _send_close(self) -> None:
+        # A GET sent just before our CLOSE can reach the server after it (another TCP
+        # connection), and the server then logs an error for an unknown session. So first
+        # have the pending GET answered: a CONNECT to an unused namespace makes the server
+        # send a CONNECT_ERROR on it. The poller, seeing we are closing, sends no other GET.
+        poller = self._tasks[0] if self._tasks else None
+        if poller is not None and self._get_in_flight and not poller.done():
+            await self.send([connect_packet(FLUSH_NAMESPACE).encode()])
+            await asyncio.wait({poller}, timeout=FLUSH_TIMEOUT_S)  # within close()'s 2 s bound
         await self.send([EIO_CLOSE.encode()])
 
 

@@ -26,7 +26,7 @@ from imdiag.fake_master.ledger import Arrival, Disconnect, ServerError, canonica
 from imdiag.fake_master.node import NodeMaster, node_ready
 from imdiag.model import Cause, judge
 from imdiag.wire import SIO_ACK, Encoder, Transport, encode_json, event_frame, js_stringify
-from imdiag.worker.connection import Connection, Endpoint, open_connection
+from imdiag.worker.connection import CloseInfo, Connection, Endpoint, open_connection
 from imdiag.worker.emit import send_observed
 
 from .conftest import TIMEOUT
@@ -164,6 +164,26 @@ async def test_namespace_and_ack(session: aiohttp.ClientSession, transport: Tran
             assert arrival.type == "worker:register" and arrival.event == "message"
         finally:
             await conn.close()
+
+
+@pytest.mark.node
+async def test_closing_a_polling_session_leaves_no_error_on_the_master(session: aiohttp.ClientSession) -> None:
+    """No GET may reach the server after our CLOSE: Node logs it as an unknown session.
+
+    Right after the server answered a packet (here the barrier), the poller is sending its
+    next GET while close() sends the CLOSE on another TCP connection; that GET is answered
+    before the CLOSE goes out, and no further GET is sent.
+    """
+    async with NodeMaster(limit=100_000, namespace="/worker") as master:
+        for _ in range(10):
+            conn = await open_connection(Endpoint(master.url, namespace="/worker"), Transport.POLLING, session, TIMEOUT)
+            answer = await conn.protocol_barrier("/imdiag-unused", TIMEOUT)
+            await conn.close()
+            assert answer is not None and not isinstance(answer, CloseInfo)
+        await master.stop()  # the ledger then holds every line the master wrote
+    errors = [e for e in master.ledger.entries if isinstance(e, ServerError)]
+    assert errors == []
+    assert sum(isinstance(e, Disconnect) for e in master.ledger.entries) == 10
 
 
 @pytest.mark.node
