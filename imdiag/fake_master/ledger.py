@@ -86,21 +86,28 @@ def reencoded_bytes(message: Any) -> int:
 class Ledger:
     """Ordered record of a master's observations, with awaitable lookups."""
 
-    def __init__(self, on_entry: Callable[[Entry], None] | None = None, keep_messages: bool = False):
+    def __init__(self, on_entry: Callable[[Entry], None] | None = None, keep_messages: bool = False,
+                 retain: bool = True):
+        """``retain=False``: entries only go to ``on_entry`` (a long-running standalone master
+        must not grow without bound); the lookups below then find nothing."""
         self.entries: list[Entry] = []
         self._on_entry = on_entry
         self._keep_messages = keep_messages
+        self._retain = retain
+        self._count = 0
         self._start = time.monotonic()
         self._by_id: dict[str, Arrival] = {}
         self._changed = asyncio.Event()
 
     def _next(self) -> tuple[int, float]:
-        return len(self.entries), round(time.monotonic() - self._start, 6)
+        return self._count, round(time.monotonic() - self._start, 6)
 
     def _add(self, entry: Entry) -> None:
-        self.entries.append(entry)
-        if isinstance(entry, Arrival) and entry.message_id is not None:
-            self._by_id.setdefault(entry.message_id, entry)
+        self._count += 1
+        if self._retain:
+            self.entries.append(entry)
+            if isinstance(entry, Arrival) and entry.message_id is not None:
+                self._by_id.setdefault(entry.message_id, entry)
         # Wake every waiter, then re-arm: waiters re-check their own condition.
         self._changed.set()
         self._changed = asyncio.Event()

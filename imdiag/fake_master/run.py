@@ -25,7 +25,8 @@ async def serve_forever(
             recorder.on_entry(entry)
             on_entry(entry)
 
-    ledger = Ledger(on_entry=observe, keep_messages=recorder is not None)
+    # Streamed, not kept: the live log and the capture file are the record of a long session.
+    ledger = Ledger(on_entry=observe, keep_messages=recorder is not None, retain=False)
     master = new_master(server, limit, namespace, host=host, port=port, path=path, ledger=ledger)
     try:
         async with master:

@@ -10,7 +10,7 @@ import pytest
 import socketio
 
 from imdiag.catalog import Catalog
-from imdiag.fake_master.ledger import Arrival, Disconnect
+from imdiag.fake_master.ledger import Arrival, Disconnect, Ledger
 from imdiag.fake_master.server import ReferenceMaster
 
 from .conftest import TIMEOUT
@@ -62,3 +62,16 @@ def test_fake_master_cli_logs_arrivals_live():
     finally:
         proc.terminate()
         proc.communicate(timeout=TIMEOUT)
+
+
+async def test_a_streaming_ledger_keeps_nothing_but_numbers_what_it_streams():
+    """The standalone master's ledger (retain=False): a long session must not grow memory."""
+    streamed = []
+    ledger = Ledger(on_entry=streamed.append, keep_messages=True, retain=False)
+    ledger.connect("s1", "/")
+    big = {"type": "worker:data:sync", "id": "x", "blob": "y" * 100_000}
+    ledger.arrival("s1", "/", "message", big)
+    ledger.disconnect("s1", "/", "transport close")
+    assert ledger.entries == [] and ledger.find("x") is None
+    assert [e.seq for e in streamed] == [0, 1, 2]
+    assert streamed[1].message is big  # the recorder sees the whole message as it arrives
