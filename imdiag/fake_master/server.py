@@ -86,6 +86,10 @@ class MasterBase:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def info(self) -> MasterInfo:
+        raise NotImplementedError
+
     async def start(self) -> None:
         raise NotImplementedError
 
