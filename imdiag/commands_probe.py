@@ -88,7 +88,7 @@ def probe_command(
     """Find a live master's exact frame limit per transport, and how it fails beyond it, safely."""
     from imdiag.cli import _console, fail, parse_transports, run_async, timeout_scale, write_report
     from imdiag.probe.result import to_report
-    from imdiag.probe.run import probe
+    from imdiag.probe.run import ProbeProgress, partial_result, probe
     from imdiag.render.probe import probe_renderables
 
     try:
@@ -121,7 +121,14 @@ def probe_command(
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 
-    result = run_async(lambda: probe(settings))
+    progress = ProbeProgress()
+    try:
+        result = run_async(lambda: probe(settings, progress))
+    except KeyboardInterrupt:
+        partial = partial_result(settings, progress)
+        if partial is None:
+            raise fail("interrupted before the handshake: nothing was measured", ExitCode.INTERRUPTED) from None
+        result = partial
     out = _console()
     for renderable in probe_renderables(result):
         out.print(renderable)
@@ -131,6 +138,8 @@ def probe_command(
         raise fail(str(exc), exc.exit_code) from None
     if json_path:
         _console(stderr=True).print(f"report written to {json_path}")
+    if result.interrupted:
+        raise fail("interrupted (Ctrl-C): the results above are partial", ExitCode.INTERRUPTED)
     if result.stopped:
         first = result.stopped[0]
         raise fail(f"{first.transport.value}: the limit could not be measured: {first.stopped}", ExitCode.TARGET)

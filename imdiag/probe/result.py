@@ -235,6 +235,7 @@ class ProbeResult:
     elapsed_s: float = 0.0
     explanations: Mapping[Transport, str] = field(default_factory=dict)  # one line per transport
     advertised_notes: Mapping[Transport, str] = field(default_factory=dict)
+    interrupted: bool = False  # Ctrl-C: what was measured until then
 
     @property
     def stopped(self) -> tuple[TransportLimit, ...]:
@@ -322,4 +323,4 @@ def to_report(result: ProbeResult) -> Report:
         "message_verdicts": [_verdict_dict(v) for v in result.messages],
     }
     return Report(command="probe", settings=result.settings.to_dict(), cells=[], masters=masters,
-                  interrupted=False, elapsed_s=round(result.elapsed_s, 3), extra=extra)
+                  interrupted=result.interrupted, elapsed_s=round(result.elapsed_s, 3), extra=extra)

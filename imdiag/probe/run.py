@@ -11,6 +11,7 @@ picks the sizes. One connection at a time; nothing here prints or sleeps.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -164,11 +165,74 @@ async def _observe(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
         await conn.close()
 
 
+@dataclass
+class _Search:
+    """One transport's search as it goes: what Ctrl-C can still report."""
+
+    transport: Transport
+    smallest: int
+    max_bytes: int
+    search: Bisection
+    start: float = field(default_factory=time.monotonic)
+    trials: list[Trial] = field(default_factory=list)
+
+    def limit(self, stopped: str, readmission: Trial | None = None) -> TransportLimit:
+        found = self.search.result
+        return TransportLimit(
+            transport=self.transport,
+            smallest_frame=self.smallest,
+            max_bytes=self.max_bytes,
+            trials=tuple(self.trials),
+            max_accepted=found.max_accepted if found.max_accepted >= self.smallest else None,
+            first_rejected=found.first_rejected,
+            readmission=readmission,
+            seconds=time.monotonic() - self.start,
+            stopped=stopped,
+        )
+
+
+@dataclass
+class ProbeProgress:
+    """What a probe has measured so far; ``partial_result`` turns it into a result after Ctrl-C."""
+
+    start: float = field(default_factory=time.monotonic)
+    handshake: Handshake | None = None
+    limits: list[TransportLimit] = field(default_factory=list)
+    current: _Search | None = None
+
+
+def partial_result(settings: ProbeSettings, progress: ProbeProgress) -> ProbeResult | None:
+    """The result of an interrupted probe: finished transports, and the one under way with the
+    sizes it had bounded so far (never called exact). None if not even the handshake was done."""
+    if progress.handshake is None:
+        return None
+    limits = list(progress.limits)
+    if progress.current is not None:
+        done = len(progress.current.trials)
+        limits.append(progress.current.limit(f"interrupted (Ctrl-C) after {done} trial{'s' * (done != 1)}"))
+    return _result(settings, progress.handshake, limits, progress.start, interrupted=True)
+
+
+def _result(settings: ProbeSettings, handshake: Handshake, limits: list[TransportLimit], start: float, *,
+            interrupted: bool = False) -> ProbeResult:
+    return ProbeResult(
+        settings=settings,
+        handshake=handshake,
+        transports=tuple(limits),
+        messages=judge_messages(settings.messages, limits),
+        elapsed_s=time.monotonic() - start,
+        explanations=explanations(limits, ack=settings.ack),
+        advertised_notes={limit.transport: advertised_note(limit, handshake.max_payload) for limit in limits},
+        interrupted=interrupted,
+    )
+
+
 async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
-                   settings: ProbeSettings, advertised: int | None, smallest: int) -> TransportLimit:
-    start = time.monotonic()
+                   settings: ProbeSettings, advertised: int | None, smallest: int,
+                   progress: ProbeProgress) -> TransportLimit:
     search = Bisection(smallest - 1, settings.max_bytes, guess=advertised if settings.guess_advertised else None)
-    trials: list[Trial] = []
+    state = progress.current = _Search(transport, smallest, settings.max_bytes, search)
+    trials = state.trials
     stopped = ""
 
     async def trial(size: int, purpose: str) -> Trial:
@@ -198,17 +262,10 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
     if any(t.outcome is Outcome.REJECTED for t in trials):
         # Does the server let the client back in after refusing it? A new connection, a small probe.
         readmission = await trial(smallest, "readmission")
-    return TransportLimit(
-        transport=transport,
-        smallest_frame=smallest,
-        max_bytes=settings.max_bytes,
-        trials=tuple(trials),
-        max_accepted=found.max_accepted if found.max_accepted >= smallest else None,
-        first_rejected=found.first_rejected,
-        readmission=readmission,
-        seconds=time.monotonic() - start,
-        stopped=stopped,
-    )
+    limit = state.limit(stopped, readmission)
+    progress.limits.append(limit)
+    progress.current = None
+    return limit
 
 
 def smallest_frame(settings: ProbeSettings, transport: Transport) -> int:
@@ -218,9 +275,12 @@ def smallest_frame(settings: ProbeSettings, transport: Transport) -> int:
     )
 
 
-async def probe(settings: ProbeSettings) -> ProbeResult:
-    """Probe the master at ``settings.url``; raise TargetError if it cannot be probed at all."""
-    start = time.monotonic()
+async def probe(settings: ProbeSettings, progress: ProbeProgress | None = None) -> ProbeResult:
+    """Probe the master at ``settings.url``; raise TargetError if it cannot be probed at all.
+
+    ``progress`` (optional) holds what was measured so far, for ``partial_result`` after Ctrl-C.
+    """
+    progress = progress if progress is not None else ProbeProgress()
     smallest = {t: smallest_frame(settings, t) for t in settings.transports}
     if settings.max_bytes < max(smallest.values()):
         raise InputError(f"--max-bytes {settings.max_bytes:,} B is below the smallest probe frame "
@@ -228,16 +288,7 @@ async def probe(settings: ProbeSettings) -> ProbeResult:
     endpoint = endpoint_for(settings)
     connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector) as session:
-        handshake = await _handshake(endpoint, settings, session)
-        limits = []
+        handshake = progress.handshake = await _handshake(endpoint, settings, session)
         for transport in settings.transports:
-            limits.append(await _measure(endpoint, transport, session, settings, handshake.max_payload, smallest[transport]))
-    return ProbeResult(
-        settings=settings,
-        handshake=handshake,
-        transports=tuple(limits),
-        messages=judge_messages(settings.messages, limits),
-        elapsed_s=time.monotonic() - start,
-        explanations=explanations(limits, ack=settings.ack),
-        advertised_notes={limit.transport: advertised_note(limit, handshake.max_payload) for limit in limits},
-    )
+            await _measure(endpoint, transport, session, settings, handshake.max_payload, smallest[transport], progress)
+    return _result(settings, handshake, progress.limits, progress.start)

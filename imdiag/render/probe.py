@@ -120,7 +120,8 @@ def findings(result: ProbeResult) -> list[RenderableType]:
 def probe_renderables(result: ProbeResult) -> list[RenderableType]:
     s = result.settings
     head = (f"probe {s.url} (path {s.path}, event {s.event!r}, probe type {s.probe_type!r}"
-            f"{', acknowledged by the master' if s.ack else ''}) in {result.elapsed_s:.2f} s")
+            f"{', acknowledged by the master' if s.ack else ''}) in {result.elapsed_s:.2f} s"
+            f"{': interrupted, partial results' if result.interrupted else ''}")
     out: list[RenderableType] = [Text(head), handshake_table(result), limits_table(result)]
     table = messages_table(result)
     if table is not None:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -418,3 +419,57 @@ async def test_an_empty_close_frame_is_reported_as_1005_no_status(session):
         assert "1005 (No Status Received)" in close_text(closed.code, closed.reason)
     finally:
         await runner.cleanup()
+
+
+async def test_ctrl_c_prints_and_writes_what_was_measured(tmp_path):
+    """A master that joins the namespace but never answers the barrier: every trial waits for
+    --timeout. SIGINT during the first trial: exit 130, the handshake and the trial so far in
+    the report, marked interrupted, nothing called exact."""
+    trial_started = asyncio.Event()
+    connections = 0
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections
+        connections += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str('0{"sid":"s%d","upgrades":[],"pingInterval":25000,"pingTimeout":20000,'
+                          '"maxPayload":1000000}' % connections)
+        async for msg in ws:
+            if msg.data.startswith("40/worker"):
+                await ws.send_str('40/worker,{"sid":"n1"}')
+                if connections > 1:  # the handshake was connection 1; this is a trial
+                    trial_started.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/socket.io/", handler)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    out = tmp_path / "partial.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imdiag", "probe", "--url", f"http://127.0.0.1:{runner.addresses[0][1]}{NS}",
+        "--transport", "websocket", "--timeout", "30", "--json", str(out),
+        env={**os.environ, "NO_COLOR": "1"}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(trial_started.wait(), TIMEOUT)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await runner.cleanup()
+    text = stderr.decode()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "imdiag: error: interrupted (Ctrl-C)" in text
+    assert "interrupted, partial results" in stdout.decode()
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True and report["command"] == "probe"
+    assert report["advertised_max_payload"] == 1_000_000 and report["handshake"]["sid"] == "s1"
+    ws = report["transports"]["websocket"]
+    assert ws["exact"] is False and ws["stopped"].startswith("interrupted (Ctrl-C) after 0 trials")
+    assert ws["max_accepted_frame_bytes"] is None and ws["first_rejected_frame_bytes"] is None
