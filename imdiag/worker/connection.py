@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -396,6 +397,8 @@ def _describe_connect_error(endpoint: Endpoint, transport: Transport, exc: BaseE
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return f"cannot reach {where}: TLS certificate not trusted ({exc.certificate_error}); use --insecure for self-signed certificates"
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if exc.os_error.errno == errno.ECONNREFUSED:  # asyncio words it "Connect call failed"
+            return f"cannot reach {where}: connection refused (nothing listens on port {exc.port}?)"
         return f"cannot reach {where}: {exc.os_error.strerror or exc.os_error}"
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         return f"cannot reach {where}: websocket handshake refused (HTTP {exc.status}); is this a Socket.IO server and path?"

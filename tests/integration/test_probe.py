@@ -211,7 +211,7 @@ async def test_cli_unreachable_port_is_one_line():
     server.close()
     await server.wait_closed()  # nothing listens there any more
     code, _, stderr = await run_cli("--url", f"http://127.0.0.1:{port}/worker", "--timeout", "5")
-    assert_one_line_error(code, stderr, 3, f"cannot reach http://127.0.0.1:{port}/socket.io/")
+    assert_one_line_error(code, stderr, 3, f"cannot reach http://127.0.0.1:{port}/socket.io/", "connection refused")
 
 
 async def html_page(request: web.Request) -> web.Response:
