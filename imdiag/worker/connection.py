@@ -77,6 +77,13 @@ class SendResult:
     def ok(self) -> bool:
         return not self.error and self.http_status in (None, 200)
 
+    def describe(self) -> str:
+        if self.error:
+            return self.error
+        if self.http_status not in (None, 200):
+            return f"HTTP {self.http_status}" + (f" {self.http_body[:200]!r}" if self.http_body else "")
+        return "sent"
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -124,9 +131,10 @@ class Connection:
 
     transport: Transport
 
-    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession):
+    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float = 10.0):
         self.endpoint = endpoint
         self.session = session
+        self.timeout = timeout  # for any one answer: a POST's response, the websocket's close handshake
         self.open_info: OpenInfo | None = None
         self.sid: str | None = None  # Socket.IO sid in the namespace
         self.closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
@@ -179,7 +187,9 @@ class Connection:
 
     async def connect_namespace(self, timeout: float) -> None:
         ns = self.endpoint.namespace
-        await self.send([connect_packet(ns, self.endpoint.auth_json).encode()])
+        sent = await self.send([connect_packet(ns, self.endpoint.auth_json).encode()])
+        if not sent.ok:
+            raise TargetError(f"the CONNECT of namespace {ns!r} was not taken: {sent.describe()}")
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             pkt = await self.next_packet(left)
@@ -217,7 +227,7 @@ class Connection:
         self._closing = True
         if not self.closed.done():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._send_close(), 2)
+                await asyncio.wait_for(self._send_close(), min(2.0, self.timeout))
             self._set_closed(CloseInfo(by="client"))
         for task in self._tasks:
             task.cancel()
@@ -229,8 +239,8 @@ class Connection:
 class WebSocketConnection(Connection):
     transport = Transport.WEBSOCKET
 
-    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession):
-        super().__init__(endpoint, session)
+    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float = 10.0):
+        super().__init__(endpoint, session, timeout)
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._write_lock = asyncio.Lock()
 
@@ -299,11 +309,12 @@ FLUSH_TIMEOUT_S = 1.0
 class PollingConnection(Connection):
     transport = Transport.POLLING
 
-    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession):
-        super().__init__(endpoint, session)
+    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float = 10.0):
+        super().__init__(endpoint, session, timeout)
         # Engine.IO servers reject overlapping POSTs; real clients send one at a time too.
         self._post_lock = asyncio.Lock()
         self._get_in_flight = False
+        self._unanswered_post = False  # a server that did not answer one POST gets no CLOSE POST
 
     async def _get(self, timeout: float | None) -> tuple[int, str]:
         assert self.open_info is not None or timeout is not None
@@ -351,16 +362,25 @@ class PollingConnection(Connection):
         start = time.monotonic()
         url = self.endpoint.engineio_url(Transport.POLLING, self.open_info.sid if self.open_info else None)
         headers = {"Content-Type": "text/plain;charset=UTF-8", **(self.endpoint.headers or {})}
+        # The read timeout starts once the whole body is written: a slow upload is not a timeout.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
         async with self._post_lock:
             try:
-                async with self.session.post(url, data=body, headers=headers, ssl=_ssl(self.endpoint)) as resp:
+                async with self.session.post(url, data=body, headers=headers, ssl=_ssl(self.endpoint),
+                                             timeout=timeout) as resp:
                     text = await resp.text(errors="replace")
                     status = resp.status
+            except asyncio.TimeoutError:
+                self._unanswered_post = True
+                return SendResult(len(body), len(packets), error=f"no answer to the POST within {self.timeout:g} s",
+                                  seconds=time.monotonic() - start)
             except Exception as exc:
                 return SendResult(len(body), len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
         return SendResult(len(body), len(packets), http_status=status, http_body=text[:500], seconds=time.monotonic() - start)
 
     async def _send_close(self) -> None:
+        if self.open_info is None or self._unanswered_post:
+            return  # no session to close, or a server that would not answer the CLOSE either
         # A GET sent just before our CLOSE can reach the server after it (another TCP
         # connection), and the server then logs an error for an unknown session. So first
         # have the pending GET answered: a CONNECT to an unused namespace makes the server
@@ -377,7 +397,7 @@ async def open_connection(
 ) -> Connection:
     """Handshake and join the endpoint's namespace; raise TargetError with the reason if not."""
     cls = WebSocketConnection if transport is Transport.WEBSOCKET else PollingConnection
-    conn = cls(endpoint, session)
+    conn = cls(endpoint, session, timeout)
     try:
         await asyncio.wait_for(conn._open(timeout), timeout)
         await conn.connect_namespace(timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -473,3 +474,54 @@ async def test_ctrl_c_prints_and_writes_what_was_measured(tmp_path):
     ws = report["transports"]["websocket"]
     assert ws["exact"] is False and ws["stopped"].startswith("interrupted (Ctrl-C) after 0 trials")
     assert ws["max_accepted_frame_bytes"] is None and ws["first_rejected_frame_bytes"] is None
+
+
+@contextlib.asynccontextmanager
+async def serving(handler) -> AsyncIterator[str]:
+    """An aiohttp app on 127.0.0.1 answering every method and path with ``handler``."""
+    app = web.Application(client_max_size=32 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_cli_a_post_never_answered_is_one_line_within_the_timeout():
+    """The handshake is answered, the namespace CONNECT's POST never is: --timeout bounds it
+    (aiohttp's default would wait 300 s), and no CLOSE is sent to a server that does not answer."""
+    posts = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal posts
+        if request.method == "POST":
+            posts += 1
+            await asyncio.Event().wait()  # never answered
+        if "sid" in request.query:
+            await asyncio.Event().wait()  # a long poll that is never answered either
+        return web.Response(text='0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,'
+                                 '"maxPayload":1000000}')
+
+    async with serving(handler) as url:
+        code, _, stderr = await run_cli("--url", url + NS, "--transport", "polling", "--timeout", "1")
+    assert_one_line_error(code, stderr, 3, "the CONNECT of namespace '/worker' was not taken",
+                          "no answer to the POST within 1 s")
+    assert posts == 1
+
+
+async def test_cli_sends_no_close_where_no_session_was_opened():
+    """Not Engine.IO (a web page): nothing but the handshake GET reaches the server."""
+    methods: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        methods.append(request.method)
+        return await html_page(request)
+
+    async with serving(handler) as url:
+        code, _, stderr = await run_cli("--url", url + NS, "--transport", "polling", "--timeout", "5")
+    assert_one_line_error(code, stderr, 3, "did not answer like an Engine.IO v4 server")
+    assert methods == ["GET"]
