@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -43,6 +44,7 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+MAX_TIMEOUT_S = 3600.0  # an hour for one answer is already no answer
 
 
 def _console(stderr: bool = False) -> Console:
@@ -188,6 +190,14 @@ def run_measured(
     raise typer.Exit(finish_with_gate(report, gate, out))
 
 
+def check_timeout(seconds: float) -> None:
+    """--timeout: a finite number of seconds, more than 0 (not inf, not nan)."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InputError(f"invalid --timeout {seconds:g}: use a number of seconds more than 0, e.g. 10")
+    if seconds > MAX_TIMEOUT_S:
+        raise InputError(f"invalid --timeout {seconds:g}: at most {MAX_TIMEOUT_S:g} seconds")
+
+
 def timeout_scale() -> float:
     """CI may scale every timeout (IMDIAG_TIMEOUT_SCALE=2) without touching the tests."""
     try:
@@ -260,8 +270,7 @@ def size_sweep(
             timeout_s=timeout * timeout_scale(),
             masters=parse_masters(master),
         )
-        if timeout <= 0:
-            raise InputError("--timeout must be more than 0 seconds")
+        check_timeout(timeout)
         gate = gate_options(expect, max_fill, baseline, max_growth, junit, markdown, json_path=json_path)
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None

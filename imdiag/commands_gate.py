@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from imdiag.errors import ExitCode, ImdiagError, InputError
-from imdiag.files import write_atomic
+from imdiag.files import check_writable, write_atomic
 from imdiag.gate import (
     DEFAULT_MAX_GROWTH,
     RULE_SYNTAX,
@@ -127,6 +127,8 @@ def gate_options(
     json_path: str | None = None,
 ) -> GateOptions:
     """Parse the gate options of a command; raises InputError (exit 2) before anything is measured."""
+    for path, option in ((junit, "--junit"), (markdown, "--markdown"), (json_path, "--json")):
+        check_writable(path, option)
     rules = tuple(parse_rule(text) for text in expect or [])
     return GateOptions(
         rules=rules,

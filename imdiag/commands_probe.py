@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import typer
 
 from imdiag.errors import ExitCode, ImdiagError, InputError
+from imdiag.files import check_writable
 from imdiag.probe.frames import PROBE_TYPE
 from imdiag.probe.result import ProbeSettings, SizedMessage
 from imdiag.units import parse_size
@@ -86,14 +87,13 @@ def probe_command(
     json_path: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to this file.")] = None,
 ) -> None:
     """Find a live master's exact frame limit per transport, and how it fails beyond it, safely."""
-    from imdiag.cli import _console, fail, parse_transports, run_async, timeout_scale, write_report
+    from imdiag.cli import _console, check_timeout, fail, parse_transports, run_async, timeout_scale, write_report
     from imdiag.probe.result import to_report
     from imdiag.probe.run import ProbeProgress, partial_result, probe
     from imdiag.render.probe import probe_renderables
 
     try:
-        if timeout <= 0:
-            raise InputError("--timeout must be more than 0 seconds")
+        check_timeout(timeout)
         if not probe_type:
             raise InputError("--type must not be empty")
         limit = parse_size(max_bytes)
@@ -114,6 +114,7 @@ def probe_command(
             encoder=encoder,
             message_path=message,
         )
+        check_writable(json_path, "--json")
         if message is not None:
             # Sized (and any error in the file reported) before anything is sent; it is never sent.
             sized = load_messages(message, encoder=encoder, event=event, namespace=settings.namespace)

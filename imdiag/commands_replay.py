@@ -131,6 +131,7 @@ def replay_command(
     """Replay captured messages against reference masters (or a live one) and say which arrive."""
     from imdiag.cli import (
         _console,
+        check_timeout,
         fail,
         parse_masters,
         parse_namespace,
@@ -144,8 +145,7 @@ def replay_command(
     from imdiag.replay.run import CLIENT_BATCHES, TIMINGS, ReplaySettings, run_replay
 
     try:
-        if timeout <= 0:
-            raise InputError("--timeout must be more than 0 seconds")
+        check_timeout(timeout)
         gate = gate_options(expect, max_fill, baseline, max_growth, junit, markdown, json_path=json_path)
         settings = ReplaySettings(
             path=file,

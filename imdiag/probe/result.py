@@ -145,7 +145,7 @@ class Trial:
     cause: Cause | None
     evidence: str
     lost: bool = False  # --ack: the transport took it, the master never acknowledged it
-    purpose: str = "search"  # "search", "retry" (of an inconclusive trial) or "readmission"
+    purpose: str = "search"  # "search", "retry" (of an inconclusive trial), "readmission" or "ack-control"
 
     @property
     def size(self) -> int:
@@ -180,6 +180,7 @@ class TransportLimit:
     max_accepted: int | None  # largest frame accepted (None: no frame was accepted)
     first_rejected: int | None  # smallest frame refused (None: none up to max_bytes)
     readmission: Trial | None = None  # a small probe on a new connection after a refusal
+    ack_control: Trial | None = None  # --ack and no ack at all: the smallest probe, does it get one?
     seconds: float = 0.0
     stopped: str = ""  # why the search ended before the limit was known to the byte
 
@@ -204,8 +205,28 @@ class TransportLimit:
         return self.readmission.outcome is Outcome.ACCEPTED
 
     @property
-    def lost(self) -> tuple[Trial, ...]:
+    def acked(self) -> bool:
+        """--ack: the master acknowledged at least one probe on this transport."""
+        extra = [t for t in (self.readmission, self.ack_control) if t is not None]
+        return any(t.observation.ack == "received" for t in [*self.trials, *extra])
+
+    @property
+    def unacknowledged(self) -> tuple[Trial, ...]:
+        """--ack: probes the transport took that the master did not acknowledge."""
         return tuple(t for t in self.trials if t.lost)
+
+    @property
+    def lost(self) -> tuple[Trial, ...]:
+        """Probes lost after the transport: unacknowledged by a master that does acknowledge."""
+        return self.unacknowledged if self.acked else ()
+
+    def agrees_with(self, advertised: int | None) -> bool | None:
+        """Whether the limit is the advertised maxPayload; None when that was not observed."""
+        if self.stopped or self.max_accepted is None or advertised is None:
+            return None
+        if self.first_rejected is None:  # nothing refused up to --max-bytes: not probed beyond it
+            return False if self.max_accepted > advertised else None
+        return self.max_accepted == advertised
 
 
 @dataclass(frozen=True)
@@ -265,15 +286,17 @@ def _transport_dict(limit: TransportLimit, result: ProbeResult) -> dict[str, Any
         "explanation": result.explanations.get(limit.transport, ""),
         "readmitted": limit.readmitted,
         "readmission_evidence": limit.readmission.evidence if limit.readmission else None,
-        "agrees_with_advertised": None if advertised is None or limit.max_accepted is None
-        else limit.max_accepted == advertised,
+        "agrees_with_advertised": limit.agrees_with(advertised),
         "advertised_note": result.advertised_notes.get(limit.transport, ""),
         "smallest_probe_frame_bytes": limit.smallest_frame,
         "max_bytes": limit.max_bytes,
         "lost_frame_bytes": [t.size for t in limit.lost],
+        "unacknowledged_frame_bytes": [t.size for t in limit.unacknowledged],
+        "master_acknowledged": limit.acked if result.settings.ack else None,
         "stopped": limit.stopped or None,
         "trial_log": [t.to_dict() for t in limit.trials]
-        + ([limit.readmission.to_dict()] if limit.readmission else []),
+        + ([limit.readmission.to_dict()] if limit.readmission else [])
+        + ([limit.ack_control.to_dict()] if limit.ack_control else []),
     }
 
 

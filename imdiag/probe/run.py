@@ -176,7 +176,7 @@ class _Search:
     start: float = field(default_factory=time.monotonic)
     trials: list[Trial] = field(default_factory=list)
 
-    def limit(self, stopped: str, readmission: Trial | None = None) -> TransportLimit:
+    def limit(self, stopped: str, readmission: Trial | None = None, ack_control: Trial | None = None) -> TransportLimit:
         found = self.search.result
         return TransportLimit(
             transport=self.transport,
@@ -186,6 +186,7 @@ class _Search:
             max_accepted=found.max_accepted if found.max_accepted >= self.smallest else None,
             first_rejected=found.first_rejected,
             readmission=readmission,
+            ack_control=ack_control,
             seconds=time.monotonic() - self.start,
             stopped=stopped,
         )
@@ -238,7 +239,7 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
     async def trial(size: int, purpose: str) -> Trial:
         obs = await _observe(endpoint, transport, session, settings, size, _probe_id(transport, len(trials) + 1), advertised)
         result = classify(obs, ack=settings.ack, purpose=purpose)
-        if purpose != "readmission":
+        if purpose not in ("readmission", "ack-control"):
             trials.append(result)
         return result
 
@@ -262,7 +263,13 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
     if any(t.outcome is Outcome.REJECTED for t in trials):
         # Does the server let the client back in after refusing it? A new connection, a small probe.
         readmission = await trial(smallest, "readmission")
-    limit = state.limit(stopped, readmission)
+    ack_control = None
+    tried = [*trials, *([readmission] if readmission is not None else [])]
+    if settings.ack and tried and not any(t.observation.ack == "received" for t in tried):
+        # Not one ack: is a probe lost, or does the master not acknowledge this event at all?
+        # The smallest probe on a new connection tells which.
+        ack_control = await trial(smallest, "ack-control")
+    limit = state.limit(stopped, readmission, ack_control)
     progress.limits.append(limit)
     progress.current = None
     return limit

@@ -72,7 +72,7 @@ def classify(obs: TrialObservation, *, ack: bool, purpose: str = "search") -> Tr
             return verdict(
                 Outcome.ACCEPTED, Cause.UNKNOWN,
                 f"{sent}: the transport took it ({took}) and the server answered the next packet "
-                f"({obs.barrier_answer}), but the master never acknowledged the probe: lost after the transport",
+                f"({obs.barrier_answer}), but the master did not acknowledge the probe",
                 lost=True,
             )
         return verdict(Outcome.ACCEPTED, None, f"{sent}: the server parsed it and answered the next packet ({obs.barrier_answer})")
@@ -106,8 +106,9 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     if failure is None:
         if limit.max_accepted is None:
             return f"{name}: no probe frame was accepted or refused with a size signal"
-        return (f"{name}: every {unit[:-1]} up to {limit.max_accepted:,} B (--max-bytes) was accepted; "
-                "no size limit was found below that, so size alone does not explain lost messages here")
+        line = (f"{name}: every {unit[:-1]} up to {limit.max_accepted:,} B (--max-bytes) was accepted; no size "
+                f"limit was found up to there (larger {unit} were not tried).")
+        return line + _after_transport(limit, ack=ack)
     obs = failure.observation
     if obs.close_code is not None and obs.close_code == WS_MESSAGE_TOO_BIG:
         how = f"the server {close_text(obs.close_code, obs.close_reason)}"
@@ -127,17 +128,29 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     elif limit.readmitted is False and limit.readmission is not None:
         line += f"; a new connection right after was not let in ({limit.readmission.evidence})"
     line += "."
+    return line + _after_transport(limit, ack=ack)
+
+
+def _after_transport(limit: TransportLimit, *, ack: bool) -> str:
+    """What the transport's acceptance does not show: loss after it (--ack), or that it cannot."""
+    if ack and not limit.acked:
+        control = limit.ack_control or limit.readmission
+        size = f", not even the smallest ({control.size:,} B)" if control is not None else ""
+        return (f" The master acknowledged no probe{size}: it does not acknowledge this event, so --ack cannot "
+                "prove delivery here; accepted means the server parsed the frame.")
     lost = limit.lost
     if lost:
         smallest = min(t.size for t in lost)
-        line += (f" Also, {len(lost)} probe(s) under the limit, from {smallest:,} B, were taken by the transport but "
-                 "never acknowledged: the master lost them after the transport (python-socketio masters lose large "
-                 "polling bodies to decode errors while answering 200).")
-    elif limit.transport is Transport.POLLING and not ack:
-        line += (" Accepted means the server took the body (HTTP 200) and answered the next packet; a "
-                 "python-socketio master can still lose bodies under its limit (from a few hundred KB) to decode "
-                 "errors while answering 200: only --ack, if the master acknowledges messages, shows that.")
-    return line
+        line = (f" Also, {len(lost)} accepted probe(s), from {smallest:,} B up, were taken by the transport but "
+                "never acknowledged, while smaller ones were: the master lost them after the transport")
+        if limit.transport is Transport.POLLING:
+            line += " (python-socketio masters lose large polling bodies to decode errors while answering 200)"
+        return line + "."
+    if limit.transport is Transport.POLLING and not ack:
+        return (" Accepted means the server took the body (HTTP 200) and answered the next packet; a master can "
+                "still lose a body after that (python-socketio does, from a few hundred KB, to decode errors while "
+                "answering 200): only --ack, if the master acknowledges messages, shows that.")
+    return ""
 
 
 def advertised_note(limit: TransportLimit, advertised: int | None) -> str:
@@ -146,8 +159,9 @@ def advertised_note(limit: TransportLimit, advertised: int | None) -> str:
         return ""
     if advertised is None:
         return "the server advertises no maxPayload"
-    if limit.first_rejected is None and limit.max_accepted < advertised:
-        return f"maxPayload {advertised:,} B is above --max-bytes {limit.max_bytes:,} B: not probed that far"
+    if limit.first_rejected is None and limit.max_accepted <= advertised:
+        return (f"maxPayload {advertised:,} B: nothing over --max-bytes {limit.max_bytes:,} B was sent, "
+                "so not checked")
     if limit.max_accepted == advertised:
         return f"matches maxPayload {advertised:,} B"
     diff = limit.max_accepted - advertised

@@ -64,7 +64,8 @@ def limits_table(result: ProbeResult) -> Table:
         table.add_row(
             limit.transport.value,
             _bytes(limit.max_accepted),
-            _bytes(limit.first_rejected) if limit.first_rejected is not None else f"none ≤ {format_bytes(limit.max_bytes)}",
+            _bytes(limit.first_rejected) if limit.first_rejected is not None
+            else ("-" if limit.stopped else f"none ≤ {format_bytes(limit.max_bytes)}"),
             refused_with(limit),
             str(len(limit.trials)),
             f"{limit.seconds:.2f}",

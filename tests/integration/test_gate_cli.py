@@ -300,7 +300,10 @@ def test_finish_with_gate_judges_writes_and_returns_the_exit_code(tmp_path, monk
 def test_finish_with_gate_reports_an_unwritable_output_as_exit_2(tmp_path, capsys):
     from imdiag.commands_gate import finish_with_gate, gate_options
 
-    options = gate_options(expect=["worker:heartbeat=delivered"], junit=str(tmp_path / "missing" / "j.xml"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    options = gate_options(expect=["worker:heartbeat=delivered"], junit=str(out_dir / "j.xml"))
+    out_dir.rmdir()  # gone while the command ran: the late write still fails in one line
     assert finish_with_gate(_report(), options, _console()) == 2
     err = capsys.readouterr().err
     assert err.startswith("imdiag: error: cannot write") and err.count("\n") == 1
@@ -316,6 +319,8 @@ def test_gate_options_fail_fast_on_bad_input(tmp_path):
         ({"max_fill": "0"}, "more than 0"),
         ({"max_growth": "ten"}, "--max-growth"),
         ({"baseline": str(tmp_path / "old.json")}, "invalid JSON at line 1"),
+        ({"junit": str(tmp_path / "missing" / "j.xml")}, "directory"),
+        ({"json_path": str(tmp_path)}, "it is a directory"),
     ]:
         with pytest.raises(InputError, match=re.escape(message)):
             gate_options(**kwargs)

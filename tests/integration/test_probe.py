@@ -101,7 +101,7 @@ async def test_max_bytes_is_never_exceeded():
         assert measured.max_accepted == 300_000 and measured.first_rejected is None
         assert len(measured.trials) == 1 and measured.readmission is None
         assert "no size limit was found" in result.explanations[measured.transport]
-        assert "not probed that far" in result.advertised_notes[measured.transport]
+        assert "so not checked" in result.advertised_notes[measured.transport]
 
 
 async def test_ack_proves_delivery_and_shows_polling_bodies_lost_under_the_limit():
@@ -267,7 +267,10 @@ async def test_cli_silent_server_times_out_in_one_line():
         (["--auth", "[1, 2]"], "is not an object"),
         (["--max-bytes", "12 parsecs"], "invalid size '12 parsecs'"),
         (["--transport", "pigeon"], "unknown transport 'pigeon'"),
-        (["--timeout", "0"], "--timeout must be more than 0"),
+        (["--timeout", "0"], "invalid --timeout 0"),
+        (["--timeout", "inf"], "invalid --timeout inf"),
+        (["--timeout", "nan"], "invalid --timeout nan"),
+        (["--json", "/nonexistent-imdiag-dir/p.json"], "directory /nonexistent-imdiag-dir does not exist"),
     ],
 )
 async def test_cli_bad_options_are_one_line_usage_errors(args, needle):
@@ -338,7 +341,7 @@ def test_only_a_size_signal_refuses_and_only_an_answer_accepts():
         assert classify(obs, ack=False).outcome is outcome, obs
     # With --ack, an answered barrier without the ack is accepted by the transport but marked lost.
     lost = classify(TrialObservation(100, polling, http_status=200, barrier="answered", ack="missing"), ack=True)
-    assert lost.outcome is Outcome.ACCEPTED and lost.lost and "never acknowledged" in lost.evidence
+    assert lost.outcome is Outcome.ACCEPTED and lost.lost and "did not acknowledge" in lost.evidence
     acked = classify(TrialObservation(100, polling, http_status=200, barrier="answered", ack="received"), ack=True)
     assert acked.outcome is Outcome.ACCEPTED and not acked.lost
 
@@ -353,6 +356,36 @@ def test_a_stopped_search_is_explained_not_guessed():
     line = explain_failure(limit, ack=False)
     assert "could not be measured" in line and "4,000 B was accepted" in line and "inconclusive twice" in line
 
+
+
+def test_ack_explanations_say_lost_only_when_the_master_acknowledges_at_all():
+    from imdiag.probe.result import TrialObservation
+    from imdiag.probe.verdicts import classify, explain_failure
+
+    polling, ws = Transport.POLLING, Transport.WEBSOCKET
+
+    def taken(size: int, transport: Transport, ack: str):
+        status = 200 if transport is polling else None
+        return classify(TrialObservation(size, transport, http_status=status, barrier="answered", ack=ack), ack=True)
+
+    # Nothing refused up to --max-bytes, the largest probe unacknowledged, the smallest acknowledged: lost.
+    lost = TransportLimit(polling, 80, 200_000, (taken(200_000, polling, "missing"),), 200_000, None,
+                          ack_control=taken(80, polling, "received"))
+    line = explain_failure(lost, ack=True)
+    assert lost.lost and "1 accepted probe(s), from 200,000 B up" in line and "lost them" in line
+    assert "decode errors" in line  # the python-socketio polling hint, on polling only
+    # Not even the smallest probe acknowledged: the master does not ack; nothing is called lost.
+    deaf = TransportLimit(ws, 80, 200_000, (taken(200_000, ws, "missing"),), 200_000, None,
+                          ack_control=taken(80, ws, "missing"))
+    line = explain_failure(deaf, ack=True)
+    assert deaf.lost == () and len(deaf.unacknowledged) == 1
+    assert "acknowledged no probe, not even the smallest (80 B)" in line and "lost" not in line
+    # A lost websocket probe gets no polling hint.
+    ws_lost = TransportLimit(ws, 80, 200_000, (taken(200_000, ws, "missing"),), 200_000, None,
+                             ack_control=taken(80, ws, "received"))
+    assert "decode errors" not in explain_failure(ws_lost, ack=True)
+    # Nothing over --max-bytes was sent: agreement with maxPayload is not claimed either way.
+    assert lost.agrees_with(200_000) is None and lost.agrees_with(150_000) is False
 
 # --- a standalone master: another process, as a user runs it -----------------------------------
 
