@@ -265,9 +265,9 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
         readmission = await trial(smallest, "readmission")
     ack_control = None
     tried = [*trials, *([readmission] if readmission is not None else [])]
-    if settings.ack and tried and not any(t.observation.ack == "received" for t in tried):
+    if settings.ack and readmission is None and tried and not any(t.observation.ack == "received" for t in tried):
         # Not one ack: is a probe lost, or does the master not acknowledge this event at all?
-        # The smallest probe on a new connection tells which.
+        # The smallest probe on a new connection tells which (the readmission, if any, did).
         ack_control = await trial(smallest, "ack-control")
     limit = state.limit(stopped, readmission, ack_control)
     progress.limits.append(limit)

@@ -22,7 +22,7 @@ from imdiag.fake_master.ledger import Arrival
 from imdiag.fake_master.server import ReferenceMaster
 from imdiag.model import Cause
 from imdiag.probe.frames import PROBE_TYPE
-from imdiag.probe.result import Outcome, ProbeSettings, TransportLimit
+from imdiag.probe.result import Outcome, ProbeSettings, TransportLimit, to_report
 from imdiag.probe.run import probe
 from imdiag.probe.verdicts import close_text
 from imdiag.quirks import RULES
@@ -558,3 +558,69 @@ async def test_cli_sends_no_close_where_no_session_was_opened():
         code, _, stderr = await run_cli("--url", url + NS, "--transport", "polling", "--timeout", "5")
     assert_one_line_error(code, stderr, 3, "did not answer like an Engine.IO v4 server")
     assert methods == ["GET"]
+
+
+def engineio_ws_server(*, enforced: int, advertised: int | None):
+    """A websocket-only Socket.IO endpoint of our own: it refuses frames over ``enforced`` with
+    1009 whatever it advertises, answers namespace CONNECTs, and never acknowledges events."""
+    open_info = {"sid": "s1", "upgrades": [], "pingInterval": 25000, "pingTimeout": 20000}
+    if advertised is not None:
+        open_info["maxPayload"] = advertised
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        await ws.send_str("0" + json.dumps(open_info))
+        async for msg in ws:
+            if len(msg.data.encode()) > enforced:
+                await ws.close(code=1009)
+                break
+            if msg.data.startswith("40" + NS):
+                await ws.send_str(f'40{NS},{{"sid":"n1"}}')
+            elif msg.data.startswith("40/"):
+                namespace = msg.data[2:].split(",")[0]
+                await ws.send_str(f'44{namespace},{{"message":"Invalid namespace"}}')
+        return ws
+
+    return serving(handler)
+
+
+async def test_a_limit_other_than_the_advertised_one_is_found_by_bisection():
+    async with engineio_ws_server(enforced=123_457, advertised=1_000_000) as url:
+        result = await probe(ProbeSettings(url=url + NS, transports=(Transport.WEBSOCKET,), max_bytes=2**20,
+                                           timeout_s=TIMEOUT))
+    (limit,) = result.transports
+    assert (limit.max_accepted, limit.first_rejected) == (123_457, 123_458) and limit.exact
+    assert len(limit.trials) <= max_trials(limit.smallest_frame - 1, 2**20)
+    assert result.advertised_notes[Transport.WEBSOCKET] == (
+        "disagrees (-876,543 B): maxPayload 1,000,000 B, largest accepted 123,457 B")
+    assert limit.agrees_with(1_000_000) is False
+
+
+async def test_ack_against_a_master_that_never_acks_calls_nothing_lost():
+    async with engineio_ws_server(enforced=50_000, advertised=50_000) as url:
+        result = await probe(ProbeSettings(url=url + NS, transports=(Transport.WEBSOCKET,), ack=True,
+                                           timeout_s=TIMEOUT))
+    (limit,) = result.transports
+    assert (limit.max_accepted, limit.first_rejected) == (50_000, 50_001)
+    # The readmission (the smallest probe, new connection) already showed it: no extra trial.
+    assert limit.ack_control is None and limit.readmission.size == limit.smallest_frame
+    assert not limit.acked and limit.lost == () and len(limit.unacknowledged) == 1
+    line = result.explanations[Transport.WEBSOCKET]
+    assert "acknowledged no probe, not even the smallest" in line and "lost them" not in line
+
+
+async def test_ack_with_nothing_refused_checks_acks_with_the_smallest_probe():
+    """--max-bytes under the limit, so no refusal and no readmission: one control trial with the
+    smallest probe says whether the master acks at all, before anything is called lost."""
+    async with engineio_ws_server(enforced=50_000, advertised=50_000) as url:
+        result = await probe(ProbeSettings(url=url + NS, transports=(Transport.WEBSOCKET,), ack=True,
+                                           max_bytes=10_000, timeout_s=TIMEOUT))
+    (limit,) = result.transports
+    assert (limit.max_accepted, limit.first_rejected, limit.readmission) == (10_000, None, None)
+    assert limit.ack_control is not None and limit.ack_control.size == limit.smallest_frame
+    assert not limit.acked and limit.lost == ()
+    assert "acknowledged no probe, not even the smallest" in result.explanations[Transport.WEBSOCKET]
+    report = to_report(result).extra["transports"]["websocket"]
+    assert report["master_acknowledged"] is False and report["lost_frame_bytes"] == []
+    assert report["trial_log"][-1]["purpose"] == "ack-control"
