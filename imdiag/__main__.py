@@ -1,3 +1,3 @@
-from imdiag.cli import main
+from imdiag.entry import main
 
 main()

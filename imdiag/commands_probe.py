@@ -41,6 +41,19 @@ def parse_headers(values: list[str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+_JSON_KINDS = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+# Socket.IO clients refuse to emit these (socket.io-client: "... is a reserved event name").
+RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener")
+
+
+def parse_event(event: str) -> str:
+    if not event:
+        raise InputError("--event must not be empty")
+    if event in RESERVED_EVENTS:
+        raise InputError(f"invalid --event {event!r}: a reserved Socket.IO event name, which clients cannot emit")
+    return event
+
+
 def parse_auth(value: str | None) -> str | None:
     if value is None:
         return None
@@ -50,7 +63,8 @@ def parse_auth(value: str | None) -> str | None:
         raise InputError(f"invalid --auth JSON: {exc.msg} at column {exc.colno}; expected an object, "
                          'e.g. \'{"token": "..."}\'') from None
     if not isinstance(auth, dict):
-        raise InputError(f"invalid --auth: a JSON {type(auth).__name__} is not an object; Socket.IO auth is an "
+        kind = _JSON_KINDS.get(type(auth), type(auth).__name__)
+        raise InputError(f"invalid --auth: a JSON {kind} is not an object; Socket.IO auth is an "
                          'object, e.g. \'{"token": "..."}\'')
     return json.dumps(auth, ensure_ascii=False, separators=(",", ":"))
 
@@ -102,7 +116,7 @@ def probe_command(
         settings = ProbeSettings(
             url=parse_url(url),
             path=path,
-            event=event,
+            event=parse_event(event),
             transports=parse_transports(transport),
             auth_json=parse_auth(auth),
             headers=parse_headers(header),

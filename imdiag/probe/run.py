@@ -36,7 +36,7 @@ from imdiag.wire import (
     Transport,
     connect_packet,
 )
-from imdiag.worker.connection import Connection, Endpoint, open_connection
+from imdiag.worker.connection import Connection, Endpoint, engineio_path, open_connection
 
 # Never used by a real application; servers refuse it, which is the answer the barrier needs.
 BARRIER_NAMESPACE = "/imdiag-probe-barrier"
@@ -51,7 +51,7 @@ MAX_CONNECTIONS = 4
 
 def endpoint_for(settings: ProbeSettings) -> Endpoint:
     return Endpoint.from_url(
-        settings.url, settings.path, headers=dict(settings.headers) or None,
+        settings.url, settings.path, headers=tuple(settings.headers),
         auth_json=settings.auth_json, insecure=settings.insecure,
     )
 
@@ -83,12 +83,13 @@ async def _handshake(endpoint: Endpoint, settings: ProbeSettings, session: aioht
 
 def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:
     """Name the URL in every handshake error and say which option is likely wrong."""
-    where = f"{endpoint.url}/{endpoint.path.strip('/')}/"
+    where = f"{endpoint.url}{engineio_path(endpoint.path)}"
     if where not in message:
         message = f"{where} ({transport.value}): {message}"
     if "refused the connection" in message:
         message += " (check the namespace in --url, and --auth if the master checks one)"
-    elif "HTTP 404" in message:
+    elif "HTTP 404" in message or "no answer within" in message:
+        # A Node http server without a handler for a path never answers it at all.
         message += " (check --path; Socket.IO's default is /socket.io/)"
     return message
 

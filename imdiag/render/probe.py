@@ -11,6 +11,7 @@ from rich.text import Text
 
 from imdiag.probe.result import Fit, MessageVerdict, ProbeResult, TransportLimit
 from imdiag.units import format_bytes
+from imdiag.wire import Transport
 
 OK = "✓"
 DROP = "✗"
@@ -40,7 +41,10 @@ def handshake_table(result: ProbeResult) -> Table:
     table.add_column("field")
     table.add_column("value")
     table.add_row("sid", hs.sid)
-    table.add_row("upgrades", ", ".join(hs.upgrades) or "none")
+    upgrades = ", ".join(hs.upgrades) or "none"
+    if hs.transport is Transport.WEBSOCKET and not hs.upgrades:
+        upgrades = "not listed (an OPEN over websocket never lists them)"
+    table.add_row("upgrades", upgrades)
     table.add_row("pingInterval", f"{hs.ping_interval_ms:,} ms")
     table.add_row("pingTimeout", f"{hs.ping_timeout_ms:,} ms")
     table.add_row("maxPayload", _bytes(hs.max_payload) if hs.max_payload is not None else "not advertised")

@@ -443,7 +443,7 @@ async def run_replay(
     if live:
         assert settings.url is not None
         endpoint = Endpoint.from_url(
-            settings.url, path=settings.path_prefix, headers=dict(settings.headers) or None,
+            settings.url, path=settings.path_prefix, headers=tuple(settings.headers),
             auth_json=settings.auth_json, insecure=settings.insecure,
         )
         namespace = capture.namespace = endpoint.namespace

@@ -15,7 +15,7 @@ import contextlib
 import errno
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -92,7 +92,7 @@ class Endpoint:
     url: str  # http(s)://host:port
     namespace: str = "/"
     path: str = "/socket.io/"
-    headers: Mapping[str, str] | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # pairs, not a dict: a repeated header is sent repeated
     auth_json: str | None = None
     insecure: bool = False
 
@@ -113,12 +113,23 @@ class Endpoint:
         base = self.url
         if transport is Transport.WEBSOCKET:
             base = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        path = "/" + self.path.strip("/") + "/"
-        return f"{base}{path}?{urlencode(query)}"
+        return f"{base}{engineio_path(self.path)}?{urlencode(query)}"
+
+
+def engineio_path(path: str) -> str:
+    """``socket.io`` -> ``/socket.io/``; ``/`` stays ``/``."""
+    inner = path.strip("/")
+    return f"/{inner}/" if inner else "/"
 
 
 def _ssl(endpoint: Endpoint) -> ssl.SSLContext | bool:
     return False if endpoint.insecure else True
+
+
+def _excerpt(body: str, limit: int = 80) -> str:
+    """A response body in an error line: one line, short (an HTML page would swamp it)."""
+    flat = " ".join(body.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + "...")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -327,7 +338,7 @@ class PollingConnection(Connection):
     async def _open(self, timeout: float) -> None:
         status, body = await self._get(timeout)
         if status != 200:
-            raise TargetError(f"Engine.IO handshake failed: HTTP {status} {body[:200]!r}")
+            raise TargetError(f"Engine.IO handshake failed: HTTP {status} {_excerpt(body)}")
         packets = split_polling_body(body)
         if not packets:
             raise TargetError("Engine.IO handshake failed: empty response")
@@ -361,7 +372,9 @@ class PollingConnection(Connection):
         body = b"\x1e".join(packets)
         start = time.monotonic()
         url = self.endpoint.engineio_url(Transport.POLLING, self.open_info.sid if self.open_info else None)
-        headers = {"Content-Type": "text/plain;charset=UTF-8", **(self.endpoint.headers or {})}
+        headers = list(self.endpoint.headers)
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.insert(0, ("Content-Type", "text/plain;charset=UTF-8"))
         # The read timeout starts once the whole body is written: a slow upload is not a timeout.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
         async with self._post_lock:
@@ -411,7 +424,7 @@ async def open_connection(
 
 
 def _describe_connect_error(endpoint: Endpoint, transport: Transport, exc: BaseException, timeout: float) -> str:
-    where = f"{endpoint.url}{'/' + endpoint.path.strip('/') + '/'} ({transport.value})"
+    where = f"{endpoint.url}{engineio_path(endpoint.path)} ({transport.value})"
     if isinstance(exc, asyncio.TimeoutError):
         return f"cannot reach {where}: no answer within {timeout:g} s"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -624,3 +624,38 @@ async def test_ack_with_nothing_refused_checks_acks_with_the_smallest_probe():
     report = to_report(result).extra["transports"]["websocket"]
     assert report["master_acknowledged"] is False and report["lost_frame_bytes"] == []
     assert report["trial_log"][-1]["purpose"] == "ack-control"
+
+
+async def test_cli_repeated_headers_are_all_sent():
+    seen: list[list[str]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.getall("X-A", []))
+        return await html_page(request)
+
+    async with serving(handler) as url:
+        code, _, stderr = await run_cli("--url", url + NS, "--transport", "polling", "-H", "X-A: 1", "-H", "X-A: 2")
+    assert code == 3, stderr
+    assert seen == [["1", "2"]]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--event", ""], "--event must not be empty"),
+    (["--event", "disconnect"], "a reserved Socket.IO event name"),
+    (["--auth", "null"], "a JSON null is not an object"),
+    (["--auth", '"token"'], "a JSON string is not an object"),
+])
+async def test_cli_more_bad_options(args, needle):
+    code, _, stderr = await run_cli("--url", "http://127.0.0.1:9/worker", *args)
+    assert_one_line_error(code, stderr, 2, needle)
+
+
+def test_engineio_paths_and_the_entry_point_exit_code():
+    from imdiag.entry import INTERRUPTED
+    from imdiag.errors import ExitCode
+    from imdiag.worker.connection import engineio_path
+
+    assert [engineio_path(p) for p in ("/socket.io/", "socket.io", "/", "", "/a/b")] == [
+        "/socket.io/", "/socket.io/", "/", "/", "/a/b/"]
+    assert Endpoint("http://h:1", path="/").engineio_url(Transport.POLLING) == "http://h:1/?EIO=4&transport=polling"
+    assert INTERRUPTED == ExitCode.INTERRUPTED
