@@ -36,6 +36,7 @@ bench: $(STAMP) node
 	$(BIN)/python benchmarks/bench_sweep.py --master python
 	$(BIN)/python benchmarks/bench_sweep.py --master both
 	$(BIN)/python benchmarks/bench_probe.py
+	$(BIN)/python benchmarks/bench_probe.py --no-guess  # the worst case: plain bisection to 16MiB
 	$(BIN)/python benchmarks/bench_replay.py
 
 clean:
