@@ -60,6 +60,8 @@ class NodeMaster(MasterBase):
         self._stderr: deque[str] = deque(maxlen=20)
         self._stopping = False
         self.returncode: int | None = None  # the Node process's exit status, once it exited
+        self._died = ""
+        self._died_event = asyncio.Event()
 
     @property
     def info(self) -> MasterInfo:
@@ -143,6 +145,13 @@ class NodeMaster(MasterBase):
             await asyncio.gather(*self._tasks[:1], return_exceptions=True)
             detail = " | ".join(self._stderr)
             ledger.error("imdiag.node", f"the node master exited with code {code}", detail[-500:], False)
+            self._died = f"the node master exited with code {code}" + (f": {detail[-300:]}" if detail else "")
+            self._died_event.set()
+
+    async def wait_died(self) -> str:
+        """Returns (why) only if the Node process exits by itself, not when stop() ends it."""
+        await self._died_event.wait()
+        return self._died
 
     async def _terminate(self) -> None:
         """Stop the process: close stdin, then SIGTERM, then SIGKILL; each wait bounded."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
+from imdiag.errors import TargetError
 from imdiag.fake_master.ledger import Entry, Ledger
 from imdiag.fake_master.server import MasterInfo, new_master
 
@@ -31,7 +31,8 @@ async def serve_forever(
     try:
         async with master:
             on_ready(master.info)
-            await asyncio.Event().wait()  # until Ctrl-C cancels us
+            # Until Ctrl-C cancels us, or the server dies on its own (the Node process can).
+            raise TargetError(await master.wait_died())
     finally:
         if recorder is not None:
             recorder.close()

@@ -9,6 +9,7 @@ the server logged (that is how a JSON decode error on a truncated polling body i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from dataclasses import dataclass
@@ -95,6 +96,11 @@ class MasterBase:
 
     async def stop(self) -> None:
         raise NotImplementedError
+
+    async def wait_died(self) -> str:
+        """Returns (why) if the server stops by itself; an in-process server never does."""
+        await asyncio.Event().wait()
+        return ""
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -217,8 +217,18 @@ class TransportLimit:
 
     @property
     def lost(self) -> tuple[Trial, ...]:
-        """Probes lost after the transport: unacknowledged by a master that does acknowledge."""
-        return self.unacknowledged if self.acked else ()
+        """Probes lost after the transport: unacknowledged, where a smaller probe was acknowledged."""
+        extra = [t for t in (self.readmission, self.ack_control) if t is not None]
+        acked = [t.size for t in [*self.trials, *extra] if t.observation.ack == "received"]
+        return tuple(t for t in self.unacknowledged if acked and t.size > min(acked))
+
+    @property
+    def ack_check(self) -> Trial | None:
+        """--ack, no ack at all: the smallest probe the transport took, on a new connection."""
+        for trial in (self.ack_control, self.readmission):
+            if trial is not None and trial.outcome is Outcome.ACCEPTED:
+                return trial
+        return None
 
     def agrees_with(self, advertised: int | None) -> bool | None:
         """Whether the limit is the advertised maxPayload; None when that was not observed."""

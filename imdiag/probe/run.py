@@ -176,6 +176,8 @@ class _Search:
     search: Bisection
     start: float = field(default_factory=time.monotonic)
     trials: list[Trial] = field(default_factory=list)
+    finished: bool = False  # the search is over (the readmission or ack check may still run)
+    stopped: str = ""  # why it ended early, once finished
 
     def limit(self, stopped: str, readmission: Trial | None = None, ack_control: Trial | None = None) -> TransportLimit:
         found = self.search.result
@@ -209,9 +211,11 @@ def partial_result(settings: ProbeSettings, progress: ProbeProgress) -> ProbeRes
     if progress.handshake is None:
         return None
     limits = list(progress.limits)
-    if progress.current is not None:
-        done = len(progress.current.trials)
-        limits.append(progress.current.limit(f"interrupted (Ctrl-C) after {done} trial{'s' * (done != 1)}"))
+    current = progress.current
+    if current is not None:
+        done = len(current.trials)
+        interrupted = f"interrupted (Ctrl-C) after {done} trial{'s' * (done != 1)}"
+        limits.append(current.limit(current.stopped if current.finished else interrupted))
     return _result(settings, progress.handshake, limits, progress.start, interrupted=True)
 
 
@@ -260,15 +264,17 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
         stopped = f"the server does not behave like one size limit: {found.contradiction}"
     elif not stopped and not found.done:
         stopped = f"no answer after {found.trials} trials"
+    state.finished, state.stopped = True, stopped
     readmission = None
     if any(t.outcome is Outcome.REJECTED for t in trials):
         # Does the server let the client back in after refusing it? A new connection, a small probe.
         readmission = await trial(smallest, "readmission")
     ack_control = None
     tried = [*trials, *([readmission] if readmission is not None else [])]
-    if settings.ack and readmission is None and tried and not any(t.observation.ack == "received" for t in tried):
+    readmitted = readmission is not None and readmission.outcome is Outcome.ACCEPTED
+    if settings.ack and not readmitted and tried and not any(t.observation.ack == "received" for t in tried):
         # Not one ack: is a probe lost, or does the master not acknowledge this event at all?
-        # The smallest probe on a new connection tells which (the readmission, if any, did).
+        # The smallest probe on a new connection tells which (an accepted readmission already did).
         ack_control = await trial(smallest, "ack-control")
     limit = state.limit(stopped, readmission, ack_control)
     progress.limits.append(limit)

@@ -134,15 +134,19 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
 def _after_transport(limit: TransportLimit, *, ack: bool) -> str:
     """What the transport's acceptance does not show: loss after it (--ack), or that it cannot."""
     if ack and not limit.acked:
-        control = limit.ack_control or limit.readmission
-        size = f", not even the smallest ({control.size:,} B)" if control is not None else ""
-        return (f" The master acknowledged no probe{size}: it does not acknowledge this event, so --ack cannot "
-                "prove delivery here; accepted means the server parsed the frame.")
+        check = limit.ack_check
+        if check is None:
+            return (" The master acknowledged no probe, and the smallest probe could not be checked on a new "
+                    "connection: whether it acknowledges this event is unknown; accepted means the server "
+                    "parsed the frame.")
+        return (f" The master acknowledged no probe, not even the smallest ({check.size:,} B): it does not "
+                "acknowledge this event, so --ack cannot prove delivery here; accepted means the server parsed "
+                "the frame.")
     lost = limit.lost
     if lost:
         smallest = min(t.size for t in lost)
         line = (f" Also, {len(lost)} accepted probe(s), from {smallest:,} B up, were taken by the transport but "
-                "never acknowledged, while smaller ones were: the master lost them after the transport")
+                "never acknowledged, while a smaller one was: the master lost them after the transport")
         if limit.transport is Transport.POLLING:
             line += " (python-socketio masters lose large polling bodies to decode errors while answering 200)"
         return line + "."

@@ -126,6 +126,16 @@ def _ssl(endpoint: Endpoint) -> ssl.SSLContext | bool:
     return False if endpoint.insecure else True
 
 
+# A write must make progress: the time allowed for one frame or POST is twice the answer timeout
+# (connect, then the answer) plus its size at this (slow) rate. A server that stops reading
+# cannot hold a send forever; an unanswered POST still meets its read timeout first.
+MIN_UPLOAD_BYTES_PER_S = 256_000
+
+
+def send_deadline_s(timeout: float, body_bytes: int) -> float:
+    return 2 * timeout + body_bytes / MIN_UPLOAD_BYTES_PER_S
+
+
 def _excerpt(body: str, limit: int = 80) -> str:
     """A response body in an error line: one line, short (an HTML page would swamp it)."""
     flat = " ".join(body.split())
@@ -300,9 +310,22 @@ class WebSocketConnection(Connection):
         start = time.monotonic()
         total = sum(len(p) for p in packets)
         async with self._write_lock:
+            # Let the loop read what has already arrived before we write: a server that refused
+            # our last frame has sent its close frame and then reset the connection, and a write
+            # that meets the reset makes asyncio drop the unread close frame (we would see 1006).
+            # Two passes: the first only re-queues this task ahead of the reader's callback.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            allowed = send_deadline_s(self.timeout, total)
             try:
-                for packet in packets:
-                    await self.ws.send_frame(packet, aiohttp.WSMsgType.TEXT)
+                async with asyncio.timeout(allowed):
+                    for packet in packets:
+                        if self.closed.done():
+                            raise ConnectionResetError("the server closed the connection before this frame")
+                        await self.ws.send_frame(packet, aiohttp.WSMsgType.TEXT)
+            except TimeoutError:
+                return SendResult(total, len(packets), error=f"the server did not take the frame within {allowed:g} s",
+                                  seconds=time.monotonic() - start)
             except Exception as exc:
                 return SendResult(total, len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
         return SendResult(total, len(packets), seconds=time.monotonic() - start)
@@ -377,16 +400,23 @@ class PollingConnection(Connection):
             headers.insert(0, ("Content-Type", "text/plain;charset=UTF-8"))
         # The read timeout starts once the whole body is written: a slow upload is not a timeout.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
+        allowed = send_deadline_s(self.timeout, len(body))  # also bounds a body the server stops reading
         async with self._post_lock:
             try:
-                async with self.session.post(url, data=body, headers=headers, ssl=_ssl(self.endpoint),
-                                             timeout=timeout) as resp:
-                    text = await resp.text(errors="replace")
-                    status = resp.status
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(allowed):
+                    async with self.session.post(url, data=body, headers=headers, ssl=_ssl(self.endpoint),
+                                                 timeout=timeout) as resp:
+                        text = await resp.text(errors="replace")
+                        status = resp.status
+            except asyncio.TimeoutError as exc:
                 self._unanswered_post = True
-                return SendResult(len(body), len(packets), error=f"no answer to the POST within {self.timeout:g} s",
-                                  seconds=time.monotonic() - start)
+                if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                    error = f"could not connect within {self.timeout:g} s"
+                elif isinstance(exc, aiohttp.ServerTimeoutError):
+                    error = f"no answer to the POST within {self.timeout:g} s"
+                else:
+                    error = f"the POST was not done within {allowed:g} s (the server stopped reading its body?)"
+                return SendResult(len(body), len(packets), error=error, seconds=time.monotonic() - start)
             except Exception as exc:
                 return SendResult(len(body), len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
         return SendResult(len(body), len(packets), http_status=status, http_body=text[:500], seconds=time.monotonic() - start)
@@ -401,7 +431,8 @@ class PollingConnection(Connection):
         poller = self._tasks[0] if self._tasks else None
         if poller is not None and self._get_in_flight and not poller.done():
             await self.send([connect_packet(FLUSH_NAMESPACE).encode()])
-            await asyncio.wait({poller}, timeout=FLUSH_TIMEOUT_S)  # within close()'s 2 s bound
+            # At most half of close()'s bound, so that the CLOSE itself still goes out.
+            await asyncio.wait({poller}, timeout=min(FLUSH_TIMEOUT_S, self.timeout / 2))
         await self.send([EIO_CLOSE.encode()])
 
 

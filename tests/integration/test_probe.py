@@ -384,6 +384,10 @@ def test_ack_explanations_say_lost_only_when_the_master_acknowledges_at_all():
     ws_lost = TransportLimit(ws, 80, 200_000, (taken(200_000, ws, "missing"),), 200_000, None,
                              ack_control=taken(80, ws, "received"))
     assert "decode errors" not in explain_failure(ws_lost, ack=True)
+    # No ack, and the smallest probe never got through on a new connection: unknown, not "never acks".
+    shut_out = classify(TrialObservation(80, ws, close_code=1008, closed=True, barrier="closed"), ack=True)
+    unknown = TransportLimit(ws, 80, 200_000, (taken(200_000, ws, "missing"),), 200_000, None, ack_control=shut_out)
+    assert "could not be checked" in explain_failure(unknown, ack=True) and unknown.lost == ()
     # Nothing over --max-bytes was sent: agreement with maxPayload is not claimed either way.
     assert lost.agrees_with(200_000) is None and lost.agrees_with(150_000) is False
 
@@ -659,3 +663,24 @@ def test_engineio_paths_and_the_entry_point_exit_code():
         "/socket.io/", "/socket.io/", "/", "/", "/a/b/"]
     assert Endpoint("http://h:1", path="/").engineio_url(Transport.POLLING) == "http://h:1/?EIO=4&transport=polling"
     assert INTERRUPTED == ExitCode.INTERRUPTED
+
+
+async def test_a_server_that_stops_reading_cannot_hold_a_send_forever(monkeypatch, session):
+    """A POST body the server stops reading: the send is bounded (timeout + size at a minimum rate)."""
+    from imdiag.worker import connection
+
+    monkeypatch.setattr(connection, "MIN_UPLOAD_BYTES_PER_S", 10**9)  # allow ~the timeout alone
+
+    async def headers_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.Event().wait()  # never reads the body, never answers
+
+    server = await asyncio.start_server(headers_only, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        conn = connection.PollingConnection(Endpoint(f"http://127.0.0.1:{port}"), session, timeout=0.5)
+        conn.open_info = connection.parse_open('0{"sid":"x"}')
+        sent = await asyncio.wait_for(conn.send([b"4" + b"a" * 64_000_000]), TIMEOUT)
+        assert "the POST was not done within" in sent.error
+    finally:
+        server.close()
