@@ -205,10 +205,19 @@ class TransportLimit:
         return self.readmission.outcome is Outcome.ACCEPTED
 
     @property
+    def all_trials(self) -> tuple[Trial, ...]:
+        """The search trials, then the readmission and the ack check if they ran."""
+        return (*self.trials, *(t for t in (self.readmission, self.ack_control) if t is not None))
+
+    @property
+    def acked_sizes(self) -> tuple[int, ...]:
+        """--ack: the sizes of the probes the master acknowledged."""
+        return tuple(t.size for t in self.all_trials if t.observation.ack == "received")
+
+    @property
     def acked(self) -> bool:
         """--ack: the master acknowledged at least one probe on this transport."""
-        extra = [t for t in (self.readmission, self.ack_control) if t is not None]
-        return any(t.observation.ack == "received" for t in [*self.trials, *extra])
+        return bool(self.acked_sizes)
 
     @property
     def unacknowledged(self) -> tuple[Trial, ...]:
@@ -218,8 +227,7 @@ class TransportLimit:
     @property
     def lost(self) -> tuple[Trial, ...]:
         """Probes lost after the transport: unacknowledged, where a smaller probe was acknowledged."""
-        extra = [t for t in (self.readmission, self.ack_control) if t is not None]
-        acked = [t.size for t in [*self.trials, *extra] if t.observation.ack == "received"]
+        acked = self.acked_sizes
         return tuple(t for t in self.unacknowledged if acked and t.size > min(acked))
 
     @property
@@ -304,9 +312,7 @@ def _transport_dict(limit: TransportLimit, result: ProbeResult) -> dict[str, Any
         "unacknowledged_frame_bytes": [t.size for t in limit.unacknowledged],
         "master_acknowledged": limit.acked if result.settings.ack else None,
         "stopped": limit.stopped or None,
-        "trial_log": [t.to_dict() for t in limit.trials]
-        + ([limit.readmission.to_dict()] if limit.readmission else [])
-        + ([limit.ack_control.to_dict()] if limit.ack_control else []),
+        "trial_log": [t.to_dict() for t in limit.all_trials],
     }
 
 

@@ -269,14 +269,11 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
     if any(t.outcome is Outcome.REJECTED for t in trials):
         # Does the server let the client back in after refusing it? A new connection, a small probe.
         readmission = await trial(smallest, "readmission")
-    ack_control = None
-    tried = [*trials, *([readmission] if readmission is not None else [])]
-    readmitted = readmission is not None and readmission.outcome is Outcome.ACCEPTED
-    if settings.ack and not readmitted and tried and not any(t.observation.ack == "received" for t in tried):
+    limit = state.limit(stopped, readmission)
+    if settings.ack and trials and not limit.acked and not limit.readmitted:
         # Not one ack: is a probe lost, or does the master not acknowledge this event at all?
         # The smallest probe on a new connection tells which (an accepted readmission already did).
-        ack_control = await trial(smallest, "ack-control")
-    limit = state.limit(stopped, readmission, ack_control)
+        limit = state.limit(stopped, readmission, await trial(smallest, "ack-control"))
     progress.limits.append(limit)
     progress.current = None
     return limit

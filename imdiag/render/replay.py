@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -73,6 +73,14 @@ def _lanes(cells: Sequence[Cell]) -> list[tuple[str, str, int]]:
     return sorted(keys, key=lambda k: (order.get(k[0], 3), k[0], k[2], transport_order.get(k[1], 2)))
 
 
+def _by_type(cells: Iterable[Cell]) -> list[tuple[str, list[Cell]]]:
+    """Cells grouped by message type, the type with the smallest largest message first."""
+    groups: dict[str, list[Cell]] = defaultdict(list)
+    for cell in cells:
+        groups[cell.type].append(cell)
+    return sorted(groups.items(), key=lambda kv: max(c.message_bytes for c in kv[1]))
+
+
 def _lane_title(lane: tuple[str, str, int], lanes: Sequence[tuple[str, str, int]]) -> str:
     master, transport, limit = lane
     parts = []
@@ -135,10 +143,7 @@ def type_matrix(cells: Sequence[Cell], label: str) -> Table | None:
     table.add_column("largest frame", justify="right")
     for lane in lanes:
         table.add_column(_lane_title(lane, lanes))
-    groups: dict[str, list[Cell]] = defaultdict(list)
-    for cell in rows:
-        groups[cell.type].append(cell)
-    for type_name, group in sorted(groups.items(), key=lambda kv: max(c.message_bytes for c in kv[1])):
+    for type_name, group in _by_type(rows):
         row: list[RenderableType] = [type_name, f"{max(c.message_bytes for c in group):,}"]
         for lane in lanes:
             lane_cells = [c for c in group if (c.master, c.transport.value, c.limit) == lane]
@@ -166,10 +171,7 @@ def scale_table(cells: Sequence[Cell], scales: Sequence[int]) -> Table | None:
     table.add_column("type")
     for lane in lanes:
         table.add_column(_lane_title(lane, lanes))
-    groups: dict[str, list[Cell]] = defaultdict(list)
-    for cell in cells:
-        groups[cell.type].append(cell)
-    for type_name, group in sorted(groups.items(), key=lambda kv: max(c.message_bytes for c in kv[1])):
+    for type_name, group in _by_type(cells):
         row: list[RenderableType] = [type_name]
         for lane in lanes:
             lane_cells = [c for c in group if (c.master, c.transport.value, c.limit) == lane]
