@@ -314,8 +314,8 @@ class WebSocketConnection(Connection):
             # our last frame has sent its close frame and then reset the connection, and a write
             # that meets the reset makes asyncio drop the unread close frame (we would see 1006).
             # Two passes: the first only re-queues this task ahead of the reader's callback.
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # sleep-ok: a yield to the loop, not a wait for time
+            await asyncio.sleep(0)  # sleep-ok: see above
             allowed = send_deadline_s(self.timeout, total)
             try:
                 async with asyncio.timeout(allowed):
