@@ -30,6 +30,7 @@ from imdiag.search import max_trials
 from imdiag.wire import Encoder, Transport, encode_json, measure
 from imdiag.worker.connection import Endpoint, open_connection
 
+from ..cli import run_imdiag
 from .conftest import TIMEOUT
 
 NS = "/worker"
@@ -149,19 +150,7 @@ async def test_messages_are_judged_against_the_measured_limits(tmp_path):
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imdiag", "probe", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT * 6)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, stdout.decode(), stderr.decode()
+    return await run_imdiag("probe", *args, timeout=TIMEOUT * 6)
 
 
 def assert_one_line_error(code: int, stderr: str, exit_code: int, *needles: str) -> None:

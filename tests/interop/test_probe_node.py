@@ -19,6 +19,7 @@ from imdiag.probe.run import probe
 from imdiag.quirks import RULES
 from imdiag.wire import Transport
 
+from ..cli import run_imdiag
 from .conftest import TIMEOUT
 
 pytestmark = pytest.mark.node
@@ -63,19 +64,8 @@ async def test_node_acks_prove_delivery():
 
 async def test_node_wrong_namespace_via_cli_is_one_line(tmp_path):
     async with NodeMaster(limit=50_000, namespace=NS) as master:
-        env = {**os.environ, "NO_COLOR": "1"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "imdiag", "probe", "--url", master.url + "/nope", "--timeout", "5",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT * 6)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    text = stderr.decode()
-    assert proc.returncode == 3 and "Traceback" not in text
+        code, _, text = await run_imdiag("probe", "--url", master.url + "/nope", "--timeout", "5", timeout=TIMEOUT * 6)
+    assert code == 3 and "Traceback" not in text
     assert text.strip().splitlines() == [text.strip()]
     assert "namespace '/nope' refused the connection: Invalid namespace" in text
 
@@ -83,18 +73,8 @@ async def test_node_wrong_namespace_via_cli_is_one_line(tmp_path):
 async def test_node_probe_json_report_via_cli(tmp_path):
     out = tmp_path / "probe.json"
     async with NodeMaster(limit=100_000, namespace=NS) as master:
-        env = {**os.environ, "NO_COLOR": "1"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "imdiag", "probe", "--url", master.url + NS, "--json", str(out),
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT * 6)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    assert proc.returncode == 0, stderr.decode()
+        code, _, stderr = await run_imdiag("probe", "--url", master.url + NS, "--json", str(out), timeout=TIMEOUT * 6)
+    assert code == 0, stderr
     report = json.loads(out.read_text())
     for name, failure_key, failure_value in (("websocket", "close_code", 1009), ("polling", "http_status", 413)):
         t = report["transports"][name]
@@ -115,12 +95,9 @@ async def test_fake_master_node_standalone_is_probed_exactly_and_logs_only_probe
         banner = (await asyncio.wait_for(master.stdout.readline(), TIMEOUT * 2)).decode()
         found = re.search(r"^node reference master listening on (http://127\.0\.0\.1:\d+)/socket\.io/", banner)
         assert found and "maxHttpBufferSize 300,000 B" in banner and "socket.io 4.8.1" in banner, banner
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "imdiag", "probe", "--url", found.group(1) + NS, "--json", str(tmp_path / "p.json"),
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT * 6)
-        assert proc.returncode == 0, stderr.decode()
+        code, _, stderr = await run_imdiag("probe", "--url", found.group(1) + NS, "--json", str(tmp_path / "p.json"),
+                                           timeout=TIMEOUT * 6)
+        assert code == 0, stderr
         report = json.loads((tmp_path / "p.json").read_text())
         for t in report["transports"].values():  # both transports, to the byte
             assert (t["max_accepted_frame_bytes"], t["first_rejected_frame_bytes"]) == (300_000, 300_001)
