@@ -13,16 +13,16 @@ import argparse
 import asyncio
 import time
 
-from imdiag.fake_master.node import NodeMaster, node_ready
-from imdiag.fake_master.server import MasterBase, ReferenceMaster
-from imdiag.probe.result import ProbeSettings
-from imdiag.probe.run import probe
-from imdiag.units import format_size, parse_limit
+from imdiag.core.probe_result import ProbeSettings
+from imdiag.core.units import format_size, parse_limit
+from imdiag.masters import Master, PythonMaster
+from imdiag.masters.node import NodeMaster, node_ready
+from imdiag.runners.probe import probe
 
 NS = "/worker"
 
 
-async def bench(master: MasterBase, ack: bool, guess: bool) -> float:
+async def bench(master: Master, ack: bool, guess: bool) -> float:
     start = time.perf_counter()
     async with master:
         result = await probe(ProbeSettings(url=master.url + NS, ack=ack, guess_advertised=guess))
@@ -47,7 +47,7 @@ async def main() -> None:
                         help="plain bisection up to --max-bytes (16MiB), as for a server that advertises no maxPayload")
     args = parser.parse_args()
     limits = [parse_limit(v) for v in args.limits.split(",") if v.strip()]
-    kinds: list[type[MasterBase]] = [ReferenceMaster]
+    kinds: list[type[Master]] = [PythonMaster]
     reason = node_ready()
     if reason is None:
         kinds.append(NodeMaster)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def generate(path: Path, megabytes: int) -> tuple[int, int]:
     """Write the capture; return (messages, largest message in bytes)."""
     sys.path.insert(0, str(ROOT))
-    from imdiag.catalog import TYPE_NAMES, Catalog
+    from imdiag.core.catalog import TYPE_NAMES, Catalog
 
     catalog = Catalog(7)
     natural = {}
@@ -51,7 +51,7 @@ def generate(path: Path, megabytes: int) -> tuple[int, int]:
 
 def run_one(capture: str, limit: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from imdiag.replay.run import ReplaySettings, run_replay
+    from imdiag.runners.replay import ReplaySettings, run_replay
 
     start = time.perf_counter()
     cells: list = []

@@ -11,8 +11,8 @@ import asyncio
 import statistics
 import time
 
-from imdiag.plan import SweepSettings
-from imdiag.worker.sweep import run_sweep
+from imdiag.core.plan import SweepSettings
+from imdiag.runners.sweep import run_sweep
 
 
 def main() -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-INTERRUPTED = 130  # imdiag.errors.ExitCode.INTERRUPTED, without importing anything first
+INTERRUPTED = 130  # imdiag.core.errors.ExitCode.INTERRUPTED, without importing anything first
 
 
 def main() -> None:
     try:
+        # Imported here for start-up time (and so that Ctrl-C while it loads exits quietly).
         from imdiag.cli import main as cli_main
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED)

@@ -1,12 +1,26 @@
-"""The JSON report (``imdiag.report/1``): a direct, versioned serialization of the result model."""
+"""The JSON report (``imdiag.report/1``): a direct, versioned serialization of the result model.
+
+Pure. Results stay typed until here: cells with their ``Observation``, a replay's details, a
+probe's ``ProbeResult``. This is the only place they become dicts.
+"""
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from imdiag import __version__
-from imdiag.model import Cell, MasterRun, Report
+from imdiag.core.model import Cell, MasterInfo, ReplayDetails, Report
+from imdiag.core.probe_result import (
+    Handshake,
+    MessageVerdict,
+    ProbeResult,
+    TransportLimit,
+    Trial,
+    settings_dict,
+)
+from imdiag.core.sizing import Recommendation
 
 SCHEMA = "imdiag.report/1"
 
@@ -37,40 +51,175 @@ def cell_to_dict(cell: Cell) -> dict[str, Any]:
         "delivered": cell.delivered,
         "cause": cell.cause.value if cell.cause else None,
         "evidence": cell.evidence,
-        "observed": dict(cell.observed),
+        "observed": cell.observed.non_defaults(),
     }
 
 
-def master_to_dict(run: MasterRun) -> dict[str, Any]:
+def master_to_dict(info: MasterInfo) -> dict[str, Any]:
     return {
-        "server": run.server,
-        "limit": run.limit,
-        "transport": run.transport.value if run.transport else None,
-        "url": run.url,
-        "versions": dict(run.versions),
-        "advertised_max_payload": run.advertised_max_payload,
+        "server": info.server,
+        "limit": info.limit,
+        "transport": info.transport.value if info.transport else None,
+        "url": info.url,
+        "versions": dict(info.versions),
+        "advertised_max_payload": info.advertised_max_payload,
     }
 
 
-def report_to_dict(report: Report, *, now: datetime.datetime | None = None) -> dict[str, Any]:
-    cells = sorted(report.cells, key=cell_sort_key)
-    delivered = sum(1 for c in cells if c.delivered)
+def _envelope(command: str, settings: Any, interrupted: bool, elapsed_s: float, masters: Sequence[MasterInfo],
+              cells: Sequence[Cell], now: datetime.datetime | None) -> dict[str, Any]:
     generated = (now or datetime.datetime.now(datetime.UTC)).isoformat(timespec="seconds")
+    delivered = sum(1 for c in cells if c.delivered)
     return {
         "schema": SCHEMA,
-        "command": report.command,
+        "command": command,
         "tool_version": __version__,
         "generated_at": generated,
-        "settings": dict(report.settings),
-        "interrupted": report.interrupted,
-        "elapsed_s": report.elapsed_s,
-        "masters": [master_to_dict(m) for m in report.masters],
+        "settings": dict(settings),
+        "interrupted": interrupted,
+        "elapsed_s": elapsed_s,
+        "masters": [master_to_dict(m) for m in masters],
         "summary": {
             "cells": len(cells),
             "delivered": delivered,
             "dropped": len(cells) - delivered,
             "disagreements": sum(1 for c in cells if c.disagrees),
         },
-        **dict(report.extra),
-        "cells": [cell_to_dict(c) for c in cells],
     }
+
+
+def recommendation_to_dict(rec: Recommendation) -> dict[str, Any]:
+    return {
+        "limit": rec.limit, "min_limit": rec.min_limit, "chunk_budget": rec.chunk_budget,
+        "largest_frame": rec.largest_frame,
+        "chunks": rec.chunk_plan.chunks if rec.chunk_plan else None,
+        "items_per_chunk": rec.chunk_plan.items_per_chunk if rec.chunk_plan else None,
+        "lines": rec.lines(),
+    }
+
+
+def replay_to_dict(details: ReplayDetails) -> dict[str, Any]:
+    capture = details.capture
+    return {
+        "capture": {"file": capture.file, "format": capture.format, "messages": capture.messages,
+                    "meta": dict(capture.meta)},
+        "notes": list(details.notes),
+        "recommendations": [recommendation_to_dict(r) for r in details.recommendations],
+    }
+
+
+def report_to_dict(report: Report, *, now: datetime.datetime | None = None) -> dict[str, Any]:
+    cells = sorted(report.cells, key=cell_sort_key)
+    out = _envelope(report.command, report.settings, report.interrupted, report.elapsed_s, report.masters, cells, now)
+    if report.details is not None:
+        out.update(replay_to_dict(report.details))
+    out["cells"] = [cell_to_dict(c) for c in cells]
+    return out
+
+
+# --- the probe ---------------------------------------------------------------------------------
+
+
+def handshake_to_dict(hs: Handshake) -> dict[str, Any]:
+    return {
+        "transport": hs.transport.value,
+        "sid": hs.sid,
+        "upgrades": list(hs.upgrades),
+        "ping_interval_ms": hs.ping_interval_ms,
+        "ping_timeout_ms": hs.ping_timeout_ms,
+        "max_payload": hs.max_payload,
+        "namespace": hs.namespace,
+        "namespace_accepted": True,
+        "namespace_sid": hs.namespace_sid,
+        "seconds": round(hs.seconds, 3),
+    }
+
+
+def trial_to_dict(trial: Trial) -> dict[str, Any]:
+    return {
+        "size": trial.size,
+        "purpose": trial.purpose,
+        "outcome": trial.outcome.value,
+        "cause": trial.cause.value if trial.cause else None,
+        "evidence": trial.evidence,
+        "lost": trial.lost,
+        "seconds": round(trial.seconds, 4),
+        "observed": trial.observation.non_defaults(),
+    }
+
+
+def transport_limit_to_dict(limit: TransportLimit, result: ProbeResult) -> dict[str, Any]:
+    failure = limit.failure
+    advertised = result.handshake.max_payload
+    return {
+        "max_accepted_frame_bytes": limit.max_accepted,
+        "first_rejected_frame_bytes": limit.first_rejected,
+        "exact": limit.exact,
+        "trials": len(limit.trials),
+        "seconds": round(limit.seconds, 3),
+        "failure": None if failure is None else {
+            "cause": failure.cause.value if failure.cause else None,
+            "evidence": failure.evidence,
+            "http_status": failure.observation.http_status,
+            "close_code": failure.observation.close_code,
+            "close_reason": failure.observation.close_reason,
+            "session_survived": failure.session_survived,
+        },
+        "explanation": result.explanations.get(limit.transport, ""),
+        "readmitted": limit.readmitted,
+        "readmission_evidence": limit.readmission.evidence if limit.readmission else None,
+        "agrees_with_advertised": limit.agrees_with(advertised),
+        "advertised_note": result.advertised_notes.get(limit.transport, ""),
+        "smallest_probe_frame_bytes": limit.smallest_frame,
+        "max_bytes": limit.max_bytes,
+        "lost_frame_bytes": [t.size for t in limit.lost],
+        "unacknowledged_frame_bytes": [t.size for t in limit.unacknowledged],
+        "master_acknowledged": limit.acked if result.settings.ack else None,
+        "stopped": limit.stopped or None,
+        "trial_log": [trial_to_dict(t) for t in limit.all_trials],
+    }
+
+
+def message_verdict_to_dict(verdict: MessageVerdict) -> dict[str, Any]:
+    m = verdict.message
+    return {
+        "index": m.index,
+        "type": m.type,
+        "event": m.event,
+        "namespace": m.namespace,
+        "encoder": m.encoder.value,
+        "frame_bytes": m.frame_bytes,
+        "json_bytes": m.json_bytes,
+        "js_length": m.js_length,
+        "error": m.error or None,
+        "transports": {
+            f.transport.value: {
+                "limit": f.limit,
+                "fits": f.fits,
+                "headroom_bytes": f.headroom_bytes,
+                "headroom_pct": None if f.headroom_pct is None else round(f.headroom_pct, 2),
+                "note": f.note or None,
+            }
+            for f in verdict.fits
+        },
+    }
+
+
+def probe_to_dict(result: ProbeResult, *, now: datetime.datetime | None = None) -> dict[str, Any]:
+    """The probe's report (``"command": "probe"``): the envelope, then the probe's own sections."""
+    hs = result.handshake
+    masters = [
+        MasterInfo("target", result.settings.url, hs.max_payload if hs.max_payload is not None else (t.max_accepted or 0),
+                   transport=t.transport, advertised_max_payload=hs.max_payload)
+        for t in result.transports
+    ]
+    out = _envelope("probe", settings_dict(result.settings), result.interrupted, round(result.elapsed_s, 3),
+                    masters, [], now)
+    out.update({
+        "advertised_max_payload": hs.max_payload,
+        "handshake": handshake_to_dict(hs),
+        "transports": {t.transport.value: transport_limit_to_dict(t, result) for t in result.transports},
+        "message_verdicts": [message_verdict_to_dict(v) for v in result.messages],
+        "cells": [],
+    })
+    return out

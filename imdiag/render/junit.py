@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from imdiag.gate import Check, GateResult, Improvement
+from imdiag.core.gate import Check, GateResult, Improvement
 
 KIND_ORDER = ("report", "expect", "max-fill", "baseline", "growth")
-SUITE_PREFIX = "imdiag.gate"
+SUITE_PREFIX = "imdiag.core.gate"
 # XML 1.0 cannot carry most control characters even escaped (a polling body holds \x1e):
 # they are written as \xNN so the file still parses everywhere.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from imdiag.gate import Check, GateResult
+from imdiag.core.gate import Check, GateResult
 
 MAX_ROWS = 300  # a step summary is capped at 1 MiB; past this the table says how many are left out
 MAX_ANNOTATIONS = 50  # GitHub shows few per step anyway; the JUnit file has them all

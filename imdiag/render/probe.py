@@ -9,9 +9,9 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.probe.result import Fit, MessageVerdict, ProbeResult, TransportLimit
-from imdiag.units import format_bytes
-from imdiag.wire import Transport
+from imdiag.core.probe_result import Fit, MessageVerdict, ProbeResult, TransportLimit
+from imdiag.core.units import format_bytes
+from imdiag.core.wire import Transport
 
 OK = "✓"
 DROP = "✗"

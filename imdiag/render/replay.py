@@ -9,11 +9,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.model import Cause, Cell, Report
+from imdiag.core.model import Barrier, Cause, Cell, Report
+from imdiag.core.sizing import MessageSize, Recommendation, headroom, js_length_explanation
+from imdiag.core.units import format_size
+from imdiag.core.wire import Encoder
 from imdiag.render.terminal import DROP, OK, findings, short_cause
-from imdiag.sizing import MessageSize, Recommendation, headroom, js_length_explanation
-from imdiag.units import format_size
-from imdiag.wire import Encoder
 
 MAX_ROWS = 200  # per-message tables stop here; the JSON report has every cell
 PARSED = "≈"
@@ -97,10 +97,10 @@ def _lane_title(lane: tuple[str, str, int], lanes: Sequence[tuple[str, str, int]
 def replay_verdict(cell: Cell) -> Text:
     if cell.delivered:
         return Text(OK, style="green")
-    if cell.cause is Cause.UNKNOWN and cell.observed.get("barrier") == "parsed":
+    if cell.cause is Cause.UNKNOWN and cell.observed.barrier is Barrier.PARSED:
         return Text(f"{PARSED} parsed", style="yellow")
     text = f"{DROP} {short_cause(cell)}"
-    if cell.observed.get("packets_in_body", 1) > 1:
+    if cell.observed.packets_in_body > 1:
         text += f" ({cell.wire_bytes:,} B POST)"
     return Text(text, style="red")
 
@@ -219,7 +219,8 @@ def replay_renderables(report: Report) -> list[RenderableType]:
     scaled = scale_table(cells, scales)
     if scaled is not None:
         out.append(scaled)
-    lines = list(report.extra.get("notes", []))
+    details = report.details
+    lines = list(details.notes) if details is not None else []
     why = why_lines(cells)
     lines += why[:15] + ([f"... {len(why) - 15} more drops in --json"] if len(why) > 15 else [])
     lines += findings(report)
@@ -231,9 +232,9 @@ def replay_renderables(report: Report) -> list[RenderableType]:
         )
     if lines:
         out.append(Group(Text("Why", style="bold"), *(Text(f"• {n}") for n in lines)))
-    recommendations = report.extra.get("recommendations", [])
+    recommendations = details.recommendations if details is not None else ()
     if recommendations:
-        rec_lines = [line for rec in recommendations for line in rec["lines"]]
+        rec_lines = [line for rec in recommendations for line in rec.lines()]
         out.append(Group(Text("Recommendations", style="bold"), *(Text(f"• {n}") for n in dict.fromkeys(rec_lines))))
     delivered = sum(c.delivered for c in cells)
     out.append(Text(

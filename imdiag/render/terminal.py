@@ -1,4 +1,4 @@
-"""Render reports for people: rich tables and a short list of findings.
+"""Render a size sweep for people: rich tables and a short list of findings.
 
 Pure: functions return rich renderables; the CLI decides where and how to print them.
 """
@@ -12,12 +12,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.fake_master.ledger import Arrival, Connect, Disconnect, Entry, ServerError
-from imdiag.fake_master.server import MasterInfo
-from imdiag.model import Cause, Cell, Report
-from imdiag.quirks import KNOWN_BEHAVIOURS
-from imdiag.units import format_bytes, format_size
-from imdiag.wire import Transport
+from imdiag.core.model import Cause, Cell, Report
+from imdiag.core.quirks import KNOWN_BEHAVIOURS
+from imdiag.core.units import format_bytes, format_size
+from imdiag.core.wire import Transport
 
 OK = "✓"
 DROP = "✗"
@@ -29,15 +27,15 @@ def short_cause(cell: Cell) -> str:
     if cell.delivered:
         return ""
     if cell.cause in (Cause.OVERSIZE_CLOSE, Cause.BATCHED_OVERSIZE, Cause.HTTP_ERROR):
-        if obs.get("close_code") is not None and cell.cause is Cause.OVERSIZE_CLOSE and not obs.get("http_status"):
-            return str(obs["close_code"])
-        if obs.get("http_status"):
+        if obs.close_code is not None and cell.cause is Cause.OVERSIZE_CLOSE and not obs.http_status:
+            return str(obs.close_code)
+        if obs.http_status:
             prefix = "batched, " if cell.cause is Cause.BATCHED_OVERSIZE else ""
-            return f"{prefix}HTTP {obs['http_status']}"
+            return f"{prefix}HTTP {obs.http_status}"
     if cell.cause is Cause.SERVER_DECODE_ERROR:
         return "decode error"
-    if cell.cause is Cause.CONNECTION_CLOSED and obs.get("close_code") is not None:
-        return f"closed {obs['close_code']}"
+    if cell.cause is Cause.CONNECTION_CLOSED and obs.close_code is not None:
+        return f"closed {obs.close_code}"
     return cell.cause.value if cell.cause else "?"
 
 
@@ -258,28 +256,3 @@ def sweep_renderables(report: Report) -> list[RenderableType]:
         )
     )
     return out
-
-
-def master_banner(info: MasterInfo) -> str:
-    versions = ", ".join(f"{k} {v}" for k, v in info.versions.items())
-    return (
-        f"{info.server} reference master listening on {info.url}{info.path} namespace {info.namespace} "
-        f"maxHttpBufferSize {info.limit:,} B ({versions}). Point a worker at "
-        f"{info.url}{'' if info.namespace == '/' else info.namespace}. Ctrl-C stops."
-    )
-
-
-def ledger_line(entry: Entry) -> str:
-    """One live log line per ledger entry (``imdiag fake-master``)."""
-    t = f"{entry.t:10.3f}s"
-    if isinstance(entry, Arrival):
-        what = entry.type or "(no type)"
-        ident = f" id={entry.message_id}" if entry.message_id else f" digest={entry.digest}"
-        return f"{t} arrival    {what}{ident} {entry.bytes:,} B event={entry.event!r} sid={entry.sid}"
-    if isinstance(entry, ServerError):
-        kind = "decode-err" if entry.decode else "error     "
-        return f"{t} {kind} {entry.message}" + (f": {entry.error}" if entry.error else "")
-    if isinstance(entry, Connect):
-        return f"{t} connect    sid={entry.sid} namespace={entry.namespace}"
-    assert isinstance(entry, Disconnect)
-    return f"{t} disconnect sid={entry.sid} reason={entry.reason!r}"

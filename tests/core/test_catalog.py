@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imdiag.catalog import TYPE_NAMES, Catalog, message_type
-from imdiag.errors import InputError
-from imdiag.wire import Encoder, encode_json, event_frame, measure
+from imdiag.core.catalog import TYPE_NAMES, Catalog, message_type
+from imdiag.core.errors import InputError
+from imdiag.core.wire import Encoder, encode_json, event_frame, measure
 
 CATALOG = Catalog(seed=7)
 

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from imdiag.errors import InputError
-from imdiag.gate import (
+from imdiag.core.errors import InputError
+from imdiag.core.gate import (
     DEFAULT_MAX_GROWTH,
     GateSpec,
     evaluate,
@@ -15,7 +15,7 @@ from imdiag.gate import (
     parse_max_fill,
     parse_rule,
 )
-from imdiag.wire import Encoder, Transport
+from imdiag.core.wire import Encoder, Transport
 
 
 def cell(type_="worker:heartbeat", transport="websocket", limit=1_000_000, master="python", label="natural",

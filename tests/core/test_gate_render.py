@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imdiag.gate import CellRef, Check, GateResult, Improvement
+from imdiag.core.gate import CellRef, Check, GateResult, Improvement
 from imdiag.render.junit import junit_xml
 from imdiag.render.markdown import gate_markdown, github_annotations
 
@@ -110,8 +110,8 @@ def test_junit_validates_against_the_schema_and_counts_right():
     assert root.tag == "testsuites" and root.get("tests") == "5" and root.get("failures") == "3"
     assert root.get("time") == "1.500"
     suites = {s.get("name"): s for s in root}
-    assert list(suites) == ["imdiag.gate.expect", "imdiag.gate.baseline", "imdiag.gate.growth"]
-    expect = suites["imdiag.gate.expect"]
+    assert list(suites) == ["imdiag.core.gate.expect", "imdiag.core.gate.baseline", "imdiag.core.gate.growth"]
+    expect = suites["imdiag.core.gate.expect"]
     assert (expect.get("tests"), expect.get("failures"), expect.get("errors")) == ("3", "2", "0")
     cases = expect.findall("testcase")
     assert cases[1].get("name") == "worker:data:sync@1MB=delivered [" + REF.describe() + "]"
@@ -120,7 +120,7 @@ def test_junit_validates_against_the_schema_and_counts_right():
     assert "<Message Too Big> & \"co\"" in failure.get("message")  # escaped in the file, intact when read
     assert "cause: oversize-close" in failure.text and "cell: worker:data:sync" in failure.text
     assert cases[0].find("failure") is None
-    baseline = suites["imdiag.gate.baseline"]
+    baseline = suites["imdiag.core.gate.baseline"]
     assert "\\x1e" in baseline.find("testcase/failure").text and "\\x00" in baseline.find("testcase/failure").text
     assert "improvement: now delivered" in baseline.find("system-out").text
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imdiag.search import Bisection, SearchResult, max_trials
+from imdiag.core.search import Bisection, SearchResult, max_trials
 
 
 def run(machine: Bisection, accepts: Callable[[int], bool]) -> SearchResult:

@@ -1,7 +1,7 @@
 """Sizes of captured messages, the JS .length trap, scaling and the fixes as numbers."""
 
-from imdiag.fixtures import Captured
-from imdiag.sizing import (
+from imdiag.core.captures import Captured
+from imdiag.core.sizing import (
     headroom,
     js_length_explanation,
     list_profile,
@@ -11,7 +11,7 @@ from imdiag.sizing import (
     scale_message,
     size_of,
 )
-from imdiag.wire import Encoder, encode_json, event_frame
+from imdiag.core.wire import Encoder, encode_json, event_frame
 
 
 def sync(n: int, text: str = "你好，请问这个商品还有货吗？😀") -> dict:

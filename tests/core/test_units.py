@@ -1,7 +1,7 @@
 import pytest
 
-from imdiag.errors import InputError
-from imdiag.units import format_size, parse_limit, parse_size
+from imdiag.core.errors import InputError
+from imdiag.core.units import format_size, parse_limit, parse_size
 
 
 @pytest.mark.parametrize(

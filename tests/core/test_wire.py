@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
 
-from imdiag.wire import (
+from imdiag.core.wire import (
     Encoder,
     WireSize,
     encode_json,

@@ -1,0 +1,61 @@
+"""The command line: parse, call, render. No measuring or judging happens here.
+
+One module per command; ``common`` (consoles, errors, reports), ``options`` (every shared
+option and its parser), ``gating`` (the gate's options and outcome) and ``measure`` (a measuring
+command's run) serve them all. This module only assembles the typer app.
+
+Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
+3 target could not be reached or set up, 130 interrupted (partial report written).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from imdiag import __version__
+from imdiag.cli.common import EXIT_CODES_HELP
+from imdiag.cli.fake_master import fake_master
+from imdiag.cli.gate import gate_command
+from imdiag.cli.probe import probe_command
+from imdiag.cli.replay import replay_command
+from imdiag.cli.size import size_command
+from imdiag.cli.sweep import size_sweep
+from imdiag.core.errors import ExitCode
+
+app = typer.Typer(
+    name="imdiag",
+    help="Find out, with evidence, why Socket.IO messages never reach the server. " + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("size-sweep")(size_sweep)
+app.command("fake-master")(fake_master)
+app.command("replay")(replay_command)
+app.command("size")(size_command)
+app.command("probe")(probe_command)
+app.command("gate")(gate_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"imdiag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    pass
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(int(ExitCode.INTERRUPTED))

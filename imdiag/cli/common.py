@@ -1,0 +1,96 @@
+"""What every command shares: consoles, the one error printer, running a coroutine, writing reports.
+
+Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
+3 target could not be reached or set up, 130 interrupted (partial report written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from imdiag.cli.files import write_atomic
+from imdiag.core.errors import ExitCode, ImdiagError, InputError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done, 1 gate failed, 2 usage or input error, "
+    "3 target unreachable or could not be set up, 130 interrupted (partial report written)."
+)
+MAX_TIMEOUT_S = 3600.0  # an hour for one answer is already no answer
+
+T = TypeVar("T")
+
+
+def console(stderr: bool = False) -> Console:
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        # Piped or redirected: wide enough that tables stay one line per row.
+        out = Console(stderr=stderr, highlight=False, soft_wrap=False, width=160)
+    return out
+
+
+def print_error(message: str) -> None:
+    """The one way an error reaches the user: one line on stderr, never wrapped."""
+    print(f"imdiag: error: {message}", file=sys.stderr)
+
+
+def fail(message: str, code: ExitCode) -> typer.Exit:
+    """Print the error; return the exit to raise (``raise fail(...) from None``)."""
+    print_error(message)
+    return typer.Exit(int(code))
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; ImdiagError becomes a one-line message and its exit code."""
+    try:
+        return asyncio.run(make())
+    except ImdiagError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """The one JSON report writer: atomic, UTF-8, indented."""
+    try:
+        write_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write report {path}: {exc.strerror or exc}") from None
+
+
+def progress_for(out: Console) -> Progress | None:
+    if not out.is_terminal:
+        return None
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=out, transient=True,
+    )
+
+
+def check_timeout(seconds: float) -> None:
+    """--timeout: a finite number of seconds, more than 0 (not inf, not nan)."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InputError(f"invalid --timeout {seconds:g}: use a number of seconds more than 0, e.g. 10")
+    if seconds > MAX_TIMEOUT_S:
+        raise InputError(f"invalid --timeout {seconds:g}: at most {MAX_TIMEOUT_S:g} seconds")
+
+
+def timeout_scale() -> float:
+    """CI may scale every timeout (IMDIAG_TIMEOUT_SCALE=2) without touching the tests."""
+    try:
+        return float(os.environ.get("IMDIAG_TIMEOUT_SCALE", "1"))
+    except ValueError:
+        return 1.0
+
+
+def scaled_timeout(seconds: float) -> float:
+    """--timeout checked, then scaled for the run."""
+    check_timeout(seconds)
+    return seconds * timeout_scale()

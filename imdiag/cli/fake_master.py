@@ -1,0 +1,64 @@
+"""``imdiag fake-master``: a master standalone, logging every arrival, error and disconnect live."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from imdiag.cli.common import fail, run_async
+from imdiag.cli.options import parse_namespace
+from imdiag.core.entries import Entry
+from imdiag.core.errors import ImdiagError, InputError
+from imdiag.core.model import MasterInfo
+from imdiag.core.units import parse_limit
+from imdiag.render.log import ledger_line, master_banner
+
+
+def _check(port: int, master: str, record: str | None) -> None:
+    if not 0 <= port <= 65535:
+        raise InputError(f"invalid port {port}: use 0 to 65535")
+    if master not in ("python", "node"):
+        raise InputError(f"invalid --master {master!r}: use python or node")
+    if master == "node" and record is not None:
+        raise InputError("--record needs --master python: the node master reports each arrival's type, "
+                         "id, digest and size, not the message itself")
+
+
+def fake_master(
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    limit: Annotated[str, typer.Option(help="maxHttpBufferSize, e.g. 1MB (Socket.IO's default).")] = "1MB",
+    namespace: Annotated[str, typer.Option(help="Namespace the workers join, e.g. /worker.")] = "/",
+    path: Annotated[str, typer.Option(help="Engine.IO path.")] = "/socket.io/",
+    record: Annotated[
+        str | None, typer.Option(metavar="FILE", help="Append every arrival to FILE as JSON Lines (a capture "
+                                 "`imdiag replay FILE` reads), flushed as it goes. python master only.")
+    ] = None,
+    master: Annotated[
+        str, typer.Option(metavar="python|node", help="Which real server: python (python-socketio on aiohttp, "
+                          "in this process) or node (the pinned Node.js socket.io, as a child process).")
+    ] = "python",
+) -> None:
+    """Run a reference master standalone and log every arrival, error and disconnect live."""
+    # Imported here for start-up time: the masters load aiohttp and socketio.
+    from imdiag.masters.serve import serve_forever
+
+    try:
+        parsed_limit = parse_limit(limit)
+        ns = parse_namespace(namespace)
+        _check(port, master, record)
+    except ImdiagError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+
+    def ready(info: MasterInfo) -> None:
+        print(master_banner(info), flush=True)  # log lines: never wrapped, flushed as they come
+
+    def entry(e: Entry) -> None:
+        print(ledger_line(e), flush=True)
+
+    try:
+        run_async(lambda: serve_forever(limit=parsed_limit, host=host, port=port, namespace=ns, path=path,
+                                        on_entry=entry, on_ready=ready, record=record, server=master))
+    except KeyboardInterrupt:
+        print("stopped", flush=True)

@@ -1,0 +1,67 @@
+"""Run a measuring command (``size-sweep``, ``replay``): progress, tables, gate, report, Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
+
+import typer
+from rich.console import RenderableType
+
+from imdiag.cli.common import console, fail, progress_for, run_async
+from imdiag.cli.gating import GateOptions, finish_with_gate, write_report
+from imdiag.core.errors import ExitCode, ImdiagError
+from imdiag.core.model import Cell, Report
+
+MeasureFn = Callable[
+    [list[Cell], Callable[[Cell], None], Callable[[int], None], Callable[[str], None]], Coroutine[Any, Any, Report]
+]
+
+
+def run_measured(
+    command: str, description: str, settings: dict[str, Any], measure: MeasureFn,
+    render: Callable[[Report], list[RenderableType]], gate: GateOptions,
+) -> NoReturn:
+    """A progress bar on a terminal (plain progress lines otherwise), then the tables, the gate
+    and the report. Ctrl-C still prints and writes what was measured."""
+    out = console()
+    err = console(stderr=True)
+    cells: list[Cell] = []
+    progress = progress_for(err)
+    task_id = None
+
+    def planned(total: int) -> None:
+        nonlocal task_id
+        if progress is not None:
+            task_id = progress.add_task(description, total=total)
+
+    def measured(cell: Cell) -> None:
+        if progress is not None and task_id is not None:
+            progress.advance(task_id)
+
+    def note(line: str) -> None:
+        if progress is None:  # not a terminal: plain lines, for CI logs
+            err.print(line)
+
+    try:
+        if progress is not None:
+            progress.start()
+        try:
+            report = run_async(lambda: measure(cells, measured, planned, note))
+        finally:
+            if progress is not None:
+                progress.stop()
+    except KeyboardInterrupt:
+        report = Report(command, settings, list(cells), interrupted=True)
+        for renderable in render(report):
+            out.print(renderable)
+        try:
+            write_report(gate.json_path, report)
+        except ImdiagError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        if gate.json_path:
+            err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {gate.json_path}")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    for renderable in render(report):
+        out.print(renderable)
+    raise typer.Exit(finish_with_gate(report, gate, out))

@@ -1,0 +1,176 @@
+"""Every command-line option that more than one command takes: its typer declaration and its parser.
+
+One rule per option, here, for every command: sizes, limits, types, transports, masters,
+namespaces, events, URLs, headers, auth. Parsers raise InputError (exit 2) with the value and
+what would have been accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+
+from imdiag.core.catalog import TYPE_NAMES, message_type
+from imdiag.core.errors import InputError
+from imdiag.core.plan import MASTER_SERVERS
+from imdiag.core.units import parse_limit, parse_size
+from imdiag.core.wire import Encoder, Transport
+
+# --- parsers -----------------------------------------------------------------------------------
+
+
+def split(values: list[str] | None) -> list[str]:
+    """Repeated options and comma-separated lists, as one list."""
+    out: list[str] = []
+    for value in values or []:
+        out += [v.strip() for v in value.split(",") if v.strip()]
+    return out
+
+
+def parse_sizes(values: list[str] | None, default: tuple[int, ...], *, limit: bool = False) -> tuple[int, ...]:
+    items = split(values)
+    if not items:
+        return default
+    parse = parse_limit if limit else parse_size
+    sizes = tuple(sorted({parse(v) for v in items}))
+    if not limit and sizes and sizes[0] < 1:
+        raise InputError("sizes must be at least 1 byte")
+    return sizes
+
+
+def parse_types(values: list[str] | None) -> tuple[str, ...]:
+    items = split(values)
+    if not items:
+        return TYPE_NAMES
+    return tuple(message_type(v).name for v in items)
+
+
+def parse_transports(values: list[str] | None) -> tuple[Transport, ...]:
+    items = split(values) or [t.value for t in Transport]
+    out = []
+    for item in items:
+        try:
+            out.append(Transport(item))
+        except ValueError:
+            raise InputError(f"unknown transport {item!r}; use websocket, polling or both") from None
+    return tuple(dict.fromkeys(out))
+
+
+def parse_namespace(value: str) -> str:
+    if not value.startswith("/"):
+        raise InputError(f"invalid namespace {value!r}: a namespace starts with '/' (e.g. /worker)")
+    return value
+
+
+def parse_masters(value: str) -> tuple[str, ...]:
+    choices = {"python": ("python",), "node": ("node",), "both": MASTER_SERVERS}
+    if value not in choices:
+        raise InputError(f"unknown master {value!r}; use python, node or both")
+    return choices[value]
+
+
+def parse_choice(value: str, choices: tuple[str, ...], option: str) -> str:
+    if value not in choices:
+        raise InputError(f"invalid {option} {value!r}; use {' or '.join(choices)}")
+    return value
+
+
+def parse_url(url: str) -> str:
+    """A live master's URL, namespace as its path: ``http://host:3000/worker``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise InputError(f"invalid --url {url!r}: expected http(s)://host:port[/namespace], e.g. http://127.0.0.1:3000/worker")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError:
+        raise InputError(f"invalid --url {url!r}: the port is not a number from 0 to 65535") from None
+    if parts.query or parts.fragment:
+        raise InputError(f"invalid --url {url!r}: no query or fragment; the namespace is the URL path")
+    return url
+
+
+def parse_headers(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``Name: value`` pairs, in order; a repeated name is sent repeated. No CR or LF anywhere."""
+    out = []
+    for value in values or []:
+        name, sep, content = value.partition(":")
+        name = name.strip()
+        if not sep or not name or any(c in name for c in " \t\r\n") or any(c in content for c in "\r\n"):
+            raise InputError(f"invalid --header {value!r}: expected 'Name: value', e.g. 'Authorization: Bearer ...'")
+        out.append((name, content.strip()))
+    return tuple(out)
+
+
+_JSON_KINDS = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+
+
+def parse_auth(value: str | None) -> str | None:
+    """The Socket.IO auth payload: a JSON object, returned compact."""
+    if value is None:
+        return None
+    try:
+        auth = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid --auth JSON: {exc.msg} at column {exc.colno}; expected an object, "
+                         'e.g. \'{"token": "..."}\'') from None
+    if not isinstance(auth, dict):
+        kind = _JSON_KINDS.get(type(auth), type(auth).__name__)
+        raise InputError(f"invalid --auth: a JSON {kind} is not an object; Socket.IO auth is an "
+                         'object, e.g. \'{"token": "..."}\'')
+    return json.dumps(auth, ensure_ascii=False, separators=(",", ":"))
+
+
+# Socket.IO clients refuse to emit these (socket.io-client: "... is a reserved event name").
+RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener")
+
+
+def parse_event(event: str) -> str:
+    if not event:
+        raise InputError("--event must not be empty")
+    if event in RESERVED_EVENTS:
+        raise InputError(f"invalid --event {event!r}: a reserved Socket.IO event name, which clients cannot emit")
+    return event
+
+
+def parse_scales(values: list[str] | None) -> tuple[int, ...]:
+    items = split(values) or ["1"]
+    scales = []
+    for item in items:
+        try:
+            scale = int(item.lower().removeprefix("x"))
+        except ValueError:
+            raise InputError(f"invalid scale {item!r}: use whole numbers, e.g. --scale 1,2,4,8") from None
+        if not 1 <= scale <= 1000:
+            raise InputError(f"invalid scale {item!r}: use 1 to 1000")
+        scales.append(scale)
+    return tuple(sorted(set(scales)))
+
+
+# --- typer declarations shared by several commands ------------------------------------------------
+
+TransportsOption = Annotated[
+    list[str] | None,
+    typer.Option("--transports", "--transport", metavar="TRANSPORTS", help="websocket, polling (default: both)."),
+]
+EncoderOption = Annotated[
+    Encoder, typer.Option(help="JSON encoder of the sender: node (JSON.stringify) or python.")
+]
+MasterOption = Annotated[
+    str, typer.Option(metavar="python|node|both", help="Which real server plays the master: python "
+                      "(python-socketio, embedded), node (the pinned Node.js socket.io) or both, side by side.")
+]
+EventOption = Annotated[str, typer.Option(metavar="EVENT", help="Event name the messages are emitted on.")]
+TimeoutOption = Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for any one answer.")]
+JsonOption = Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to this file.")]
+PathOption = Annotated[str, typer.Option(metavar="PATH", help="Engine.IO path (with --url).")]
+HeaderOption = Annotated[
+    list[str] | None,
+    typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra HTTP header (with --url); repeatable."),
+]
+AuthOption = Annotated[
+    str | None, typer.Option("--auth", metavar="JSON", help="Socket.IO auth payload, a JSON object (with --url).")
+]
+InsecureOption = Annotated[bool, typer.Option("--insecure", help="Accept self-signed TLS certificates (with --url).")]

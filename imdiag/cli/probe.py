@@ -1,0 +1,121 @@
+"""``imdiag probe --url``: parse the options, run the probe, render it. Nothing is measured here."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import typer
+
+from imdiag.cli.common import console, fail, run_async, scaled_timeout, write_json
+from imdiag.cli.files import check_writable
+from imdiag.cli.options import (
+    AuthOption,
+    EncoderOption,
+    EventOption,
+    HeaderOption,
+    InsecureOption,
+    JsonOption,
+    PathOption,
+    TimeoutOption,
+    TransportsOption,
+    parse_auth,
+    parse_event,
+    parse_headers,
+    parse_transports,
+    parse_url,
+)
+from imdiag.core.captures import load_messages as load_captured
+from imdiag.core.errors import ExitCode, ImdiagError, InputError
+from imdiag.core.probe_explain import size_messages
+from imdiag.core.probe_frames import PROBE_TYPE
+from imdiag.core.probe_result import ProbeResult, ProbeSettings, SizedMessage
+from imdiag.core.units import parse_size
+from imdiag.core.wire import Encoder
+from imdiag.render.json_report import probe_to_dict
+from imdiag.render.probe import probe_renderables
+
+
+def load_messages(path: str, *, encoder: Encoder, event: str, namespace: str) -> tuple[SizedMessage, ...]:
+    return size_messages(load_captured(path), encoder=encoder, event=event, namespace=namespace)
+
+
+def _settings(url: str, path: str, event: str, transport: list[str] | None, auth: str | None,
+              header: list[str] | None, insecure: bool, timeout: float, max_bytes: str, probe_type: str,
+              ack: bool, message: str | None, encoder: Encoder) -> ProbeSettings:
+    if not probe_type:
+        raise InputError("--type must not be empty")
+    limit = parse_size(max_bytes)
+    if limit < 1:
+        raise InputError("--max-bytes must be at least 1 byte")
+    settings = ProbeSettings(
+        url=parse_url(url), path=path, event=parse_event(event), transports=parse_transports(transport),
+        auth_json=parse_auth(auth), headers=parse_headers(header), insecure=insecure,
+        timeout_s=scaled_timeout(timeout), max_bytes=limit, probe_type=probe_type, ack=ack, encoder=encoder,
+        message_path=message,
+    )
+    if message is not None:
+        # Sized (and any error in the file reported) before anything is sent; it is never sent.
+        sized = load_messages(message, encoder=encoder, event=event, namespace=settings.namespace)
+        settings = dataclasses.replace(settings, messages=sized)
+    return settings
+
+
+def _finish(result: ProbeResult, json_path: str | None) -> None:
+    out = console()
+    for renderable in probe_renderables(result):
+        out.print(renderable)
+    try:
+        if json_path:
+            write_json(json_path, probe_to_dict(result))
+    except ImdiagError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    if json_path:
+        console(stderr=True).print(f"report written to {json_path}")
+    if result.interrupted:
+        raise fail("interrupted (Ctrl-C): the results above are partial", ExitCode.INTERRUPTED)
+    if result.stopped:
+        first = result.stopped[0]
+        raise fail(f"{first.transport.value}: the limit could not be measured: {first.stopped}", ExitCode.TARGET)
+
+
+def probe_command(
+    url: Annotated[str, typer.Option("--url", metavar="URL",
+                                     help="The master, with the namespace as path: http://host:3000/worker.")],
+    path: PathOption = "/socket.io/",
+    event: EventOption = "message",
+    transport: TransportsOption = None,
+    auth: AuthOption = None,
+    header: HeaderOption = None,
+    insecure: InsecureOption = False,
+    timeout: TimeoutOption = 10.0,
+    max_bytes: Annotated[str, typer.Option("--max-bytes", metavar="SIZE", help="Never send a frame larger than this.")] = "16MiB",
+    probe_type: Annotated[str, typer.Option("--type", metavar="TYPE", help="The probe messages' type.")] = PROBE_TYPE,
+    ack: Annotated[bool, typer.Option("--ack", help="The master acknowledges messages: prove acceptance by its ack.")] = False,
+    message: Annotated[
+        str | None, typer.Option("--message", metavar="FILE", help="Messages to judge against the measured limits "
+                                 "(a JSON message, a JSON array or JSON Lines); never sent.")
+    ] = None,
+    encoder: EncoderOption = Encoder.NODE,
+    json_path: JsonOption = None,
+) -> None:
+    """Find a live master's exact frame limit per transport, and how it fails beyond it, safely."""
+    # Imported here for start-up time: the runner loads aiohttp.
+    from imdiag.runners.probe import ProbeProgress, partial_result, probe
+
+    try:
+        settings = _settings(url, path, event, transport, auth, header, insecure, timeout, max_bytes, probe_type,
+                             ack, message, encoder)
+        check_writable(json_path, "--json")
+    except ImdiagError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+
+    progress = ProbeProgress()
+    try:
+        result = run_async(lambda: probe(settings, progress))
+    except KeyboardInterrupt:
+        partial = partial_result(settings, progress)
+        if partial is None:
+            raise fail("interrupted before the handshake: nothing was measured", ExitCode.INTERRUPTED) from None
+        result = partial
+    _finish(result, json_path)

@@ -1,0 +1,91 @@
+"""``imdiag size-sweep``: parse the options, run the sweep, render it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from imdiag.cli.common import fail, scaled_timeout
+from imdiag.cli.gating import GateOptions, with_gate_options
+from imdiag.cli.measure import run_measured
+from imdiag.cli.options import (
+    EncoderOption,
+    EventOption,
+    JsonOption,
+    MasterOption,
+    TimeoutOption,
+    TransportsOption,
+    parse_masters,
+    parse_namespace,
+    parse_sizes,
+    parse_transports,
+    parse_types,
+)
+from imdiag.core.errors import ImdiagError
+from imdiag.core.model import MasterInfo
+from imdiag.core.plan import DEFAULT_LADDER, DEFAULT_LIMITS, SweepSettings
+from imdiag.core.units import format_size
+from imdiag.core.wire import Encoder
+from imdiag.render.terminal import sweep_renderables
+
+
+def _lane_line(run: MasterInfo, count: int) -> str:
+    transport = run.transport.value if run.transport else ""
+    return f"measured {count} cells: {run.server} master, limit {format_size(run.limit)}, {transport}"
+
+
+@with_gate_options
+def size_sweep(
+    limits: Annotated[
+        list[str] | None,
+        typer.Option("--limits", "-l", metavar="LIMITS", help="Server buffer limits (maxHttpBufferSize), comma-separated. "
+                     f"Default: {','.join(format_size(x) for x in DEFAULT_LIMITS)}"),
+    ] = None,
+    sizes: Annotated[
+        list[str] | None,
+        typer.Option("--sizes", "-s", metavar="SIZES", help="Ladder of frame sizes for the growing types. "
+                     f"Default: {','.join(format_size(x) for x in DEFAULT_LADDER)}"),
+    ] = None,
+    types: Annotated[list[str] | None, typer.Option("--types", "-t", metavar="TYPES", help="Message types (default: all seven).")] = None,
+    transports: TransportsOption = None,
+    encoder: EncoderOption = Encoder.NODE,
+    master: MasterOption = "python",
+    namespace: Annotated[str, typer.Option(help="Socket.IO namespace, e.g. /worker.")] = "/",
+    event: EventOption = "message",
+    boundary: Annotated[bool, typer.Option(help="Also send frames of exactly L-1, L and L+1 bytes.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the payload generator.")] = 1,
+    timeout: TimeoutOption = 10.0,
+    json_path: JsonOption = None,
+    *,
+    gate: GateOptions,
+) -> None:
+    """Send every message type at increasing sizes to reference masters at several limits."""
+    # Imported here for start-up time: the runner loads aiohttp and socketio.
+    from imdiag.runners.sweep import run_sweep
+
+    try:
+        settings = SweepSettings(
+            limits=parse_sizes(limits, DEFAULT_LIMITS, limit=True),
+            sizes=parse_sizes(sizes, DEFAULT_LADDER),
+            types=parse_types(types),
+            transports=parse_transports(transports),
+            encoder=encoder,
+            namespace=parse_namespace(namespace),
+            event=event,
+            seed=seed,
+            boundary=boundary,
+            timeout_s=scaled_timeout(timeout),
+            masters=parse_masters(master),
+        )
+    except ImdiagError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+
+    run_measured(
+        "size-sweep", "sweeping", settings.to_dict(),
+        lambda cells, measured, planned, note: run_sweep(
+            settings, cells, on_cell=measured, on_planned=planned,
+            on_lane_done=lambda run, count: note(_lane_line(run, count)),
+        ),
+        sweep_renderables, gate,
+    )

@@ -1,0 +1,455 @@
+"""imdiag's own Engine.IO v4 / Socket.IO v5 client, over aiohttp: the reference worker.
+
+Why not python-socketio's AsyncClient: a diagnostic worker must control every byte it sends
+(either encoder, exact frames, batched polling bodies) and see every observation the server
+gives back: websocket close codes and reasons, HTTP statuses and bodies of each POST, errors
+raised while a large frame is still being written. It must also close a polling session at
+once (AsyncClient can take ~25 s to close polling gracefully). This module is that client,
+kept small: handshake, namespace connect, ping/pong, send, receive, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp
+
+from imdiag.core.errors import TargetError
+from imdiag.core.wire import (
+    EIO_CLOSE,
+    EIO_MESSAGE,
+    EIO_NOOP,
+    EIO_PING,
+    EIO_PONG,
+    SIO_CONNECT,
+    SIO_CONNECT_ERROR,
+    OpenInfo,
+    SioPacket,
+    Transport,
+    connect_packet,
+    parse_open,
+    parse_sio,
+    split_polling_body,
+)
+
+
+@dataclass(frozen=True)
+class CloseInfo:
+    """How the connection ended, as observed by the client."""
+
+    by: str  # "server" or "client"
+    code: int | None = None  # websocket close code
+    reason: str = ""  # websocket close reason, or HTTP response body
+    http_status: int | None = None
+    error: str = ""  # exception raised by the transport, if that is how it ended
+
+    def describe(self) -> str:
+        parts = []
+        if self.code is not None:
+            parts.append(f"websocket closed with {self.code}" + (f" ({self.reason})" if self.reason else ""))
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}" + (f" {self.reason!r}" if self.reason else ""))
+        if self.error:
+            parts.append(self.error)
+        return "; ".join(parts) or f"closed by {self.by}"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What happened when one frame (websocket) or one POST body (polling) was sent."""
+
+    body_bytes: int  # bytes of the frame payload or POST body
+    packets: int
+    http_status: int | None = None  # polling: the POST's status
+    http_body: str = ""
+    error: str = ""  # raised while writing (e.g. the server closed mid-frame)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.http_status in (None, 200)
+
+    def describe(self) -> str:
+        if self.error:
+            return self.error
+        if self.http_status not in (None, 200):
+            return f"HTTP {self.http_status}" + (f" {self.http_body[:200]!r}" if self.http_body else "")
+        return "sent"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a master listens: base URL, Engine.IO path, namespace and connection options."""
+
+    url: str  # http(s)://host:port
+    namespace: str = "/"
+    path: str = "/socket.io/"
+    headers: tuple[tuple[str, str], ...] = ()  # pairs, not a dict: a repeated header is sent repeated
+    auth_json: str | None = None
+    insecure: bool = False
+
+    @classmethod
+    def from_url(cls, url: str, path: str = "/socket.io/", **kwargs: Any) -> Endpoint:
+        """``http://host:3000/worker`` -> base ``http://host:3000``, namespace ``/worker``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            raise TargetError(f"invalid URL {url!r}: expected http(s)://host:port[/namespace]")
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        namespace = parts.path.rstrip("/") or "/"
+        return cls(url=urlunsplit((scheme, parts.netloc, "", "", "")), namespace=namespace, path=path, **kwargs)
+
+    def engineio_url(self, transport: Transport, sid: str | None = None) -> str:
+        query = {"EIO": "4", "transport": transport.value}
+        if sid:
+            query["sid"] = sid
+        base = self.url
+        if transport is Transport.WEBSOCKET:
+            base = base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return f"{base}{engineio_path(self.path)}?{urlencode(query)}"
+
+
+def engineio_path(path: str) -> str:
+    """``socket.io`` -> ``/socket.io/``; ``/`` stays ``/``."""
+    inner = path.strip("/")
+    return f"/{inner}/" if inner else "/"
+
+
+def _ssl(endpoint: Endpoint) -> ssl.SSLContext | bool:
+    return False if endpoint.insecure else True
+
+
+# A write must make progress: the time allowed for one frame or POST is twice the answer timeout
+# (connect, then the answer) plus its size at this (slow) rate. A server that stops reading
+# cannot hold a send forever; an unanswered POST still meets its read timeout first.
+MIN_UPLOAD_BYTES_PER_S = 256_000
+
+
+def send_deadline_s(timeout: float, body_bytes: int) -> float:
+    return 2 * timeout + body_bytes / MIN_UPLOAD_BYTES_PER_S
+
+
+def _excerpt(body: str, limit: int = 80) -> str:
+    """A response body in an error line: one line, short (an HTML page would swamp it)."""
+    flat = " ".join(body.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + "...")
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text}"
+
+
+class Connection:
+    """One Engine.IO session connected to one Socket.IO namespace."""
+
+    transport: Transport
+
+    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float = 10.0):
+        self.endpoint = endpoint
+        self.session = session
+        self.timeout = timeout  # for any one answer: a POST's response, the websocket's close handshake
+        self.open_info: OpenInfo | None = None
+        self.sid: str | None = None  # Socket.IO sid in the namespace
+        self.closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
+        self._packets: asyncio.Queue[SioPacket] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closing = False  # we are closing: start no new request (a GET after CLOSE is an error)
+
+    # --- to be provided by the transport -------------------------------------------------
+
+    async def _open(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    async def send(self, packets: Sequence[bytes]) -> SendResult:
+        """Send encoded Engine.IO packets: one frame each (websocket), one POST (polling)."""
+        raise NotImplementedError
+
+    async def _send_close(self) -> None:
+        raise NotImplementedError
+
+    # --- shared behaviour ----------------------------------------------------------------
+
+    def _set_closed(self, info: CloseInfo) -> None:
+        if not self.closed.done():
+            self.closed.set_result(info)
+
+    async def _on_packet(self, packet: str) -> None:
+        """Handle one Engine.IO packet from the server (called by the reader loop)."""
+        kind = packet[:1]
+        if kind == EIO_PING:
+            await self.send([(EIO_PONG + packet[1:]).encode()])
+        elif kind == EIO_CLOSE:
+            self._set_closed(CloseInfo(by="server", reason="Engine.IO CLOSE packet"))
+        elif kind == EIO_MESSAGE:
+            try:
+                self._packets.put_nowait(parse_sio(packet[1:]))
+            except ValueError:
+                pass  # not ours to judge; a diagnostic client ignores what it cannot parse
+        elif kind == EIO_NOOP:
+            pass
+
+    async def next_packet(self, timeout: float) -> SioPacket | None:
+        """The next Socket.IO packet from the server; None on close or timeout."""
+        getter = asyncio.ensure_future(self._packets.get())
+        try:
+            done, _ = await asyncio.wait({getter, self.closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        return getter.result() if getter in done else None
+
+    async def connect_namespace(self, timeout: float) -> None:
+        ns = self.endpoint.namespace
+        sent = await self.send([connect_packet(ns, self.endpoint.auth_json).encode()])
+        if not sent.ok:
+            raise TargetError(f"the CONNECT of namespace {ns!r} was not taken: {sent.describe()}")
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            pkt = await self.next_packet(left)
+            if pkt is None:
+                break
+            if pkt.namespace != ns:
+                continue
+            if pkt.type == SIO_CONNECT:
+                self.sid = pkt.data.get("sid") if isinstance(pkt.data, dict) else None
+                return
+            if pkt.type == SIO_CONNECT_ERROR:
+                message = pkt.data.get("message") if isinstance(pkt.data, dict) else pkt.data
+                raise TargetError(f"namespace {ns!r} refused the connection: {message}")
+        if self.closed.done():
+            raise TargetError(f"connection closed while joining namespace {ns!r}: {self.closed.result().describe()}")
+        raise TargetError(f"no answer to the CONNECT of namespace {ns!r} within {timeout:g} s")
+
+    async def close(self) -> None:
+        self._closing = True
+        if not self.closed.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._send_close(), min(2.0, self.timeout))
+            self._set_closed(CloseInfo(by="client"))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class WebSocketConnection(Connection):
+    transport = Transport.WEBSOCKET
+
+    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float = 10.0):
+        super().__init__(endpoint, session, timeout)
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def _open(self, timeout: float) -> None:
+        url = self.endpoint.engineio_url(Transport.WEBSOCKET)
+        # No permessage-deflate: frames cross the wire as their exact payload bytes.
+        self.ws = await self.session.ws_connect(
+            url, max_msg_size=0, autoping=True, compress=0, headers=self.endpoint.headers,
+            ssl=_ssl(self.endpoint), timeout=aiohttp.ClientWSTimeout(ws_close=timeout),
+        )
+        first = await asyncio.wait_for(self.ws.receive(), timeout)
+        if first.type is not aiohttp.WSMsgType.TEXT:
+            raise TargetError(f"expected an Engine.IO OPEN packet, got websocket {first.type.name}")
+        self.open_info = parse_open(first.data)
+        self._tasks.append(asyncio.create_task(self._reader()))
+
+    async def _reader(self) -> None:
+        assert self.ws is not None
+        ws = self.ws
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    await self._on_packet(msg.data)
+                elif msg.type is aiohttp.WSMsgType.CLOSE:
+                    # The code the server wrote in its close frame. Not ws.close_code: when the
+                    # server resets the TCP connection right after its close frame (it closes
+                    # with our oversize frame still unread), aiohttp's automatic close reply
+                    # fails and overwrites ws.close_code with 1006, losing the server's 1009.
+                    # An empty close frame carries no code: RFC 6455 names that 1005.
+                    reason = msg.extra if isinstance(msg.extra, str) else ""
+                    self._set_closed(CloseInfo(by="server", code=int(msg.data) or 1005, reason=reason))
+                    return
+                elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    self._set_closed(CloseInfo(by="server", code=ws.close_code))
+                    return
+                elif msg.type is aiohttp.WSMsgType.ERROR:
+                    exc = ws.exception()
+                    self._set_closed(CloseInfo(by="server", code=ws.close_code, error=_error_text(exc) if exc else "error"))
+                    return
+        except Exception as exc:  # the transport broke under us: that is an observation
+            self._set_closed(CloseInfo(by="server", code=ws.close_code, error=_error_text(exc)))
+
+    async def send(self, packets: Sequence[bytes]) -> SendResult:
+        assert self.ws is not None
+        start = time.monotonic()
+        total = sum(len(p) for p in packets)
+        async with self._write_lock:
+            # Let the loop read what has already arrived before we write: a server that refused
+            # our last frame has sent its close frame and then reset the connection, and a write
+            # that meets the reset makes asyncio drop the unread close frame (we would see 1006).
+            # Two passes: the first only re-queues this task ahead of the reader's callback.
+            await asyncio.sleep(0)  # sleep-ok: a yield to the loop, not a wait for time
+            await asyncio.sleep(0)  # sleep-ok: see above
+            allowed = send_deadline_s(self.timeout, total)
+            try:
+                async with asyncio.timeout(allowed):
+                    for packet in packets:
+                        if self.closed.done():
+                            raise ConnectionResetError("the server closed the connection before this frame")
+                        await self.ws.send_frame(packet, aiohttp.WSMsgType.TEXT)
+            except TimeoutError:
+                return SendResult(total, len(packets), error=f"the server did not take the frame within {allowed:g} s",
+                                  seconds=time.monotonic() - start)
+            except Exception as exc:
+                return SendResult(total, len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
+        return SendResult(total, len(packets), seconds=time.monotonic() - start)
+
+    async def _send_close(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+
+
+# A namespace no application uses: a CONNECT to it makes the server answer (CONNECT_ERROR).
+FLUSH_NAMESPACE = "/imdiag-flush"
+FLUSH_TIMEOUT_S = 1.0
+
+
+class PollingConnection(Connection):
+    transport = Transport.POLLING
+
+    def __init__(self, endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float = 10.0):
+        super().__init__(endpoint, session, timeout)
+        # Engine.IO servers reject overlapping POSTs; real clients send one at a time too.
+        self._post_lock = asyncio.Lock()
+        self._get_in_flight = False
+        self._unanswered_post = False  # a server that did not answer one POST gets no CLOSE POST
+
+    async def _get(self, timeout: float | None) -> tuple[int, str]:
+        assert self.open_info is not None or timeout is not None
+        sid = self.open_info.sid if self.open_info else None
+        url = self.endpoint.engineio_url(Transport.POLLING, sid)
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with self.session.get(url, headers=self.endpoint.headers, ssl=_ssl(self.endpoint), timeout=client_timeout) as resp:
+            return resp.status, await resp.text()
+
+    async def _open(self, timeout: float) -> None:
+        status, body = await self._get(timeout)
+        if status != 200:
+            raise TargetError(f"Engine.IO handshake failed: HTTP {status} {_excerpt(body)}")
+        packets = split_polling_body(body)
+        if not packets:
+            raise TargetError("Engine.IO handshake failed: empty response")
+        self.open_info = parse_open(packets[0])
+        for packet in packets[1:]:
+            await self._on_packet(packet)
+        self._tasks.append(asyncio.create_task(self._poller()))
+
+    async def _poller(self) -> None:
+        assert self.open_info is not None
+        # A poll is held by the server for up to pingInterval; allow the ping timeout on top.
+        hold = (self.open_info.ping_interval_ms + self.open_info.ping_timeout_ms) / 1000 + 5
+        try:
+            while not self.closed.done() and not self._closing:
+                self._get_in_flight = True
+                try:
+                    status, body = await self._get(hold)
+                finally:
+                    self._get_in_flight = False
+                if status != 200:
+                    self._set_closed(CloseInfo(by="server", http_status=status, reason=body[:500]))
+                    return
+                for packet in split_polling_body(body):
+                    await self._on_packet(packet)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._set_closed(CloseInfo(by="server", error=_error_text(exc)))
+
+    async def send(self, packets: Sequence[bytes]) -> SendResult:
+        body = b"\x1e".join(packets)
+        start = time.monotonic()
+        url = self.endpoint.engineio_url(Transport.POLLING, self.open_info.sid if self.open_info else None)
+        headers = list(self.endpoint.headers)
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.insert(0, ("Content-Type", "text/plain;charset=UTF-8"))
+        # The read timeout starts once the whole body is written: a slow upload is not a timeout.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
+        allowed = send_deadline_s(self.timeout, len(body))  # also bounds a body the server stops reading
+        async with self._post_lock:
+            try:
+                async with asyncio.timeout(allowed):
+                    async with self.session.post(url, data=body, headers=headers, ssl=_ssl(self.endpoint),
+                                                 timeout=timeout) as resp:
+                        text = await resp.text(errors="replace")
+                        status = resp.status
+            except TimeoutError as exc:
+                self._unanswered_post = True
+                if isinstance(exc, aiohttp.ConnectionTimeoutError):
+                    error = f"could not connect within {self.timeout:g} s"
+                elif isinstance(exc, aiohttp.ServerTimeoutError):
+                    error = f"no answer to the POST within {self.timeout:g} s"
+                else:
+                    error = f"the POST was not done within {allowed:g} s (the server stopped reading its body?)"
+                return SendResult(len(body), len(packets), error=error, seconds=time.monotonic() - start)
+            except Exception as exc:
+                return SendResult(len(body), len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
+        return SendResult(len(body), len(packets), http_status=status, http_body=text[:500], seconds=time.monotonic() - start)
+
+    async def _send_close(self) -> None:
+        if self.open_info is None or self._unanswered_post:
+            return  # no session to close, or a server that would not answer the CLOSE either
+        # A GET sent just before our CLOSE can reach the server after it (another TCP
+        # connection), and the server then logs an error for an unknown session. So first
+        # have the pending GET answered: a CONNECT to an unused namespace makes the server
+        # send a CONNECT_ERROR on it. The poller, seeing we are closing, sends no other GET.
+        poller = self._tasks[0] if self._tasks else None
+        if poller is not None and self._get_in_flight and not poller.done():
+            await self.send([connect_packet(FLUSH_NAMESPACE).encode()])
+            # At most half of close()'s bound, so that the CLOSE itself still goes out.
+            await asyncio.wait({poller}, timeout=min(FLUSH_TIMEOUT_S, self.timeout / 2))
+        await self.send([EIO_CLOSE.encode()])
+
+
+async def open_connection(
+    endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession, timeout: float
+) -> Connection:
+    """Handshake and join the endpoint's namespace; raise TargetError with the reason if not."""
+    cls = WebSocketConnection if transport is Transport.WEBSOCKET else PollingConnection
+    conn = cls(endpoint, session, timeout)
+    try:
+        await asyncio.wait_for(conn._open(timeout), timeout)
+        await conn.connect_namespace(timeout)
+    except TargetError:
+        await conn.close()
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        await conn.close()
+        raise TargetError(_describe_connect_error(endpoint, transport, exc, timeout)) from None
+    return conn
+
+
+def _describe_connect_error(endpoint: Endpoint, transport: Transport, exc: BaseException, timeout: float) -> str:
+    where = f"{endpoint.url}{engineio_path(endpoint.path)} ({transport.value})"
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"cannot reach {where}: no answer within {timeout:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"cannot reach {where}: TLS certificate not trusted ({exc.certificate_error}); use --insecure for self-signed certificates"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if exc.os_error.errno == errno.ECONNREFUSED:  # asyncio words it "Connect call failed"
+            return f"cannot reach {where}: connection refused (nothing listens on port {exc.port}?)"
+        return f"cannot reach {where}: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"cannot reach {where}: websocket handshake refused (HTTP {exc.status}); is this a Socket.IO server and path?"
+    if isinstance(exc, ValueError):
+        return f"{where} did not answer like an Engine.IO v4 server: {exc}"
+    return f"cannot reach {where}: {_error_text(exc)}"

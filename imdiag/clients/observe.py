@@ -1,0 +1,250 @@
+"""Send a message on a connection and record everything seen until a barrier answers: one pipeline.
+
+After the message the client sends a barrier on the same connection. A Socket.IO server parses
+and dispatches one connection's packets in order, so once the barrier is answered, everything
+sent before it has been handled. Two witnesses answer it:
+
+- a master imdiag started keeps a ledger: the barrier is a small message, and once the ledger
+  holds it, a message that is not in the ledger never will be (``LedgerWitness``);
+- a live master has none: the barrier is a CONNECT to an unused namespace, which the server
+  answers (CONNECT_ERROR) only after parsing everything before it; with ``--ack`` the master's
+  ACKs prove that its handler ran (``ProtocolWitness``).
+
+Closes, HTTP statuses, ledger entries and ACKs are awaited as events, never by sleeping, and
+nothing here decides a verdict: the result is one ``Observation`` per message, for
+``imdiag.core.judge``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from imdiag.clients.engineio import Connection, SendResult
+from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
+from imdiag.core.model import Ack, Barrier, Observation
+from imdiag.core.wire import (
+    SIO_ACK,
+    SIO_CONNECT,
+    SIO_CONNECT_ERROR,
+    Encoder,
+    connect_packet,
+    encode_json,
+    event_frame,
+)
+from imdiag.masters.ledger import Ledger
+
+# Never used by a real application; servers refuse it, which is the answer the barrier needs.
+BARRIER_NAMESPACE = "/imdiag-barrier"
+# python-socketio runs event handlers as tasks, so an ack can follow the barrier's answer; a
+# handler that acks does so within a few round trips. Bounded wait for that event.
+ACK_GRACE_MIN_S = 0.5
+ACK_GRACE_RTTS = 4
+
+_barrier_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One encoded packet to send, and how the master's answer names it."""
+
+    frame: bytes
+    message_id: str | None = None  # the ledger finds it by id ...
+    digest: str | None = None  # ... or by the digest of what the master decodes
+    ack_id: int | None = None  # the frame asks for an ack with this id
+
+
+@dataclass(frozen=True)
+class BarrierAnswer:
+    state: Barrier
+    answer: str = ""  # what a live server answered, e.g. CONNECT_ERROR 'Invalid namespace'
+    acked: frozenset[int] = frozenset()
+    failed: SendResult | None = None  # the barrier's own write was refused: the session is gone
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a witness saw for one message beyond the transport."""
+
+    arrival: Arrival | None = None
+    server_errors: tuple[str, ...] = ()
+    disconnect_reason: str = ""
+
+
+class Witness(Protocol):
+    def begin(self) -> None: ...
+
+    async def barrier(self, conn: Connection, timeout: float, ack_ids: frozenset[int]) -> BarrierAnswer: ...
+
+    async def settle(self, conn: Connection, timeout: float) -> None: ...
+
+    def seen(self, conn: Connection, outgoing: Sequence[Outgoing]) -> list[Seen]: ...
+
+
+def barrier_frame(barrier_id: str, *, encoder: Encoder, event: str, namespace: str) -> bytes:
+    message = encode_json({"type": BARRIER_TYPE, "id": barrier_id}, encoder).encode()
+    return event_frame(message, encoder=encoder, event=event, namespace=namespace)
+
+
+@dataclass
+class LedgerWitness:
+    """A master imdiag started: its ledger proves what arrived."""
+
+    ledger: Ledger
+    encoder: Encoder
+    event: str
+    namespace: str
+    _mark: int = 0
+
+    def begin(self) -> None:
+        self._mark = self.ledger.mark()
+
+    async def barrier(self, conn: Connection, timeout: float, ack_ids: frozenset[int]) -> BarrierAnswer:
+        barrier_id = f"b{next(_barrier_ids)}"
+        frame = barrier_frame(barrier_id, encoder=self.encoder, event=self.event, namespace=self.namespace)
+        sent = await conn.send([frame])
+        if not sent.ok:
+            return BarrierAnswer(Barrier.CLOSED, failed=sent)
+        arrival = asyncio.ensure_future(self.ledger.wait_for(barrier_id, timeout, self._mark))
+        try:
+            done, _ = await asyncio.wait({arrival, conn.closed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not arrival.done():
+                arrival.cancel()
+        if arrival in done and arrival.result() is not None:
+            return BarrierAnswer(Barrier.PASSED)
+        return BarrierAnswer(Barrier.CLOSED if conn.closed.done() else Barrier.TIMEOUT)
+
+    async def settle(self, conn: Connection, timeout: float) -> None:
+        if conn.closed.done() and conn.sid is not None:
+            # The master records its side of the close (with its reason) as an event of its own.
+            sid = conn.sid
+            await self.ledger.wait_until(lambda e: isinstance(e, Disconnect) and e.sid == sid, self._mark, timeout)
+
+    def seen(self, conn: Connection, outgoing: Sequence[Outgoing]) -> list[Seen]:
+        entries = self.ledger.since(self._mark)
+        errors = tuple(
+            f"{e.message}: {e.error}" if e.error else e.message
+            for e in entries
+            if isinstance(e, ServerError) and e.decode
+        )
+        disconnect = next((e.reason for e in entries if isinstance(e, Disconnect) and e.sid == conn.sid), "")
+        arrivals = [e for e in entries if isinstance(e, Arrival)]
+        used: set[int] = set()
+        out = []
+        for item in outgoing:
+            # By id when the message has one; else by digest, identical messages taking successive arrivals.
+            found = next((a for a in arrivals if a.seq not in used and (
+                a.message_id == item.message_id if item.message_id is not None else a.digest == item.digest
+            )), None)
+            if found is not None:
+                used.add(found.seq)
+            out.append(Seen(found, errors, disconnect))
+        return out
+
+
+@dataclass
+class ProtocolWitness:
+    """A live master: no ledger; the server's answer to a protocol packet, and its ACKs."""
+
+    namespace: str  # the namespace the messages (and their ACKs) travel in
+
+    def begin(self) -> None:
+        return None
+
+    async def barrier(self, conn: Connection, timeout: float, ack_ids: frozenset[int]) -> BarrierAnswer:
+        start = time.monotonic()
+        deadline = start + timeout
+        # A namespace of its own per barrier: a late answer to an earlier one cannot be taken for it.
+        barrier_namespace = f"{BARRIER_NAMESPACE}-{next(_barrier_ids)}"
+        sent = await conn.send([connect_packet(barrier_namespace).encode()])
+        if not sent.ok:
+            return BarrierAnswer(Barrier.CLOSED, failed=sent)
+        state, answer = Barrier.TIMEOUT, ""
+        acked: set[int] = set()
+        for _ in range(1000):  # bounded: each pass consumes one packet or ends the wait
+            if state is Barrier.PARSED and acked >= ack_ids:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            pkt = await conn.next_packet(left)
+            if pkt is None:
+                break
+            if pkt.type == SIO_ACK and pkt.namespace == self.namespace and pkt.ack_id in ack_ids:
+                acked.add(pkt.ack_id)
+            elif (state is not Barrier.PARSED and pkt.namespace == barrier_namespace
+                  and pkt.type in (SIO_CONNECT, SIO_CONNECT_ERROR)):
+                state, answer = Barrier.PARSED, _answer_text(pkt.type, pkt.data)
+                rtt = time.monotonic() - start
+                deadline = min(deadline, time.monotonic() + ACK_GRACE_MIN_S + ACK_GRACE_RTTS * rtt)
+        if state is not Barrier.PARSED and conn.closed.done():
+            state = Barrier.CLOSED
+        return BarrierAnswer(state, answer, frozenset(acked))
+
+    async def settle(self, conn: Connection, timeout: float) -> None:
+        return None
+
+    def seen(self, conn: Connection, outgoing: Sequence[Outgoing]) -> list[Seen]:
+        return [Seen() for _ in outgoing]
+
+
+def _answer_text(kind: str, data: object) -> str:
+    if kind == SIO_CONNECT:
+        return "CONNECT"
+    message = data.get("message") if isinstance(data, dict) else data
+    return f"CONNECT_ERROR {message!r}"
+
+
+def _failed_barrier_text(failed: SendResult) -> str:
+    if failed.http_status is not None:
+        return f"the next POST was answered HTTP {failed.http_status} {failed.http_body!r}"
+    return f"the next POST failed: {failed.error}"
+
+
+async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witness, timeout: float) -> list[Observation]:
+    """Send ``outgoing`` in one write (one POST over polling, consecutive frames over websocket),
+    then the witness's barrier; one Observation per message."""
+    witness.begin()
+    result = await conn.send([o.frame for o in outgoing])
+    answer = BarrierAnswer(Barrier.CLOSED)
+    ack_ids = frozenset(o.ack_id for o in outgoing if o.ack_id is not None)
+    if not conn.closed.done():
+        answer = await witness.barrier(conn, timeout, ack_ids)
+        if answer.failed is not None:
+            # A refused barrier means the session is gone: wait (bounded) for the close to be observed.
+            await asyncio.wait({conn.closed}, timeout=timeout)
+    await witness.settle(conn, timeout)
+    close = conn.closed.result() if conn.closed.done() else None
+    close_error = close.error if close else ""
+    if answer.failed is not None and not close_error:
+        close_error = _failed_barrier_text(answer.failed)
+    base = Observation(
+        body_bytes=result.body_bytes,
+        packets_in_body=result.packets,
+        advertised_max_payload=conn.open_info.max_payload if conn.open_info else None,
+        send_error=result.error,
+        http_status=result.http_status,
+        http_body=result.http_body if result.http_status not in (None, 200) else "",
+        close_code=close.code if close else None,
+        close_reason=close.reason if close else "",
+        close_error=close_error,
+        closed=close is not None and answer.state not in (Barrier.PASSED, Barrier.PARSED),
+        barrier=answer.state,
+        barrier_answer=answer.answer,
+        seconds=round(result.seconds, 6),
+    )
+    observations = []
+    for item, seen in zip(outgoing, witness.seen(conn, outgoing)):
+        ack = Ack.NOT_ASKED if item.ack_id is None else (Ack.RECEIVED if item.ack_id in answer.acked else Ack.MISSING)
+        observations.append(replace(
+            base, message_bytes=len(item.frame), ack=ack,
+            ledger_seq=seen.arrival.seq if seen.arrival else None,
+            ledger_bytes=seen.arrival.bytes if seen.arrival else None,
+            server_errors=seen.server_errors, disconnect_reason=seen.disconnect_reason,
+        ))
+    return observations

@@ -1,0 +1,312 @@
+"""Read captured traffic: the fixture format of ``imdiag replay`` and ``fake-master --record``.
+
+Pure (no sockets, no asyncio). A fixture is one of:
+
+- a JSON array of messages: ``[{"type": ..., "payload": ...}, ...]``;
+- a wrapper object: ``{"meta": {...}, "messages": [...]}``;
+- JSON Lines: one message object per line (``.jsonl`` / ``.ndjson``, or sniffed), streamed.
+
+Each record is the message as the worker emitted it, plus optional replay keys that are not
+part of the message: ``t`` (seconds since the capture started), ``event`` and ``namespace``.
+A record whose message is not such an object (or has keys of its own named ``t``, ``event``
+or ``namespace``) is written as ``{"t", "event", "namespace", "message": <the message>}``.
+Parsed values are kept as they are (ints, floats, strings), so ``wire.encode_json`` gives the
+real sender's bytes back.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imdiag.core.errors import InputError
+
+REPLAY_KEYS = ("t", "event", "namespace")
+MESSAGE_KEY = "message"  # the escape form: the whole message under one key
+EXPECTED = (
+    'expected a JSON array of messages ({"type": ..., "payload": ...}), '
+    'an object {"meta": {...}, "messages": [...]}, or JSON Lines with one message object per line'
+)
+_JSONL_SUFFIXES = (".jsonl", ".ndjson")
+_SNIFF_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One captured message: what the worker emitted, and where and when."""
+
+    index: int  # position in the capture, from 0
+    message: Any  # the message object, as parsed
+    event: str | None = None
+    namespace: str | None = None
+    t: float | None = None  # seconds since the capture started
+    line: int | None = None  # line in the file where the record starts
+
+    @property
+    def type(self) -> str:
+        if isinstance(self.message, dict) and isinstance(self.message.get("type"), str):
+            return str(self.message["type"])
+        return "(no type)"
+
+
+@dataclass(frozen=True)
+class CaptureFile:
+    """A capture on disk. ``messages()`` reads it (again) each time it is called."""
+
+    path: Path
+    format: str  # "json" (array or wrapper, loaded whole) or "jsonl" (streamed)
+    count: int  # messages in the capture
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def messages(self) -> Iterator[Captured]:
+        if self.format == "jsonl":
+            return _iter_jsonl(self.path)
+        return _iter_json(self.path)
+
+
+def _where(path: Path, line: int | None, col: int | None = None) -> str:
+    text = str(path)
+    if line is not None:
+        text += f":{line}"
+        if col is not None:
+            text += f":{col}"
+    return text
+
+
+def record_to_captured(record: Any, index: int, path: Path, line: int | None) -> Captured:
+    """Check one record's shape and split the replay keys from the message."""
+    where = _where(path, line)
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: message {index} is a JSON {_json_kind(record)}; expected an object with "
+                         '"type" and "payload"')
+    if MESSAGE_KEY in record and set(record) <= {MESSAGE_KEY, *REPLAY_KEYS}:
+        message = record[MESSAGE_KEY]
+    else:
+        message = {k: v for k, v in record.items() if k not in REPLAY_KEYS}
+        if not isinstance(message.get("type"), str) or "payload" not in message:
+            keys = ", ".join(sorted(record)) or "none"
+            raise InputError(f'{where}: message {index} has no "type" string and "payload" (keys: {keys}); '
+                             'expected {"type": ..., "payload": ...}')
+    t = record.get("t")
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0):
+        raise InputError(f'{where}: message {index} has "t" {t!r}; expected seconds since the capture started (>= 0)')
+    event = record.get("event")
+    namespace = record.get("namespace")
+    if event is not None and not isinstance(event, str):
+        raise InputError(f'{where}: message {index} has "event" {event!r}; expected a string')
+    if namespace is not None and (not isinstance(namespace, str) or not namespace.startswith("/")):
+        raise InputError(f'{where}: message {index} has "namespace" {namespace!r}; expected a string starting with "/"')
+    return Captured(index, message, event, namespace, float(t) if t is not None else None, line)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return "number"
+    return "object"
+
+
+def _decode_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> InputError:
+    line = exc.lineno + line_offset
+    return InputError(f"{_where(path, line, exc.colno)}: malformed JSON: {exc.msg}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _decode_utf8(path, data, 0)
+
+
+def _decode_utf8(path: Path, data: bytes, line_offset: int) -> str:
+    try:
+        return data.decode("utf-8-sig" if line_offset == 0 else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1 + line_offset
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(f"{_where(path, line, col)}: not UTF-8 text ({exc.reason})") from None
+
+
+def _load_whole(path: Path) -> Any:
+    text = _read_text(path)
+    if not text.strip():
+        raise InputError(f"{path}: the file is empty; {EXPECTED}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _decode_error(path, exc) from None
+
+
+def _records(path: Path, document: Any) -> tuple[list[Any], dict[str, Any], int | None]:
+    """The record list of a whole-file fixture, its meta, and the line the list starts on."""
+    if isinstance(document, list):
+        return document, {}, None
+    if isinstance(document, dict) and "messages" in document:
+        messages, meta = document["messages"], document.get("meta", {})
+        if not isinstance(messages, list):
+            raise InputError(f'{path}: "messages" is a JSON {_json_kind(messages)}; expected an array of messages')
+        if not isinstance(meta, dict):
+            raise InputError(f'{path}: "meta" is a JSON {_json_kind(meta)}; expected an object')
+        return messages, meta, None
+    if isinstance(document, dict):
+        # One message alone in a file: accepted as a capture of one.
+        return [document], {}, None
+    raise InputError(f"{path}: the file holds a JSON {_json_kind(document)}; {EXPECTED}")
+
+
+def _iter_json(path: Path) -> Iterator[Captured]:
+    records, _, _ = _records(path, _load_whole(path))
+    if not records:
+        raise InputError(f"{path}: the capture holds no messages; {EXPECTED}")
+    for index, record in enumerate(records):
+        yield record_to_captured(record, index, path, None)
+
+
+def _parse_lines(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[Captured]:
+    """JSON Lines records, each with its line number; blank lines skipped."""
+    index = 0
+    for number, text in lines:
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _decode_error(path, exc, number - 1) from None
+        del text
+        yield record_to_captured(record, index, path, number)
+        index += 1
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    # Line by line from a buffered binary file: a capture of any size is held one line at a time.
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            text = _decode_utf8(path, raw, number - 1)
+            del raw
+            yield number, text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _iter_jsonl(path: Path) -> Iterator[Captured]:
+    empty = True
+    for captured in _parse_lines(path, _decoded_lines(path)):
+        empty = False
+        yield captured
+    if empty:
+        raise InputError(f"{path}: the file is empty; {EXPECTED}")
+
+
+def _sniff_jsonl(path: Path) -> bool:
+    """True when the file looks like JSON Lines: its first line is a whole JSON object that is
+    not a wrapper, and more follows."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped.startswith(b"{"):
+        return False
+    first, newline, rest = stripped.partition(b"\n")
+    if not newline:
+        return False  # one line (or longer than the sniff window): a whole-file JSON document
+    try:
+        record = json.loads(first)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(record, dict) and "messages" not in record and bool(rest.strip())
+
+
+def open_capture(path: str | Path) -> CaptureFile:
+    """Open a capture: check it exists, find its format, read its meta (whole-file formats)."""
+    fixture_path = Path(path)
+    if not fixture_path.is_file():
+        raise InputError(f"cannot read {fixture_path}: no such file")
+    if fixture_path.suffix.lower() in _JSONL_SUFFIXES or _sniff_jsonl(fixture_path):
+        # One streamed pass checks every line before anything is sent: a malformed line
+        # fails at once with its position, and memory holds one line at a time.
+        count = sum(1 for _ in _iter_jsonl(fixture_path))
+        return CaptureFile(fixture_path, "jsonl", count)
+    # Whole-file formats are parsed here once for their meta and shape, then again per pass:
+    # they are small by nature; big captures belong in JSON Lines.
+    records, meta, _ = _records(fixture_path, _load_whole(fixture_path))
+    if not records:
+        raise InputError(f"{fixture_path}: the capture holds no messages; {EXPECTED}")
+    for index, record in enumerate(records):
+        record_to_captured(record, index, fixture_path, None)
+    return CaptureFile(fixture_path, "json", len(records), meta)
+
+
+def capture_namespace(capture: CaptureFile, override: str | None) -> str:
+    """The namespace a capture's messages are sent in: ``override`` (``--namespace``), else the
+    capture's ``meta.namespace``, else its first record's, else ``/``. The one rule of every command."""
+    if override is not None:
+        return override
+    meta_ns = capture.meta.get("namespace")
+    if isinstance(meta_ns, str) and meta_ns.startswith("/"):
+        return meta_ns
+    for captured in capture.messages():
+        return captured.namespace or "/"
+    return "/"
+
+
+def load_messages(path: str | Path) -> list[Captured]:
+    """Every message of a capture, in a list (for small captures and tests)."""
+    return list(open_capture(path).messages())
+
+
+def loads(text: str, name: str = "<string>") -> list[Captured]:
+    """Parse a fixture held in a string (whole-file JSON or JSON Lines)."""
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        raise InputError(f"{name}: the file is empty; {EXPECTED}")
+    path = Path(name)
+    try:
+        document = json.loads(text.removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        if stripped.startswith("{") and exc.msg == "Extra data":
+            return _loads_lines(text, path)
+        raise _decode_error(path, exc) from None
+    records, _, _ = _records(path, document)
+    if not records:
+        raise InputError(f"{name}: the capture holds no messages; {EXPECTED}")
+    return [record_to_captured(r, i, path, None) for i, r in enumerate(records)]
+
+
+def _loads_lines(text: str, path: Path) -> list[Captured]:
+    return list(_parse_lines(path, enumerate(io.StringIO(text), start=1)))
+
+
+def dumps_record(message: Any, *, t: float | None = None, event: str | None = None,
+                 namespace: str | None = None) -> str:
+    """One JSON Lines record (no newline) for a message: what ``fake-master --record`` writes."""
+    head: dict[str, Any] = {}
+    if t is not None:
+        head["t"] = t
+    if event is not None:
+        head["event"] = event
+    if namespace is not None:
+        head["namespace"] = namespace
+    plain = isinstance(message, dict) and isinstance(message.get("type"), str) and "payload" in message \
+        and not any(k in message for k in (*REPLAY_KEYS, MESSAGE_KEY))
+    record = {**head, **message} if plain else {**head, MESSAGE_KEY: message}
+    try:
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        text.encode("utf-8")  # lone surrogates cannot be written raw
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":"))

@@ -1,0 +1,380 @@
+"""The incident's message types and a deterministic generator of realistic payloads.
+
+Pure. ``Catalog.sized()`` builds a message whose frame is *exactly* a target number of bytes,
+for a given encoder, event, namespace and ack id, so a sweep can test L-1, L and L+1.
+
+A message is ``{"type": T, "id": ID, "payload": {<fixed fields>, <list>: [items], "_pad": S}}``.
+Compact JSON is compositional, so the list's items are encoded once, cached, and a message of
+any size is a prefix of that cache joined by commas plus a padding string (CJK characters:
+3 bytes each in UTF-8, 6 bytes as python's ``\\uXXXX``; ASCII for the remainder).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from imdiag.core.errors import InputError
+from imdiag.core.wire import Encoder, WireSize, encode_json, frame_overhead, js_length, utf8_length
+
+PAD_KEY = "_pad"
+_PAD_TEXT = "这是一段用于把消息撑到精确字节数的中文填充内容"
+_CJK_BYTES = {Encoder.NODE: 3, Encoder.PYTHON: 6}  # per padding character
+
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+_GIVEN = ["小明", "晓红", "伟", "芳", "娜", "静", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "客服小王"]
+_PHRASES = [
+    "你好，请问这个商品还有货吗？",
+    "已经下单了，麻烦尽快发货",
+    "好的，收到，谢谢亲",
+    "这个价格可以再优惠一点吗",
+    "快递什么时候能到？",
+    "我想换一个颜色，可以吗",
+    "亲，您的订单已经发出啦",
+    "质量很好，下次还来买",
+    "请问支持七天无理由退货吗",
+    "直播间的优惠券怎么领取",
+    "545454",
+    "1234321",
+    "明天下午三点之前能送到吗？",
+]
+_EMOJI = ["😀", "👍", "🎉", "❤️", "🙏", "😂", "🔥", "🌹"]
+_BASE_MS = 1_764_319_599_000  # a fixed afternoon: payloads are reproducible to the byte
+# Longer lists repeat their first UNIQUE_ITEMS items: sizes stay exact, generation stays fast.
+UNIQUE_ITEMS = 1024
+
+
+@dataclass(frozen=True)
+class MessageType:
+    name: str
+    description: str
+    list_key: str | None  # the list that grows with the message, if any
+    natural_items: int
+
+
+TYPES: tuple[MessageType, ...] = (
+    MessageType("worker:heartbeat", "tiny liveness ping every 10 s", None, 0),
+    MessageType("worker:register", "worker info on connect", None, 0),
+    MessageType("worker:account:status", "account states every 60 s", None, 0),
+    MessageType("worker:data:sync", "full snapshot: conversations with messages", "conversations", 560),
+    MessageType("worker:conversations:update", "changed conversations", "conversations", 400),
+    MessageType("worker:messages:update", "new messages", "messages", 600),
+    MessageType("worker:comments:update", "new comments with replies", "comments", 300),
+)
+TYPE_NAMES: tuple[str, ...] = tuple(t.name for t in TYPES)
+_BY_NAME = {t.name: t for t in TYPES}
+
+
+def message_type(name: str) -> MessageType:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise InputError(f"unknown message type {name!r}; known types: {', '.join(TYPE_NAMES)}") from None
+
+
+# --- realistic values ----------------------------------------------------------------------
+
+
+def _name(rng: random.Random) -> str:
+    return rng.choice(_SURNAMES) + rng.choice(_GIVEN)
+
+
+def _text(rng: random.Random) -> str:
+    parts = [rng.choice(_PHRASES) for _ in range(rng.randint(1, 3))]
+    if rng.random() < 0.3:
+        parts.append(rng.choice(_EMOJI))
+    return "".join(parts)
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return str(rng.randint(10 ** (n - 1), 10**n - 1))
+
+
+def _message(rng: random.Random, conversation_id: str, t: int) -> dict[str, Any]:
+    inbound = rng.random() < 0.6
+    return {
+        "messageId": _digits(rng, 12),
+        "conversationId": conversation_id,
+        "senderId": "u" + _digits(rng, 10) if inbound else "acc_1",
+        "senderName": _name(rng) if inbound else "客服小王",
+        "direction": "in" if inbound else "out",
+        "contentType": "text",
+        "content": _text(rng),
+        "createdAt": t,
+        "status": rng.choice(["read", "unread", "sent"]),
+    }
+
+
+def _conversation(rng: random.Random, with_messages: bool, t: int) -> dict[str, Any]:
+    conversation_id = "conv_" + _digits(rng, 16)
+    peer = {
+        "userId": "u" + _digits(rng, 10),
+        "nickname": _name(rng) + rng.choice(["", "", rng.choice(_EMOJI)]),
+        "avatar": f"https://p3.example.com/aweme/100x100/{_digits(rng, 9)}.jpeg",
+    }
+    conversation: dict[str, Any] = {
+        "conversationId": conversation_id,
+        "platform": "douyin",
+        "accountId": "acc_1",
+        "peer": peer,
+        "unreadCount": rng.randint(0, 12),
+        "lastMessageAt": t,
+        "pinned": rng.random() < 0.1,
+    }
+    if with_messages:
+        conversation["messages"] = [
+            _message(rng, conversation_id, t - 1000 * j) for j in range(rng.randint(3, 12))
+        ]
+    else:
+        conversation["lastMessage"] = _message(rng, conversation_id, t)
+    return conversation
+
+
+def _comment(rng: random.Random, t: int) -> dict[str, Any]:
+    return {
+        "commentId": _digits(rng, 19),
+        "videoId": _digits(rng, 19),
+        "userId": "u" + _digits(rng, 10),
+        "nickname": _name(rng),
+        "content": _text(rng),
+        "likeCount": rng.randint(0, 5000),
+        "createdAt": t,
+        "replies": [
+            {"commentId": _digits(rng, 19), "nickname": _name(rng), "content": _text(rng), "createdAt": t + 1000}
+            for _ in range(rng.randint(0, 3))
+        ],
+    }
+
+
+def _item_factory(type_name: str) -> Callable[[random.Random, int], dict[str, Any]]:
+    if type_name == "worker:data:sync":
+        return lambda rng, t: _conversation(rng, True, t)
+    if type_name == "worker:conversations:update":
+        return lambda rng, t: _conversation(rng, False, t)
+    if type_name == "worker:messages:update":
+        return lambda rng, t: _message(rng, "conv_" + _digits(rng, 16), t)
+    if type_name == "worker:comments:update":
+        return _comment
+    raise ValueError(f"{type_name} has no growing list")
+
+
+def _header(type_name: str, seed: int) -> dict[str, Any]:
+    rng = random.Random(f"{seed}:{type_name}:header")
+    if type_name == "worker:heartbeat":
+        return {"workerId": "worker1", "timestamp": _BASE_MS, "uptime": 49, "status": "ok"}
+    if type_name == "worker:register":
+        return {
+            "workerId": "worker1",
+            "hostname": "im-worker-01",
+            "pid": rng.randint(1000, 60000),
+            "version": "2.3.1",
+            "platform": "linux",
+            "capabilities": ["douyin", "xiaohongshu", "comments", "messages"],
+            "accounts": [
+                {"accountId": "acc_1", "platform": "douyin", "nickname": "客服小王"},
+                {"accountId": "acc_2", "platform": "xiaohongshu", "nickname": "小红书旗舰店"},
+            ],
+        }
+    if type_name == "worker:account:status":
+        return {
+            "workerId": "worker1",
+            "accounts": [
+                {"accountId": "acc_1", "status": "online", "loggedIn": True, "unread": 3, "checkedAt": _BASE_MS},
+                {"accountId": "acc_2", "status": "online", "loggedIn": True, "unread": 0, "checkedAt": _BASE_MS},
+            ],
+            "timestamp": _BASE_MS,
+        }
+    header: dict[str, Any] = {"workerId": "worker1", "accountId": "acc_1", "syncedAt": _BASE_MS}
+    if type_name == "worker:data:sync":
+        header["full"] = True
+    return header
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def _pad_field(encoder: Encoder, pad_bytes: int) -> tuple[bytes, int, int]:
+    """``,"_pad":"..."`` whose string content is exactly ``pad_bytes`` bytes once encoded.
+
+    Returns the field, its JS length and the number of characters in the padding string.
+    """
+    per_char = _CJK_BYTES[encoder]
+    cjk, ascii_rest = divmod(pad_bytes, per_char)
+    # Each CJK character encodes alone (no escaping interacts), so the cycle can be
+    # built from the encoded characters directly: fast even for 16 MB of padding.
+    units = [encode_json(ch, encoder)[1:-1].encode() for ch in _PAD_TEXT]
+    full, part = divmod(cjk, len(units))
+    content = b"".join(units) * full + b"".join(units[:part]) + b"x" * ascii_rest
+    field = b"," + encode_json(PAD_KEY, encoder).encode() + b':"' + content + b'"'
+    chars = cjk + ascii_rest
+    return field, len(PAD_KEY) + 6 + chars, chars
+
+
+@dataclass(frozen=True)
+class Message:
+    """One encoded message, ready to send, with the sizes the wire model gives it."""
+
+    type: str
+    id: str
+    encoder: Encoder
+    data: bytes  # the message object encoded with ``encoder``, in UTF-8
+    size: WireSize  # for the event/namespace/ack it was built for
+    items: int
+    pad_chars: int
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+    def obj(self) -> Any:
+        return json.loads(self.data)
+
+
+@dataclass
+class _Pool:
+    """Encoded list items of one type for one encoder, grown on demand."""
+
+    texts: list[bytes] = field(default_factory=list)  # UTF-8
+    item_sizes: list[tuple[int, int]] = field(default_factory=list)  # (bytes, JS length)
+    bytes_cum: list[int] = field(default_factory=lambda: [0])  # sum of item bytes
+    js_cum: list[int] = field(default_factory=lambda: [0])  # sum of node-form JS lengths
+
+
+def _message_id(*parts: object) -> str:
+    return "m" + hashlib.blake2s(repr(parts).encode(), digest_size=6).hexdigest()
+
+
+class Catalog:
+    """Deterministic message generator for one seed. Not thread-safe; caches encodings."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.seed = seed
+        self._items: dict[str, list[dict[str, Any]]] = {}
+        self._pools: dict[tuple[str, Encoder], _Pool] = {}
+
+    def item(self, type_name: str, index: int) -> dict[str, Any]:
+        index %= UNIQUE_ITEMS
+        items = self._items.setdefault(type_name, [])
+        factory = _item_factory(type_name)
+        while len(items) <= index:
+            i = len(items)
+            items.append(factory(random.Random(f"{self.seed}:{type_name}:{i}"), _BASE_MS - 7000 * i))
+        return items[index]
+
+    def _pool(self, type_name: str, encoder: Encoder, count: int) -> _Pool:
+        pool = self._pools.setdefault((type_name, encoder), _Pool())
+        while len(pool.texts) < count:
+            i = len(pool.texts)
+            if i >= UNIQUE_ITEMS:
+                text, nbytes, njs = pool.texts[i % UNIQUE_ITEMS], *pool.item_sizes[i % UNIQUE_ITEMS]
+            else:
+                item = self.item(type_name, i)
+                encoded = encode_json(item, encoder)
+                node = encoded if encoder is Encoder.NODE else encode_json(item, Encoder.NODE)
+                text = encoded.encode("utf-8")
+                nbytes, njs = len(text), js_length(node)
+                pool.item_sizes.append((nbytes, njs))
+            pool.texts.append(text)
+            pool.bytes_cum.append(pool.bytes_cum[-1] + nbytes)
+            pool.js_cum.append(pool.js_cum[-1] + njs)
+        return pool
+
+    def _frame(self, spec: MessageType, message_id: str, encoder: Encoder) -> tuple[str, str, str, str]:
+        """Encoded text before the items, and what closes the list (for the encoder and node).
+
+        The padding field and the closing ``}}`` follow the list.
+        """
+        head = {"type": spec.name, "id": message_id, "payload": _header(spec.name, self.seed)}
+        out = []
+        for enc in (encoder, Encoder.NODE):
+            text = encode_json(head, enc)[:-2]  # drop the closing "}}" to append fields
+            if spec.list_key is None:
+                out += [text, ""]
+            else:
+                out += [text + "," + encode_json(spec.list_key, enc) + ":[", "]"]
+        return out[0], out[1], out[2], out[3]
+
+    def _build(
+        self, spec: MessageType, encoder: Encoder, message_id: str, n: int, pad_bytes: int | None,
+        overhead: int,
+    ) -> Message:
+        before, after, node_before, node_after = self._frame(spec, message_id, encoder)
+        body = b""
+        js_items = 0
+        if spec.list_key is not None:
+            pool = self._pool(spec.name, encoder, n)
+            body = b",".join(pool.texts[:n])
+            js_items = pool.js_cum[n] + max(n - 1, 0)
+        pad_field = b""
+        pad_js = pad_chars = 0
+        if pad_bytes is not None:
+            pad_field, pad_js, pad_chars = _pad_field(encoder, pad_bytes)
+        data = b"".join((before.encode(), body, after.encode(), pad_field, b"}}"))
+        js = js_length(node_before) + js_items + len(node_after) + pad_js + 2
+        size = WireSize(json_bytes=len(data), js_length=js, frame_bytes=len(data) + overhead)
+        return Message(spec.name, message_id, encoder, data, size, n, pad_chars)
+
+    def natural(
+        self, type_name: str, encoder: Encoder = Encoder.NODE, *, event: str = "message",
+        namespace: str = "/", ack_id: int | None = None,
+    ) -> Message:
+        """The message as the worker would send it, at its typical size."""
+        spec = message_type(type_name)
+        message_id = _message_id(self.seed, type_name, "natural")
+        overhead = frame_overhead(event, namespace, ack_id, encoder)
+        return self._build(spec, encoder, message_id, spec.natural_items, None, overhead)
+
+    def smallest_frame(
+        self, type_name: str, encoder: Encoder = Encoder.NODE, *, event: str = "message",
+        namespace: str = "/", ack_id: int | None = None,
+    ) -> int:
+        """The smallest frame ``sized()`` can build for this type (no items, empty pad)."""
+        spec = message_type(type_name)
+        message_id = _message_id(self.seed, type_name, 0, encoder.value, event, namespace, ack_id)
+        before, after, _, _ = self._frame(spec, message_id, encoder)
+        pad_min = utf8_length("," + encode_json(PAD_KEY, encoder) + ':""')
+        return utf8_length(before + after + "}}") + pad_min + frame_overhead(event, namespace, ack_id, encoder)
+
+    def sized(
+        self, type_name: str, frame_bytes: int, encoder: Encoder = Encoder.NODE, *,
+        event: str = "message", namespace: str = "/", ack_id: int | None = None,
+    ) -> Message:
+        """A message of this type whose frame is exactly ``frame_bytes`` bytes on the wire."""
+        spec = message_type(type_name)
+        message_id = _message_id(self.seed, type_name, frame_bytes, encoder.value, event, namespace, ack_id)
+        overhead = frame_overhead(event, namespace, ack_id, encoder)
+        before, after, _, _ = self._frame(spec, message_id, encoder)
+        pad_min = utf8_length("," + encode_json(PAD_KEY, encoder) + ':""')
+        fixed = utf8_length(before + after + "}}") + pad_min + overhead
+        if frame_bytes < fixed:
+            raise InputError(
+                f"a {type_name} frame cannot be {frame_bytes:,} B: the smallest is {fixed:,} B "
+                f"with the {encoder.value} encoder"
+            )
+        n = 0
+        if spec.list_key is not None:
+            budget = frame_bytes - fixed  # bytes available for items and their commas
+
+            def items_bytes(k: int, pool: _Pool) -> int:
+                return pool.bytes_cum[k] + max(k - 1, 0)
+
+            pool = self._pool(spec.name, encoder, 1)
+            # Grow the cache geometrically until it holds more than the budget.
+            while items_bytes(len(pool.texts), pool) <= budget:
+                pool = self._pool(spec.name, encoder, len(pool.texts) * 2)
+            # Largest k with bytes_cum[k] + k - 1 <= budget (k >= 1), found by bisection.
+            keys = [pool.bytes_cum[k] + k - 1 for k in range(1, len(pool.bytes_cum))]
+            n = bisect.bisect_right(keys, budget)
+        pool_bytes = 0
+        if n:
+            pool = self._pool(spec.name, encoder, n)
+            pool_bytes = pool.bytes_cum[n] + n - 1
+        pad_bytes = frame_bytes - fixed - pool_bytes
+        message = self._build(spec, encoder, message_id, n, pad_bytes, overhead)
+        assert message.size.frame_bytes == frame_bytes, (message.size, frame_bytes)
+        return message

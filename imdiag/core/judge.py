@@ -1,0 +1,148 @@
+"""The one judge: an observation becomes a verdict and a cause, for the sweep, replay and probe.
+
+Pure. Delivered needs proof: the master's ledger holds the message, or the master acknowledged
+it. A refusal is a size refusal only on a size signal (close 1009, HTTP 413, a 400 whose body
+was over the advertised maxPayload). Anything else keeps its own cause, and what nothing decided
+stays ``unknown``.
+"""
+
+from __future__ import annotations
+
+from imdiag.core.model import Ack, Barrier, Cause, Cell, Observation, Verdict
+from imdiag.core.units import format_bytes
+from imdiag.core.wire import Encoder, Transport
+
+CLOSE_CODE_NAMES = {
+    1000: "Normal Closure",
+    1001: "Going Away",
+    1002: "Protocol Error",
+    1003: "Unsupported Data",
+    1005: "No Status Received",
+    1006: "Abnormal Closure",
+    1007: "Invalid Payload",
+    1008: "Policy Violation",
+    1009: "Message Too Big",
+    1011: "Internal Error",
+}
+
+HTTP_OK = 200
+HTTP_BAD_REQUEST = 400  # python-engineio's answer to a POST over its limit
+HTTP_PAYLOAD_TOO_LARGE = 413  # engine.io's
+WS_MESSAGE_TOO_BIG = 1009
+
+
+def close_text(code: int, reason: str, verb: str = "closed") -> str:
+    """``closed the websocket with 1009 (Message Too Big), no reason text``."""
+    name = CLOSE_CODE_NAMES.get(code, "")
+    label = f"{code} ({name})" if name else str(code)
+    return f"{verb} the websocket with {label}" + (f", reason {reason!r}" if reason else ", no reason text")
+
+
+def _sent(obs: Observation) -> str:
+    return f"{format_bytes(obs.body_bytes)} " + ("POST body" if obs.http_status is not None else "frame")
+
+
+def _delivered(obs: Observation) -> Verdict | None:
+    if obs.ledger_seq is not None:
+        recorded = f"the master recorded it (ledger #{obs.ledger_seq}"
+        recorded += f", {format_bytes(obs.ledger_bytes)} re-encoded)" if obs.ledger_bytes is not None else ")"
+        return Verdict(True, None, recorded)
+    if obs.ack is Ack.RECEIVED:
+        return Verdict(True, None, "the master acknowledged it (Socket.IO ACK): its handler ran")
+    return None
+
+
+def _refused(obs: Observation, sent: str) -> Verdict | None:
+    """A refusal the transport reported: the websocket close code or the POST's status."""
+    if obs.http_status == HTTP_PAYLOAD_TOO_LARGE:
+        return Verdict(False, Cause.OVERSIZE_CLOSE, f"{sent}: HTTP 413 {obs.http_body!r}")
+    if obs.close_code == WS_MESSAGE_TOO_BIG:
+        return Verdict(False, Cause.OVERSIZE_CLOSE, f"{sent}: the server {close_text(obs.close_code, obs.close_reason)}")
+    if obs.http_status is None or obs.http_status == HTTP_OK:
+        return None
+    text = f"{sent}: HTTP {obs.http_status} {obs.http_body!r}"
+    advertised = obs.advertised_max_payload
+    if advertised is None or obs.body_bytes <= advertised:
+        return Verdict(False, Cause.HTTP_ERROR, text)
+    text += f"; the body is over the advertised maxPayload {format_bytes(advertised)}"
+    if obs.disconnect_reason:
+        text += f"; the master disconnected the client ({obs.disconnect_reason})"
+    alone = obs.message_bytes if obs.message_bytes is not None else obs.body_bytes
+    if obs.packets_in_body > 1 and alone <= advertised:
+        text += (f"; this message alone is {format_bytes(alone)}, it was batched with "
+                 f"{obs.packets_in_body - 1} other packet(s)")
+        return Verdict(False, Cause.BATCHED_OVERSIZE, text)
+    return Verdict(False, Cause.OVERSIZE_CLOSE, text)
+
+
+def _lost(obs: Observation, sent: str) -> Verdict | None:
+    """The transport took it, then something else went wrong: decode errors, closes, writes."""
+    if obs.server_errors:
+        shown = obs.server_errors[0]
+        more = f" (+{len(obs.server_errors) - 1} more)" if len(obs.server_errors) > 1 else ""
+        status = f"; the POST was answered HTTP {obs.http_status}" if obs.http_status is not None else ""
+        return Verdict(False, Cause.SERVER_DECODE_ERROR, f"{sent}{status}; the master logged: {shown}{more}")
+    if obs.close_code is not None or obs.close_error or obs.closed:
+        parts = [f"the server {close_text(obs.close_code, obs.close_reason)}"] if obs.close_code is not None else []
+        if obs.close_error:
+            parts.append(obs.close_error)
+        if obs.send_error:
+            parts.append(f"while writing: {obs.send_error}")
+        if obs.disconnect_reason:
+            parts.append(f"master's reason: {obs.disconnect_reason}")
+        return Verdict(False, Cause.CONNECTION_CLOSED, f"{sent}: " + ("; ".join(parts) or "the connection ended"))
+    if obs.send_error:
+        return Verdict(False, Cause.EMIT_ERROR, f"{sent}: write failed: {obs.send_error}")
+    return None
+
+
+def _unproven(obs: Observation, sent: str) -> Verdict:
+    """Nothing refused it and nothing proves it arrived."""
+    if obs.barrier is Barrier.TIMEOUT:
+        return Verdict(False, Cause.TIMEOUT, f"{sent}: the master answered nothing in time")
+    if obs.barrier is Barrier.PARSED and obs.ack is Ack.MISSING:
+        return Verdict(False, Cause.UNKNOWN,
+                       f"{sent}: the transport took it and the server answered the next packet "
+                       f"({obs.barrier_answer or 'parsed'}), but the master did not acknowledge it")
+    if obs.barrier is Barrier.PARSED:
+        return Verdict(
+            False, Cause.UNKNOWN,
+            f"{sent}: the server parsed past it (it answered a later packet) and closed nothing, but a live "
+            "master has no ledger: delivery cannot be proven (use --ack if the master acknowledges)",
+        )
+    if obs.barrier is Barrier.PASSED:
+        return Verdict(
+            False, Cause.UNKNOWN,
+            f"{sent}: the master recorded the next message on this connection but not this one, and logged no error",
+        )
+    return Verdict(False, Cause.UNKNOWN, f"{sent}: no observation decided it")
+
+
+def judge(obs: Observation) -> Verdict:
+    """The one place where observations become verdicts."""
+    delivered = _delivered(obs)
+    if delivered is not None:
+        return delivered
+    if obs.connect_error:
+        return Verdict(False, Cause.CONNECTION_CLOSED, f"not sent, no connection: {obs.connect_error}")
+    if obs.encode_error:
+        return Verdict(False, Cause.EMIT_ERROR, f"not sent: {obs.encode_error}")
+    sent = _sent(obs)
+    return _refused(obs, sent) or _lost(obs, sent) or _unproven(obs, sent)
+
+
+def judged_cell(
+    obs: Observation, *, type: str, transport: Transport, limit: int, encoder: Encoder, master: str, label: str,
+    json_bytes: int, js_length: int, predicted_delivered: bool | None, index: int | None = None,
+    message_id: str | None = None,
+) -> Cell:
+    """The cell of one message: its sizes, what was observed, and the verdict judged from it."""
+    verdict = judge(obs)
+    return Cell(
+        type=type, transport=transport, limit=limit, encoder=encoder, master=master, label=label,
+        wire_bytes=obs.body_bytes,
+        message_bytes=obs.message_bytes if obs.message_bytes is not None else obs.body_bytes,
+        json_bytes=json_bytes, js_length=js_length, predicted_delivered=predicted_delivered,
+        delivered=verdict.delivered, cause=verdict.cause, evidence=verdict.evidence, observed=obs,
+        index=index, message_id=message_id,
+    )

@@ -1,0 +1,171 @@
+"""The result model: what was observed for one message, and the cell that holds its verdict.
+
+Pure. Edges (the sweep, the replay, the probe) record an ``Observation``; ``imdiag.core.judge``
+alone turns it into a verdict and a cause. The wire model only *predicts*; a verdict never
+comes from it. Results stay typed until the JSON renderer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from imdiag.core.sizing import Recommendation
+from imdiag.core.wire import Encoder, Transport
+
+
+class Cause(str, enum.Enum):
+    """Why a message did not reach the master's handler, as observed."""
+
+    OVERSIZE_CLOSE = "oversize-close"  # websocket close 1009, HTTP 413, or 400 over maxPayload
+    BATCHED_OVERSIZE = "batched-oversize"  # polling: fits alone, the POST that batched it did not
+    SERVER_DECODE_ERROR = "server-decode-error"  # bytes arrived, the server failed to decode them
+    HTTP_ERROR = "http-error"  # POST answered with another non-200 status
+    CONNECTION_CLOSED = "connection-closed"  # closed with another code, or reset, no size signal
+    EMIT_ERROR = "emit-error"  # the sender could not encode or write the message
+    TIMEOUT = "timeout"  # no answer from the master within the time allowed
+    UNKNOWN = "unknown"  # the master saw later messages, not this one, and said nothing
+
+
+# Causes that are a size signal: only these move a measured limit.
+SIZE_CAUSES = frozenset({Cause.OVERSIZE_CLOSE, Cause.BATCHED_OVERSIZE})
+
+
+class Barrier(str, enum.Enum):
+    """How the packet sent after a message was answered: what proves the message was parsed."""
+
+    PASSED = "passed"  # the master's ledger recorded a later message on this connection
+    PARSED = "parsed"  # a live server answered a later protocol packet (no ledger to ask)
+    TIMEOUT = "timeout"  # no answer within the time allowed
+    CLOSED = "closed"  # the connection ended first
+    NONE = "none"  # no barrier was sent (nothing was sent, or the connection never opened)
+
+
+class Ack(str, enum.Enum):
+    NOT_ASKED = "not-asked"
+    RECEIVED = "received"  # the master's handler called the ack callback
+    MISSING = "missing"  # asked, never came
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything seen while one message (or probe frame) was sent, as plain data."""
+
+    body_bytes: int  # bytes of the frame or POST body that carried the message
+    packets_in_body: int = 1
+    message_bytes: int | None = None  # this message's frame alone (differs when batched)
+    advertised_max_payload: int | None = None  # from the Engine.IO handshake
+    connect_error: str = ""  # no connection could be opened for this message
+    encode_error: str = ""
+    send_error: str = ""  # raised by the client transport while writing
+    http_status: int | None = None
+    http_body: str = ""
+    close_code: int | None = None  # websocket close code sent by the server
+    close_reason: str = ""
+    close_error: str = ""  # how the transport broke, if it did
+    closed: bool = False  # the connection ended before the barrier answered
+    barrier: Barrier = Barrier.NONE
+    barrier_answer: str = ""  # a live server's answer to the barrier, e.g. CONNECT_ERROR 'Invalid namespace'
+    ack: Ack = Ack.NOT_ASKED
+    ledger_seq: int | None = None  # the master recorded this message (its ledger position)
+    ledger_bytes: int | None = None
+    server_errors: tuple[str, ...] = ()  # errors the master logged meanwhile
+    disconnect_reason: str = ""  # the master's own disconnect reason for this connection
+    seconds: float = 0.0  # writing the frame / POST until the transport's answer
+
+    @property
+    def acked(self) -> bool:
+        return self.ack is Ack.RECEIVED
+
+    def non_defaults(self) -> dict[str, Any]:
+        """The fields that differ from their default (``barrier`` and ``packets_in_body`` always):
+        the report's form."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("barrier", "packets_in_body") or value != f.default:
+                out[f.name] = value.value if isinstance(value, enum.Enum) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    delivered: bool
+    cause: Cause | None
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One message sent to one master at one limit over one transport, and its verdict."""
+
+    type: str
+    transport: Transport
+    limit: int
+    encoder: Encoder
+    master: str  # "python", "node" or "live"
+    label: str  # "natural", "ladder", "L-1", "L", "L+1", "replay"...
+    wire_bytes: int  # bytes of the frame / POST body that carried it
+    message_bytes: int  # this message's frame alone
+    json_bytes: int
+    js_length: int
+    predicted_delivered: bool | None
+    delivered: bool
+    cause: Cause | None
+    evidence: str
+    observed: Observation
+    index: int | None = None  # replay: the message's index in its file
+    message_id: str | None = None
+
+    @property
+    def disagrees(self) -> bool:
+        """The model predicted one thing and the master did another."""
+        return self.predicted_delivered is not None and self.predicted_delivered != self.delivered
+
+
+@dataclass(frozen=True)
+class MasterInfo:
+    """A master: which server, where, at which limit, its software versions, and (once a lane
+    measured it) the transport and the maxPayload it advertised."""
+
+    server: str  # "python", "node" or "live"
+    url: str  # http://127.0.0.1:PORT
+    limit: int
+    versions: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = "/"
+    path: str = "/socket.io/"
+    transport: Transport | None = None
+    advertised_max_payload: int | None = None
+
+
+@dataclass(frozen=True)
+class CaptureInfo:
+    """The capture a replay read."""
+
+    file: str
+    format: str  # "json" or "jsonl"
+    messages: int
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplayDetails:
+    """What a replay adds to its cells: the capture, notes, and the fixes as numbers."""
+
+    capture: CaptureInfo
+    notes: tuple[str, ...] = ()
+    recommendations: tuple[Recommendation, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    command: str
+    settings: Mapping[str, Any]
+    cells: Sequence[Cell]
+    masters: Sequence[MasterInfo] = ()
+    interrupted: bool = False
+    elapsed_s: float = 0.0
+    details: ReplayDetails | None = None

@@ -1,0 +1,126 @@
+"""What a size sweep and a replay measure: limits, sizes, types, masters, timing. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imdiag.core.catalog import TYPE_NAMES, TYPES
+from imdiag.core.wire import Encoder, Transport
+
+DEFAULT_LIMITS: tuple[int, ...] = (100_000, 1_000_000, 10_000_000)  # 1e6: Socket.IO's default
+DEFAULT_LADDER: tuple[int, ...] = (
+    1_000, 10_000, 100_000, 250_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000, 16_000_000,
+)
+MASTER_SERVERS: tuple[str, ...] = ("python", "node")
+# Types whose payload grows with the data (lists); the others are small by nature.
+GROWING_TYPES: tuple[str, ...] = tuple(t.name for t in TYPES if t.list_key is not None)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    limits: tuple[int, ...] = DEFAULT_LIMITS
+    sizes: tuple[int, ...] = DEFAULT_LADDER
+    types: tuple[str, ...] = TYPE_NAMES
+    ladder_types: tuple[str, ...] = GROWING_TYPES  # types that get the ladder and boundaries
+    transports: tuple[Transport, ...] = (Transport.WEBSOCKET, Transport.POLLING)
+    encoder: Encoder = Encoder.NODE
+    namespace: str = "/"
+    event: str = "message"
+    seed: int = 1
+    boundary: bool = True
+    timeout_s: float = 10.0
+    masters: tuple[str, ...] = ("python",)  # "python" (embedded) and/or "node" (real socket.io)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "limits": list(self.limits),
+            "sizes": list(self.sizes),
+            "types": list(self.types),
+            "ladder_types": list(self.ladder_types),
+            "transports": [t.value for t in self.transports],
+            "encoder": self.encoder.value,
+            "namespace": self.namespace,
+            "event": self.event,
+            "seed": self.seed,
+            "boundary": self.boundary,
+            "timeout_s": self.timeout_s,
+            "masters": list(self.masters),
+        }
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One message to send to a master at ``limit``: natural (target None) or sized."""
+
+    type: str
+    label: str  # "natural", "ladder", "L-1", "L", "L+1"
+    target: int | None
+
+
+def boundary_sizes(limit: int) -> Sequence[tuple[str, int]]:
+    return [(label, n) for label, n in (("L-1", limit - 1), ("L", limit), ("L+1", limit + 1)) if n > 0]
+
+
+def plan_for_limit(settings: SweepSettings, limit: int) -> list[Planned]:
+    """Every message one master at ``limit`` receives: natural sizes, ladder, boundary."""
+    planned = [Planned(t, "natural", None) for t in settings.types]
+    for type_name in settings.types:
+        if type_name not in settings.ladder_types:
+            continue
+        targets: dict[int, str] = {n: "ladder" for n in settings.sizes}
+        if settings.boundary:
+            targets.update({n: label for label, n in boundary_sizes(limit)})
+        planned += [Planned(type_name, label, n) for n, label in sorted(targets.items())]
+    return planned
+
+
+# --- replay ----------------------------------------------------------------------------------
+
+TIMINGS = ("fast", "original")
+CLIENT_BATCHES = ("split", "whole")
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    path: str
+    limits: tuple[int, ...] = (1_000_000,)
+    transports: tuple[Transport, ...] = (Transport.WEBSOCKET, Transport.POLLING)
+    encoder: Encoder = Encoder.NODE
+    masters: tuple[str, ...] = ("python",)
+    namespace: str | None = None  # None: the capture's own (first message, meta), else "/"
+    event: str = "message"  # for records without their own "event"
+    timing: str = "fast"
+    max_gap_s: float = 2.0
+    client_batch: str = "split"
+    scales: tuple[int, ...] = (1,)
+    timeout_s: float = 10.0
+    # a live master instead of reference masters
+    url: str | None = None
+    path_prefix: str = "/socket.io/"
+    headers: tuple[tuple[str, str], ...] = ()
+    auth_json: str | None = None
+    insecure: bool = False
+    ack: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.path,
+            "limits": list(self.limits),
+            "transports": [t.value for t in self.transports],
+            "encoder": self.encoder.value,
+            "masters": list(self.masters),
+            "namespace": self.namespace,
+            "event": self.event,
+            "timing": self.timing,
+            "max_gap_s": self.max_gap_s,
+            "client_batch": self.client_batch,
+            "scales": list(self.scales),
+            "timeout_s": self.timeout_s,
+        }
+        if self.url is not None:
+            out.update(url=self.url, path=self.path_prefix, headers=[k for k, _ in self.headers],
+                       auth=self.auth_json is not None, insecure=self.insecure, ack=self.ack)
+            del out["limits"], out["masters"]
+        return out

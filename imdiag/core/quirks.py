@@ -1,0 +1,49 @@
+"""Each reference server's limit rules and known behaviours, as data (``servers.toml``).
+
+Pure. These rules only *predict*; every one is checked at L-1, L and L+1 against the real
+server by the integration and interop tests, and the sweep reports where the real server
+does something the rule does not predict.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from imdiag.core.wire import Transport
+
+
+@dataclass(frozen=True)
+class LimitRule:
+    server: str  # "python" or "node"
+    transport: Transport
+    accepts: str  # "<" or "<=": how a frame/body of n bytes compares with the limit to pass
+    measured: str  # what is compared: frame payload or POST body, in bytes
+    where: str  # where the rule lives in the server's code
+    seen: str  # versions it was observed with
+    rejection: str  # what the server does with a message over the limit
+
+    def predicts_delivered(self, n: int, limit: int) -> bool:
+        return n < limit if self.accepts == "<" else n <= limit
+
+
+def _load() -> tuple[dict[tuple[str, Transport], LimitRule], dict[str, tuple[str, ...]]]:
+    data = tomllib.loads((Path(__file__).parent / "servers.toml").read_text(encoding="utf-8"))
+    rules = {}
+    for row in data["rule"]:
+        limit_rule = LimitRule(**{**row, "transport": Transport(row["transport"])})
+        rules[(limit_rule.server, limit_rule.transport)] = limit_rule
+    behaviours = {server: tuple(lines) for server, lines in data["behaviours"].items()}
+    return rules, behaviours
+
+
+RULES, KNOWN_BEHAVIOURS = _load()
+
+# Log messages with which python-socketio / python-engineio report that they received bytes
+# but failed to decode or dispatch them. The reference master tags such log lines as decode
+# errors; other error lines (e.g. 'Invalid session') are kept as context only.
+PYTHON_DECODE_ERROR_LOGS = ("message async handler error", "post request handler error")
+
+def rule(server: str, transport: Transport) -> LimitRule:
+    return RULES[(server, transport)]

@@ -1,0 +1,420 @@
+"""Replay a capture: send its messages, as the worker did, to masters imdiag starts or a live one.
+
+Masters: one per (server, limit, transport), as in the sweep. The capture is read once per pass
+(one pass per ``--scale``), message by message; each message is encoded once and its frame
+handed to every lane, and the reader waits for the slowest lane: a JSON Lines capture of any
+size is held a few messages at a time.
+
+Timing: ``fast`` sends each message alone, as soon as the last one was judged. ``original``
+keeps the capture's gaps (each capped at ``max_gap``) on a replay clock that the lane's own
+POSTs advance. Over polling, messages that fall due while a POST is in flight are buffered
+and flushed together in the next POST, as engine.io-client does. Engine.io-client >= 6.1
+splits such a flush so that no POST exceeds the server's advertised ``maxPayload``
+(``client_batch="split"``, the default); older clients and python-engineio send the whole
+buffer in one POST (``client_batch="whole"``): that is where ``batched-oversize`` happens.
+
+Verdicts: against a master imdiag started, the ledger proves delivery (``LedgerWitness``). A
+live master (``url``) has no ledger: a message is only *delivered* when the master acknowledged
+it (``ack``); otherwise the protocol barrier shows the server parsed past it, which proves
+nothing about the handler, and the verdict says so (cause ``unknown``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from imdiag.clients.engineio import Endpoint
+from imdiag.clients.lanes import LaneConnection, client_session
+from imdiag.clients.observe import LedgerWitness, Outgoing, ProtocolWitness, Witness, observe
+from imdiag.core.captures import CaptureFile, capture_namespace, open_capture
+from imdiag.core.entries import canonical_digest
+from imdiag.core.errors import EncodeError, ImdiagError
+from imdiag.core.judge import judged_cell
+from imdiag.core.model import (
+    CaptureInfo,
+    Cause,
+    Cell,
+    MasterInfo,
+    Observation,
+    ReplayDetails,
+    Report,
+)
+from imdiag.core.plan import ReplaySettings
+from imdiag.core.quirks import rule
+from imdiag.core.sizing import ListProfile, Recommendation, list_profile, recommend, scale_message
+from imdiag.core.wire import Encoder, Transport, encode_json, event_frame, frame_parts, js_length
+from imdiag.masters import Master, new_master, started
+
+MAX_BATCH = 256  # packets in one flush; engine.io-client has no bound, a replay needs one
+
+
+@dataclass(frozen=True)
+class ReplayMessage:
+    """One captured message, encoded once, shared by every lane."""
+
+    index: int
+    type: str
+    label: str  # "replay" or "x<scale>"
+    event: str
+    due: float | None  # seconds on the replay clock; None: right after the previous message
+    frame: bytes  # the websocket frame payload / polling record (empty on encode errors)
+    head_bytes: int  # bytes of the frame before the message JSON (``42/ns,["event",``)
+    json_bytes: int
+    js_length: int
+    digest: str  # what the master's ledger will hold for it
+    message_id: str | None
+    encode_error: str = ""
+
+    def outgoing(self, namespace: str, encoder: Encoder, ack_id: int | None) -> Outgoing:
+        if ack_id is None:
+            return Outgoing(self.frame, digest=self.digest or None)
+        head, _ = frame_parts(self.event, namespace, ack_id, encoder)
+        return Outgoing(head + self.frame[self.head_bytes:], digest=self.digest or None, ack_id=ack_id)
+
+
+@dataclass(frozen=True)
+class _PassStart:
+    scale: int
+
+
+_Item = ReplayMessage | _PassStart | None
+
+
+@dataclass
+class _Capture:
+    """What the producer learned while reading: for the notes and the recommendations."""
+
+    file: CaptureFile
+    namespace: str
+    capped_gaps: int = 0
+    longest_gap: float = 0.0
+    largest: tuple[int, str, int] | None = None  # index, type, frame bytes (scale 1)
+    profile: ListProfile | None = None
+
+
+CellFn = Callable[[Cell], None]
+
+
+def expected_digest(message_json: str) -> str:
+    """The ledger digest of what the master will decode from this JSON (floats such as 1.0
+    reach it as written, so the digest is taken from the text, not the capture's values)."""
+    return canonical_digest(json.loads(message_json))
+
+
+def _encode(index: int, message: Any, type_name: str, label: str, event: str, due: float | None,
+            settings: ReplaySettings, namespace: str, with_digest: bool) -> ReplayMessage:
+    try:
+        text = encode_json(message, settings.encoder)
+        node_text = text if settings.encoder is Encoder.NODE else encode_json(message, Encoder.NODE)
+    except EncodeError as exc:
+        return ReplayMessage(index, type_name, label, event, due, b"", 0, 0, 0, "", None, str(exc))
+    js_len = js_length(node_text)
+    del node_text
+    digest = expected_digest(text) if with_digest else ""
+    data = text.encode("utf-8", "surrogatepass")
+    del text
+    head, _ = frame_parts(event, namespace, None, settings.encoder)
+    frame = event_frame(data, encoder=settings.encoder, event=event, namespace=namespace)
+    message_id = message.get("id") if isinstance(message, dict) and isinstance(message.get("id"), str) else None
+    return ReplayMessage(index, type_name, label, event, due, frame, len(head), len(data), js_len, digest, message_id)
+
+
+def _items(settings: ReplaySettings, capture: _Capture, with_digest: bool) -> Iterator[_Item]:
+    """Every pass over the capture, message by message, with its due time."""
+    for scale in settings.scales:
+        yield _PassStart(scale)
+        label = "replay" if settings.scales == (1,) else f"x{scale}"
+        clock = 0.0
+        last_t: float | None = None
+        for captured in capture.file.messages():
+            due: float | None = None
+            if captured.t is not None:
+                gap = 0.0 if last_t is None else max(0.0, captured.t - last_t)
+                if gap > settings.max_gap_s:
+                    if scale == settings.scales[0]:
+                        capture.capped_gaps += 1
+                        capture.longest_gap = max(capture.longest_gap, gap)
+                    gap = settings.max_gap_s
+                clock += gap
+                due = clock
+                last_t = captured.t
+            event = captured.event if captured.event is not None else settings.event
+            message = scale_message(captured.message, scale)
+            item = _encode(captured.index, message, captured.type, label, event, due, settings,
+                           capture.namespace, with_digest)
+            if scale == 1 and not item.encode_error:
+                frame_bytes = len(item.frame)
+                if capture.largest is None or frame_bytes > capture.largest[2]:
+                    capture.largest = (captured.index, captured.type, frame_bytes)
+                    capture.profile = list_profile(captured, encoder=settings.encoder, event=settings.event,
+                                                   namespace=capture.namespace)
+            # The parsed message is not needed any more: only its frame travels on.
+            del message, captured
+            yield item
+
+
+# --- lanes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Lane:
+    info: MasterInfo  # server "python", "node" or "live"; limit (live: the advertised maxPayload)
+    connection: LaneConnection
+    witness: Witness
+    queue: asyncio.Queue[_Item] = field(default_factory=lambda: asyncio.Queue(maxsize=2))
+
+    @property
+    def transport(self) -> Transport:
+        return self.connection.transport
+
+
+_ack_ids = itertools.count(1)
+
+
+def _flushable(pending: list[ReplayMessage], max_payload: int | None, client_batch: str) -> list[ReplayMessage]:
+    """What one flush sends: engine.io-client >= 6.1 stops before the body would pass maxPayload."""
+    if client_batch == "whole" or max_payload is None:
+        return pending[:MAX_BATCH]
+    size = 0
+    for i, item in enumerate(pending[:MAX_BATCH]):
+        size += len(item.frame) + (1 if i else 0)
+        if i and size > max_payload:
+            return pending[:i]
+    return pending[:MAX_BATCH]
+
+
+class _Driver:
+    """One lane's loop: pace by the replay clock, batch over polling, observe, record."""
+
+    def __init__(self, lane: _Lane, settings: ReplaySettings, namespace: str,
+                 record: Callable[[_Lane, ReplayMessage, Observation], None]):
+        self.lane, self.settings, self.namespace, self.record = lane, settings, namespace, record
+        self.original = settings.timing == "original"
+        self.batching = self.original and lane.transport is Transport.POLLING
+        self.clock = 0.0  # the replay clock: capture gaps (capped) plus the lane's own POST times
+        self.lookahead: list[_Item] = []
+        self.finished = False
+
+    async def next_item(self) -> _Item:
+        if self.lookahead:
+            return self.lookahead.pop()
+        return await self.lane.queue.get()
+
+    async def next_due(self) -> ReplayMessage | None:
+        """The next message to send, paced by the capture's gaps; None at the end."""
+        while True:
+            item = await self.next_item()
+            if item is None:
+                self.finished = True
+                return None
+            if isinstance(item, _PassStart):
+                self.clock = 0.0
+                continue
+            if item.encode_error:
+                self.record(self.lane, item, Observation(body_bytes=0, encode_error=item.encode_error))
+                continue
+            if self.original and item.due is not None and item.due > self.clock:
+                # The capture's own gap (already capped at max_gap): pacing, not synchronization.
+                await asyncio.sleep(item.due - self.clock)  # sleep-ok: the capture's timing
+                self.clock = item.due
+            return item
+
+    async def buffered(self, pending: list[ReplayMessage]) -> None:
+        """Messages that fell due while the last POST was in flight: the client buffered them."""
+        while not self.finished and len(pending) < MAX_BATCH:
+            item = await self.next_item()
+            if isinstance(item, ReplayMessage) and not item.encode_error and item.due is not None \
+                    and item.due <= self.clock:
+                pending.append(item)
+                continue
+            self.lookahead.append(item)
+            return
+
+    async def send(self, batch: list[ReplayMessage]) -> float:
+        conn = await self.lane.connection.get()
+        ack = self.settings.ack and self.lane.info.server == "live"
+        outgoing = [m.outgoing(self.namespace, self.settings.encoder, next(_ack_ids) if ack else None) for m in batch]
+        observations = await observe(conn, outgoing, self.lane.witness, self.settings.timeout_s)
+        for item, obs in zip(batch, observations):
+            self.record(self.lane, item, obs)
+        return observations[0].seconds if observations else 0.0
+
+    async def run(self) -> None:
+        pending: list[ReplayMessage] = []
+        while not (self.finished and not pending):
+            if not pending:
+                item = await self.next_due()
+                if item is None:
+                    continue
+                pending = [item]
+            max_payload = self.lane.connection.advertised_max_payload
+            batch = _flushable(pending, max_payload, self.settings.client_batch) if self.batching else pending[:1]
+            pending = pending[len(batch):]
+            seconds = await self.send(batch)
+            if self.original:
+                self.clock += seconds
+            if self.batching:
+                await self.buffered(pending)
+
+
+def _cell(lane: _Lane, settings: ReplaySettings, item: ReplayMessage, obs: Observation) -> Cell:
+    server = lane.info.server
+    predicted = None
+    if server != "live" and not item.encode_error:
+        predicted = rule(server, lane.transport).predicts_delivered(obs.body_bytes, lane.info.limit)
+    return judged_cell(
+        obs, type=item.type, transport=lane.transport, limit=lane.info.limit, encoder=settings.encoder,
+        master=server, label=item.label, json_bytes=item.json_bytes, js_length=item.js_length,
+        predicted_delivered=predicted, index=item.index, message_id=item.message_id,
+    )
+
+
+async def _run_lanes(lanes: list[_Lane], settings: ReplaySettings, capture: _Capture, record: CellFn,
+                     on_planned: Callable[[int], None] | None, *, with_digest: bool) -> None:
+    if on_planned is not None:
+        on_planned(capture.file.count * len(settings.scales) * len(lanes))
+
+    def record_cell(lane: _Lane, item: ReplayMessage, obs: Observation) -> None:
+        record(_cell(lane, settings, item, obs))
+
+    async def produce() -> None:
+        for item in _items(settings, capture, with_digest):
+            for lane in lanes:
+                await lane.queue.put(item)
+        for lane in lanes:
+            await lane.queue.put(None)
+
+    async def drive(lane: _Lane) -> None:
+        try:
+            await _Driver(lane, settings, capture.namespace, record_cell).run()
+        finally:
+            await lane.connection.close()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for lane in lanes:
+                group.create_task(drive(lane))
+    except BaseExceptionGroup as group_error:
+        # One line for the user: the first error imdiag knows how to report, else the first.
+        errors = list(_leaves(group_error))
+        known = next((e for e in errors if isinstance(e, ImdiagError)), None)
+        raise (known or errors[0]) from None
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+async def _replay_live(settings: ReplaySettings, capture: _Capture, record: CellFn,
+                       on_planned: Callable[[int], None] | None) -> list[MasterInfo]:
+    assert settings.url is not None
+    endpoint = Endpoint.from_url(settings.url, path=settings.path_prefix, headers=tuple(settings.headers),
+                                 auth_json=settings.auth_json, insecure=settings.insecure)
+    capture.namespace = endpoint.namespace
+    async with client_session() as session:
+        lanes = []
+        for transport in settings.transports:
+            connection = LaneConnection(endpoint, transport, session, settings.timeout_s)
+            # Connect first: an unreachable URL is one error line before anything is sent.
+            await connection.get()
+            advertised = connection.advertised_max_payload
+            info = MasterInfo("live", settings.url, advertised or 0, {}, endpoint.namespace, settings.path_prefix,
+                              transport, advertised)
+            lanes.append(_Lane(info, connection, ProtocolWitness(endpoint.namespace)))
+        await _run_lanes(lanes, settings, capture, record, on_planned, with_digest=False)
+    return [lane.info for lane in lanes]
+
+
+async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: CellFn,
+                          on_planned: Callable[[int], None] | None) -> list[MasterInfo]:
+    masters: list[tuple[Master, Transport]] = [
+        (new_master(server, limit, capture.namespace), transport)
+        for server in settings.masters for limit in settings.limits for transport in settings.transports
+    ]
+    async with started([m for m, _ in masters]), client_session() as session:
+        lanes = [
+            _Lane(replace(master.info, transport=transport),
+                  LaneConnection.to_master(master.info, transport, session, settings.timeout_s),
+                  LedgerWitness(master.ledger, settings.encoder, settings.event, capture.namespace))
+            for master, transport in masters
+        ]
+        await _run_lanes(lanes, settings, capture, record, on_planned, with_digest=True)
+    return [replace(lane.info, advertised_max_payload=lane.connection.advertised_max_payload) for lane in lanes]
+
+
+async def run_replay(
+    settings: ReplaySettings,
+    cells: list[Cell],
+    *,
+    on_cell: CellFn | None = None,
+    on_planned: Callable[[int], None] | None = None,
+) -> Report:
+    """Replay the capture on every lane; cells are appended to ``cells`` as they come, so a
+    caller interrupted midway still holds what was measured."""
+    started_at = time.monotonic()
+    file = open_capture(settings.path)
+    capture = _Capture(file, capture_namespace(file, settings.namespace))
+
+    def record(cell: Cell) -> None:
+        cells.append(cell)
+        if on_cell is not None:
+            on_cell(cell)
+
+    replay = _replay_live if settings.url is not None else _replay_masters
+    runs = await replay(settings, capture, record, on_planned)
+    runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
+    return Report(
+        command="replay",
+        settings={**settings.to_dict(), "namespace": capture.namespace},
+        cells=list(cells),
+        masters=runs,
+        elapsed_s=round(time.monotonic() - started_at, 3),
+        details=replay_details(settings, capture, cells, [r.limit for r in runs]),
+    )
+
+
+def _recommendations(capture: _Capture, cells: Sequence[Cell], limits: Sequence[int]) -> tuple[Recommendation, ...]:
+    if capture.largest is None:
+        return ()
+    index, type_name, frame = capture.largest
+    largest_frame, what = frame, f"message #{index} ({type_name})"
+    real = [c for c in cells if c.label in ("replay", "x1")]
+    batched = [c for c in real if c.wire_bytes > largest_frame and c.observed.packets_in_body > 1]
+    if batched:
+        biggest = max(batched, key=lambda c: c.wire_bytes)
+        largest_frame = biggest.wire_bytes
+        what = f"a POST batching message #{biggest.index} with others"
+    lost = [c.wire_bytes for c in real if c.cause is Cause.SERVER_DECODE_ERROR and c.wire_bytes <= c.limit]
+    return tuple(recommend(limit, largest_frame, what, capture.profile, lost_under_limit=lost)
+                 for limit in sorted(set(limits)) if limit > 0)
+
+
+def replay_details(settings: ReplaySettings, capture: _Capture, cells: Sequence[Cell],
+                   limits: Sequence[int]) -> ReplayDetails:
+    """The capture, notes and recommendations, for the renderers."""
+    notes = []
+    if settings.timing == "original" and capture.capped_gaps:
+        notes.append(
+            f"timing: {capture.capped_gaps} gap(s) longer than {settings.max_gap_s:g} s were shortened to "
+            f"{settings.max_gap_s:g} s (the longest was {capture.longest_gap:.1f} s); --max-gap changes that"
+        )
+    file = capture.file
+    return ReplayDetails(
+        capture=CaptureInfo(str(file.path), file.format, file.count, dict(file.meta)),
+        notes=tuple(notes),
+        recommendations=_recommendations(capture, cells, limits),
+    )
+
+
+__all__ = ["ReplaySettings", "run_replay"]

@@ -1,0 +1,132 @@
+"""Run a size sweep: masters at each limit, the reference worker emitting every type to them.
+
+One master per (server, limit, transport), all started at once on ephemeral loopback ports, and
+one lane per master sending its messages in ascending size over a reused connection (a new one
+only after the master closed the last). Lanes run concurrently. Each message is encoded once
+and its bytes reused by every lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import aiohttp
+
+from imdiag.clients.lanes import LaneConnection, client_session
+from imdiag.clients.observe import LedgerWitness, Outgoing, observe
+from imdiag.core.catalog import Catalog, Message
+from imdiag.core.judge import judged_cell
+from imdiag.core.model import Cell, MasterInfo, Report
+from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
+from imdiag.core.quirks import rule
+from imdiag.core.wire import Transport, event_frame
+from imdiag.masters import Master, new_master, started
+
+MasterFactory = Callable[[str, int, SweepSettings], Master]
+CellFn = Callable[[Cell], None]
+
+
+def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
+    """A master of the given server kind ("python" or "node") at ``limit``."""
+    return new_master(server, limit, settings.namespace)
+
+
+@dataclass(frozen=True)
+class _Lane:
+    master: Master
+    transport: Transport
+    messages: list[tuple[Planned, Message]]
+
+
+def build_messages(settings: SweepSettings, catalog: Catalog) -> dict[int, list[tuple[Planned, Message]]]:
+    """Per limit, the planned messages encoded, ascending by frame size."""
+    by_limit: dict[int, list[tuple[Planned, Message]]] = {}
+    for limit in settings.limits:
+        built = []
+        for planned in plan_for_limit(settings, limit):
+            if planned.target is None:
+                message = catalog.natural(
+                    planned.type, settings.encoder, event=settings.event, namespace=settings.namespace
+                )
+            else:
+                message = catalog.sized(
+                    planned.type, planned.target, settings.encoder, event=settings.event, namespace=settings.namespace
+                )
+            built.append((planned, message))
+        built.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
+        by_limit[limit] = built
+    return by_limit
+
+
+async def _run_lane(lane: _Lane, settings: SweepSettings, session: aiohttp.ClientSession, on_cell: CellFn) -> MasterInfo:
+    """Send the lane's messages; return the master as measured (with its advertised maxPayload)."""
+    info = lane.master.info
+    limit_rule = rule(info.server, lane.transport)
+    witness = LedgerWitness(lane.master.ledger, settings.encoder, settings.event, settings.namespace)
+    lane_conn = LaneConnection.to_master(info, lane.transport, session, settings.timeout_s)
+    try:
+        for planned, message in lane.messages:
+            conn = await lane_conn.get()
+            frame = event_frame(message.data, encoder=settings.encoder, event=settings.event, namespace=settings.namespace)
+            (obs,) = await observe(conn, [Outgoing(frame, message_id=message.id)], witness, settings.timeout_s)
+            on_cell(judged_cell(
+                obs, type=message.type, transport=lane.transport, limit=lane.master.limit, encoder=settings.encoder,
+                master=info.server, label=planned.label, json_bytes=message.size.json_bytes,
+                js_length=message.size.js_length,
+                predicted_delivered=limit_rule.predicts_delivered(len(frame), lane.master.limit),
+                message_id=message.id,
+            ))
+    finally:
+        await lane_conn.close()
+    return replace(info, transport=lane.transport, advertised_max_payload=lane_conn.advertised_max_payload)
+
+
+async def run_sweep(
+    settings: SweepSettings,
+    cells: list[Cell],
+    *,
+    master_factory: MasterFactory = make_master,
+    on_cell: CellFn | None = None,
+    on_planned: Callable[[int], None] | None = None,
+    on_lane_done: Callable[[MasterInfo, int], None] | None = None,
+) -> Report:
+    """Measure every planned cell on every master; cells are appended to ``cells`` as they come,
+    so a caller interrupted midway still holds what was measured."""
+    started_at = time.monotonic()
+    messages = build_messages(settings, Catalog(settings.seed))
+    if on_planned is not None:
+        per_master = sum(len(messages[limit]) for limit in settings.limits) * len(settings.transports)
+        on_planned(per_master * len(settings.masters))
+
+    def record(cell: Cell) -> None:
+        cells.append(cell)
+        if on_cell is not None:
+            on_cell(cell)
+
+    lanes = [
+        _Lane(master_factory(server, limit, settings), transport, messages[limit])
+        for server in settings.masters
+        for limit in settings.limits
+        for transport in settings.transports
+    ]
+    runs: list[MasterInfo] = []
+
+    async def lane_task(lane: _Lane, session: aiohttp.ClientSession) -> None:
+        run = await _run_lane(lane, settings, session, record)
+        runs.append(run)
+        if on_lane_done is not None:
+            on_lane_done(run, len(lane.messages))
+
+    async with started([lane.master for lane in lanes]), client_session() as session:
+        await asyncio.gather(*(lane_task(lane, session) for lane in lanes))
+    runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
+    return Report(
+        command="size-sweep",
+        settings=settings.to_dict(),
+        cells=list(cells),
+        masters=runs,
+        elapsed_s=round(time.monotonic() - started_at, 3),
+    )

@@ -1,0 +1,111 @@
+"""The CLI as a user runs it: real processes, real exit codes, no tracebacks."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from ..helpers import TIMEOUT
+
+
+def imdiag(*args, **kwargs):
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "imdiag", *args], capture_output=True, text=True,
+                          timeout=120, env=env, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["size-sweep", "--limits", "1.5XB"], "invalid size '1.5XB'"),
+        (["size-sweep", "--limits", "0"], "a limit must be at least 1 byte"),
+        (["size-sweep", "--types", "worker:nope"], "unknown message type 'worker:nope'"),
+        (["size-sweep", "--transports", "carrier-pigeon"], "unknown transport 'carrier-pigeon'"),
+        (["size-sweep", "--namespace", "worker"], "a namespace starts with '/'"),
+        (["fake-master", "--limit", "12 parsecs"], "invalid size '12 parsecs'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    result = imdiag(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_target_error_exit_3():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = imdiag("fake-master", "--port", str(port))
+    assert result.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_small_sweep_writes_a_stable_json_report(tmp_path):
+    out = tmp_path / "report.json"
+    result = imdiag("size-sweep", "--limits", "20KB", "--sizes", "1KB,10KB,30KB", "--types",
+                    "worker:heartbeat,worker:messages:update", "--namespace", "/worker", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["schema"] == "imdiag.report/1" and report["command"] == "size-sweep"
+    assert report["settings"]["limits"] == [20_000] and report["settings"]["namespace"] == "/worker"
+    cells = report["cells"]
+    required = {"type", "transport", "limit", "encoder", "wire_bytes", "js_length", "predicted_delivered",
+                "delivered", "cause", "evidence"}
+    assert all(required <= set(c) for c in cells)
+    by = {(c["transport"], c["label"], c["message_bytes"]): c for c in cells if c["type"] == "worker:messages:update"}
+    assert by[("websocket", "L-1", 19_999)]["delivered"] is True
+    assert by[("websocket", "L", 20_000)]["cause"] == "oversize-close"
+    assert by[("polling", "L", 20_000)]["delivered"] is True
+    assert by[("polling", "L+1", 20_001)]["cause"] == "oversize-close"
+    assert all(c["cause"] is None for c in cells if c["delivered"])
+    assert "✓" in result.stdout and "oversize" not in result.stderr
+
+
+def test_ctrl_c_still_writes_the_measured_cells(tmp_path):
+    out = tmp_path / "partial.json"
+    env = {**os.environ, "NO_COLOR": "1"}
+    # The 1KB lanes finish at once; the 20MB lanes have many large messages to go.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imdiag", "size-sweep", "--limits", "1KB,20MB", "--sizes",
+         "1KB,2MB,4MB,6MB,8MB,10MB,12MB,14MB,16MB,18MB", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        line = proc.stderr.readline()  # an event: the first lane reports it is done
+        assert line.startswith("measured "), line
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=TIMEOUT * 3)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True
+    # Every cell of the lane that said it was done is in the report, and the report is partial.
+    done = re.match(r"measured (\d+) cells: python master, limit (1KB|20MB), (\w+)", line)
+    assert done, line
+    limit = {"1KB": 1000, "20MB": 20_000_000}[done.group(2)]
+    lane = [c for c in report["cells"] if c["limit"] == limit and c["transport"] == done.group(3)]
+    assert len(lane) == int(done.group(1)) > 0
+    assert all(c["cause"] is not None or c["delivered"] for c in report["cells"])
+    assert len(report["cells"]) < 4 * len(lane)  # four lanes of as many cells each: some were stopped midway
+    assert "interrupted" in stdout
+
+
+def test_size_sweep_as_a_gate_exit_codes(tmp_path):
+    base = ["size-sweep", "--limits", "20KB", "--sizes", "1KB", "--types", "worker:heartbeat"]
+    junit = tmp_path / "gate.xml"
+    passing = imdiag(*base, "--expect", "worker:heartbeat@20KB:*=delivered", "--junit", str(junit))
+    assert passing.returncode == 0, passing.stderr
+    assert "<testsuite" in junit.read_text()
+    failing = imdiag(*base, "--expect", "worker:heartbeat@20KB:*=dropped")
+    assert failing.returncode == 1 and "gate failed" in failing.stdout + failing.stderr
+    bad_rule = imdiag(*base, "--expect", "nonsense")
+    assert bad_rule.returncode == 2 and "Traceback" not in bad_rule.stderr

@@ -1,0 +1,108 @@
+"""What every test directory shares: an aiohttp client session, the Node.js requirement, the Node oracle.
+
+Tests marked ``node`` are skipped with the install hint when Node.js or the pinned npm packages
+are missing, except under CI (``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from imdiag.masters.node import NODE_DIR, node_ready
+
+from .helpers import TIMEOUT
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require(reason: str | None) -> None:
+    """Skip with ``reason`` locally; under CI=true a missing real part is a failure."""
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"CI=true requires every real part: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def require_node() -> None:
+    require(node_ready())
+
+
+@pytest.fixture(autouse=True)
+def _node_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("node") is not None:
+        require_node()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+# Reads one JSON request per line, answers one JSON line: what JSON.stringify and the
+# master's digest make of the value. Answers are JSON-encoded strings, so any output
+# (lone surrogates included, which JSON.stringify escapes) survives the pipe.
+_NODE_ORACLE = r"""
+const { digest } = require("./master.js");
+const rl = require("readline").createInterface({ input: process.stdin });
+rl.on("line", (line) => {
+  const [op, value] = JSON.parse(line);
+  const out = op === "digest" ? digest(value) : JSON.stringify(value);
+  process.stdout.write(JSON.stringify(out) + "\n");
+});
+"""
+
+
+class NodeOracle:
+    """One long-lived node process that answers JSON.stringify / digest requests."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            ["node", "-e", _NODE_ORACLE], cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+
+    def _ask(self, op: str, value: Any) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        # ensure_ascii: every str (lone surrogates too) crosses the pipe as \\u escapes.
+        self.proc.stdin.write(json.dumps([op, value], ensure_ascii=True).encode() + b"\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the node oracle exited with code {self.proc.wait()}")
+        answer = json.loads(line)
+        assert isinstance(answer, str)
+        return answer
+
+    def stringify(self, value: Any) -> str:
+        return self._ask("stringify", value)
+
+    def digest(self, value: Any) -> str:
+        return self._ask("digest", value)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # the readline interface ends and node exits
+        try:
+            self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def node_oracle() -> Iterator[NodeOracle]:
+    require_node()
+    oracle = NodeOracle()
+    try:
+        yield oracle
+    finally:
+        oracle.close()

@@ -1,0 +1,128 @@
+"""The capture format: JSON array, {meta, messages}, JSON Lines; errors with file:line:col."""
+
+import json
+
+import pytest
+
+from imdiag.core.captures import dumps_record, load_messages, loads, open_capture
+from imdiag.core.errors import InputError
+from imdiag.core.wire import Encoder, encode_json
+
+HEARTBEAT = {"type": "worker:heartbeat", "payload": {"workerId": "worker1", "timestamp": 1764319599000}}
+SYNC = {"type": "worker:data:sync", "payload": {"conversations": [{"peer": "王小明😀", "score": 1.0}]}}
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_json_array(tmp_path):
+    path = write(tmp_path, "a.json", json.dumps([HEARTBEAT, SYNC], ensure_ascii=False))
+    fixture = open_capture(path)
+    assert (fixture.format, fixture.count, fixture.meta) == ("json", 2, {})
+    messages = list(fixture.messages())
+    assert [m.index for m in messages] == [0, 1]
+    assert [m.type for m in messages] == ["worker:heartbeat", "worker:data:sync"]
+    assert messages[1].message == SYNC and messages[1].t is None and messages[1].event is None
+
+
+def test_meta_wrapper_and_replay_keys(tmp_path):
+    record = {"t": 1.5, "event": "msg", "namespace": "/worker", **HEARTBEAT}
+    path = write(tmp_path, "w.json", json.dumps({"meta": {"worker": "w1"}, "messages": [record]}))
+    fixture = open_capture(path)
+    assert fixture.meta == {"worker": "w1"}
+    (captured,) = fixture.messages()
+    assert captured.message == HEARTBEAT  # the replay keys are not part of the message
+    assert (captured.t, captured.event, captured.namespace) == (1.5, "msg", "/worker")
+
+
+def test_json_lines_stream_with_line_numbers(tmp_path):
+    text = json.dumps(HEARTBEAT) + "\n\n" + json.dumps({"t": 2, **SYNC}, ensure_ascii=False) + "\n"
+    path = write(tmp_path, "s.jsonl", text)
+    fixture = open_capture(path)
+    assert (fixture.format, fixture.count) == ("jsonl", 2)
+    iterator = fixture.messages()
+    assert not isinstance(iterator, list)  # streamed, not loaded
+    messages = list(iterator)
+    assert [m.line for m in messages] == [1, 3] and messages[1].t == 2.0
+
+
+def test_json_lines_are_sniffed_without_the_suffix(tmp_path):
+    path = write(tmp_path, "capture.txt", json.dumps(HEARTBEAT) + "\n" + json.dumps(HEARTBEAT) + "\n")
+    assert open_capture(path).format == "jsonl"
+
+
+def test_values_survive_so_encoders_give_the_senders_bytes(tmp_path):
+    text = '[{"type":"x","payload":{"f":1.0,"big":12345678901234567890,"s":"中文😀"}}]'
+    (captured,) = load_messages(write(tmp_path, "v.json", text))
+    assert encode_json(captured.message, Encoder.PYTHON) == '{"type":"x","payload":{"f":1.0,"big":12345678901234567890,"s":"\\u4e2d\\u6587\\ud83d\\ude00"}}'
+    assert encode_json(captured.message, Encoder.NODE) == '{"type":"x","payload":{"f":1,"big":12345678901234567000,"s":"中文😀"}}'
+
+
+def test_malformed_json_names_file_line_and_column(tmp_path):
+    path = write(tmp_path, "bad.json", '[\n  {"type": "a", "payload": {}},\n  {"type": "b" "payload": 1}\n]')
+    with pytest.raises(InputError, match=r"bad\.json:3:16: malformed JSON: Expecting ','"):
+        open_capture(path)
+
+
+def test_malformed_json_line_names_the_files_line(tmp_path):
+    lines = [json.dumps(HEARTBEAT)] * 4 + ['{"type": "x", "payload": tru}']
+    path = write(tmp_path, "bad.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"bad\.jsonl:5:26: malformed JSON"):
+        open_capture(path)
+
+
+@pytest.mark.parametrize("text", ["", "  \n\n", "[]", '{"meta": {}, "messages": []}'])
+def test_empty_says_what_was_expected(tmp_path, text):
+    suffix = ".jsonl" if not text.strip() else ".json"
+    with pytest.raises(InputError, match=r"(empty|no messages).*expected"):
+        open_capture(write(tmp_path, "empty" + suffix, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("42", "holds a JSON number"),
+        ('"hello"', "holds a JSON string"),
+        ("[1, 2]", "message 0 is a JSON number"),
+        ('[{"kind": "x"}]', 'message 0 has no "type" string and "payload" (keys: kind)'),
+        ('{"meta": {}, "messages": {}}', '"messages" is a JSON object; expected an array'),
+        ('[{"type": "x", "payload": 1, "t": -1}]', 'has "t" -1'),
+        ('[{"type": "x", "payload": 1, "namespace": "worker"}]', 'expected a string starting with "/"'),
+    ],
+)
+def test_wrong_shape_says_what_was_expected(tmp_path, text, message):
+    with pytest.raises(InputError, match="expected") as info:
+        open_capture(write(tmp_path, "shape.json", text))
+    assert message in str(info.value) and "shape.json" in str(info.value)
+
+
+def test_wrong_shape_in_json_lines_names_the_line(tmp_path):
+    path = write(tmp_path, "shape.jsonl", json.dumps(HEARTBEAT) + "\n[1]\n")
+    with pytest.raises(InputError, match=r"shape\.jsonl:2: message 1 is a JSON array"):
+        open_capture(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        open_capture(tmp_path / "nope.json")
+
+
+def test_loads_both_forms():
+    assert [c.type for c in loads(json.dumps([HEARTBEAT]))] == ["worker:heartbeat"]
+    lines = json.dumps(HEARTBEAT) + "\n" + json.dumps(SYNC)
+    assert [c.type for c in loads(lines)] == ["worker:heartbeat", "worker:data:sync"]
+
+
+def test_recorded_lines_round_trip():
+    line = dumps_record(SYNC, t=1.25, event="message", namespace="/worker")
+    (captured,) = loads(line + "\n" + line)[:1]
+    assert captured.message == SYNC and captured.t == 1.25 and captured.namespace == "/worker"
+    # A message that is not {type, payload}, or that has keys of its own named like ours, is wrapped.
+    odd = {"type": "x", "payload": 1, "t": "mine"}
+    (wrapped,) = loads(dumps_record(odd, t=0.0))
+    assert wrapped.message == odd and wrapped.t == 0.0
+    (text,) = loads(dumps_record("just a string", t=0.0, event="log"))
+    assert text.message == "just a string" and text.event == "log"

@@ -1,0 +1,73 @@
+"""A probe's trials without a server: only size signals refuse, only answers accept; the explanations."""
+
+from imdiag.core.model import Ack, Barrier, Observation
+from imdiag.core.probe_explain import explain_failure
+from imdiag.core.probe_result import Outcome, TransportLimit, Trial, trial
+from imdiag.core.wire import Transport
+
+WS, POLLING = Transport.WEBSOCKET, Transport.POLLING
+
+
+def judged(size: int, transport: Transport, **seen: object) -> Trial:
+    return trial(size, transport, Observation(body_bytes=size, **seen))  # type: ignore[arg-type]
+
+
+def test_only_a_size_signal_refuses_and_only_an_answer_accepts():
+    cases = [
+        (judged(100, WS, close_code=1009, closed=True, barrier=Barrier.CLOSED), Outcome.REJECTED),
+        (judged(100, POLLING, http_status=413, barrier=Barrier.CLOSED), Outcome.REJECTED),
+        (judged(100, POLLING, http_status=400, http_body='"Bad Request"', advertised_max_payload=99), Outcome.REJECTED),
+        (judged(100, WS, barrier=Barrier.PARSED, barrier_answer="CONNECT_ERROR 'x'"), Outcome.ACCEPTED),
+        (judged(100, WS, close_code=1000, closed=True, barrier=Barrier.CLOSED), Outcome.INCONCLUSIVE),
+        (judged(100, WS, close_error="ConnectionResetError", closed=True, barrier=Barrier.CLOSED), Outcome.INCONCLUSIVE),
+        (judged(100, POLLING, http_status=500), Outcome.INCONCLUSIVE),
+        # A 400 that is not over the advertised maxPayload is no size signal (a proxy, a lost session...).
+        (judged(100, POLLING, http_status=400, http_body="x", advertised_max_payload=1000), Outcome.INCONCLUSIVE),
+        (judged(100, WS, barrier=Barrier.TIMEOUT), Outcome.INCONCLUSIVE),
+        (judged(100, WS, connect_error="cannot reach"), Outcome.INCONCLUSIVE),
+    ]
+    for result, outcome in cases:
+        assert result.outcome is outcome, result
+    # With --ack, an answered barrier without the ack is accepted by the transport but marked lost.
+    lost = judged(100, POLLING, http_status=200, barrier=Barrier.PARSED, ack=Ack.MISSING)
+    assert lost.outcome is Outcome.ACCEPTED and lost.lost and "did not acknowledge" in lost.evidence
+    acked = judged(100, POLLING, http_status=200, barrier=Barrier.PARSED, ack=Ack.RECEIVED)
+    assert acked.outcome is Outcome.ACCEPTED and not acked.lost
+
+
+def test_a_stopped_search_is_explained_not_guessed():
+    silent = judged(5000, WS, barrier=Barrier.TIMEOUT)
+    limit = TransportLimit(WS, 80, 16 * 2**20, (silent, silent), 4000, None,
+                           stopped=f"the 5,000 B trial was inconclusive twice: {silent.evidence}")
+    line = explain_failure(limit, ack=False)
+    assert "could not be measured" in line and "4,000 B was accepted" in line and "inconclusive twice" in line
+
+
+def taken(size: int, transport: Transport, ack: Ack) -> Trial:
+    status = 200 if transport is POLLING else None
+    return judged(size, transport, http_status=status, barrier=Barrier.PARSED, ack=ack)
+
+
+def test_ack_explanations_say_lost_only_when_the_master_acknowledges_at_all():
+    # Nothing refused up to --max-bytes, the largest probe unacknowledged, the smallest acknowledged: lost.
+    lost = TransportLimit(POLLING, 80, 200_000, (taken(200_000, POLLING, Ack.MISSING),), 200_000, None,
+                          ack_control=taken(80, POLLING, Ack.RECEIVED))
+    line = explain_failure(lost, ack=True)
+    assert lost.lost and "1 accepted probe(s), from 200,000 B up" in line and "lost them" in line
+    assert "decode errors" in line  # the python-socketio polling hint, on polling only
+    # Not even the smallest probe acknowledged: the master does not ack; nothing is called lost.
+    deaf = TransportLimit(WS, 80, 200_000, (taken(200_000, WS, Ack.MISSING),), 200_000, None,
+                          ack_control=taken(80, WS, Ack.MISSING))
+    line = explain_failure(deaf, ack=True)
+    assert deaf.lost == () and len(deaf.unacknowledged) == 1
+    assert "acknowledged no probe, not even the smallest (80 B)" in line and "lost" not in line
+    # A lost websocket probe gets no polling hint.
+    ws_lost = TransportLimit(WS, 80, 200_000, (taken(200_000, WS, Ack.MISSING),), 200_000, None,
+                             ack_control=taken(80, WS, Ack.RECEIVED))
+    assert "decode errors" not in explain_failure(ws_lost, ack=True)
+    # No ack, and the smallest probe never got through on a new connection: unknown, not "never acks".
+    shut_out = judged(80, WS, close_code=1008, closed=True, barrier=Barrier.CLOSED, ack=Ack.MISSING)
+    unknown = TransportLimit(WS, 80, 200_000, (taken(200_000, WS, Ack.MISSING),), 200_000, None, ack_control=shut_out)
+    assert "could not be checked" in explain_failure(unknown, ack=True) and unknown.lost == ()
+    # Nothing over --max-bytes was sent: agreement with maxPayload is not claimed either way.
+    assert lost.agrees_with(200_000) is None and lost.agrees_with(150_000) is False

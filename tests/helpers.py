@@ -1,0 +1,75 @@
+"""Helpers the tests share: the real ``imdiag`` CLI in a subprocess, and one observed send."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+
+from imdiag.clients.engineio import Connection
+from imdiag.clients.observe import LedgerWitness, Outgoing, observe
+from imdiag.core.model import Observation
+from imdiag.core.wire import Encoder
+from imdiag.masters.ledger import Ledger
+
+# One unit for every wait in the tests; CI may scale it (IMDIAG_TIMEOUT_SCALE=2), as the commands do.
+SCALE = float(os.environ.get("IMDIAG_TIMEOUT_SCALE", "1"))
+TIMEOUT = 10.0 * SCALE
+
+
+async def run_imdiag(*args: str, timeout: float) -> tuple[int, str, str]:
+    """``python -m imdiag ARGS`` with NO_COLOR; returns (exit code, stdout, stderr)."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imdiag", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, stdout.decode(), stderr.decode()
+
+
+async def send_observed(
+    conn: Connection, ledger: Ledger, packets: Sequence[bytes], message_ids: Sequence[str], *,
+    encoder: Encoder, event: str, namespace: str, timeout: float,
+) -> list[Observation]:
+    """Send ``packets`` in one write to a master with a ledger; one Observation per message id."""
+    outgoing = [Outgoing(frame, message_id=message_id) for frame, message_id in zip(packets, message_ids)]
+    return await observe(conn, outgoing, LedgerWitness(ledger, encoder, event, namespace), timeout)
+
+
+@contextlib.asynccontextmanager
+async def serving(handler) -> AsyncIterator[str]:
+    """An aiohttp app on 127.0.0.1 answering every method and path with ``handler``."""
+    app = web.Application(client_max_size=32 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def html_page(request: web.Request) -> web.Response:
+    return web.Response(text="<!doctype html><html><body>Welcome</body></html>", content_type="text/html")
+
+
+def assert_one_line_error(code: int, stderr: str, exit_code: int, *needles: str) -> None:
+    assert code == exit_code, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imdiag: error: "), stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])

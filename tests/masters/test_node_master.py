@@ -1,0 +1,357 @@
+"""The real Node.js socket.io master, driven like the python reference master.
+
+Facts asserted here were measured against socket.io 4.8 / engine.io 6.6 / ws 8: both
+transports accept a frame or body of exactly maxHttpBufferSize bytes and reject one more,
+websocket with a 1009 close without reason text, polling with HTTP 413 and an empty body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import string
+from typing import Any
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imdiag.clients.engineio import Connection, Endpoint, open_connection
+from imdiag.clients.observe import ProtocolWitness
+from imdiag.core.catalog import Catalog
+from imdiag.core.errors import TargetError
+from imdiag.core.judge import judge
+from imdiag.core.model import Barrier, Cause
+from imdiag.core.wire import SIO_ACK, Encoder, Transport, encode_json, event_frame, js_stringify
+from imdiag.masters import node as node_module
+from imdiag.masters.ledger import (
+    Arrival,
+    Disconnect,
+    ServerError,
+    canonical_digest,
+    reencoded_bytes,
+)
+from imdiag.masters.node import NodeMaster, node_ready
+
+from ..helpers import TIMEOUT, send_observed
+
+CATALOG = Catalog(5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _send(conn: Connection, master: NodeMaster, frames: list[bytes], ids: list[str], namespace: str = "/") -> list[Any]:
+    return await send_observed(conn, master.ledger, frames, ids, encoder=Encoder.NODE, event="message",
+                               namespace=namespace, timeout=TIMEOUT)
+
+
+# --- limits: L-1 and L delivered, L+1 dropped with the observed cause ------------------------
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("limit", [1000, 100_000, 1_000_000])
+async def test_limit_edges(session: aiohttp.ClientSession, transport: Transport, limit: int) -> None:
+    async with NodeMaster(limit=limit) as master:
+        assert master.info.server == "node" and master.info.versions["socket.io"].startswith("4.8.")
+        endpoint = Endpoint(master.url)
+        conn = await open_connection(endpoint, transport, session, TIMEOUT)
+        try:
+            assert conn.open_info is not None and conn.open_info.max_payload == limit
+            for size in (limit - 1, limit):
+                message = CATALOG.sized("worker:data:sync", size, Encoder.NODE)
+                frame = event_frame(message.data, encoder=Encoder.NODE)
+                assert len(frame) == size
+                (obs,) = await _send(conn, master, [frame], [message.id])
+                verdict = judge(obs)
+                assert verdict.delivered, verdict
+                arrival = master.ledger.find(message.id)
+                assert arrival is not None
+                # Node's digest and byte count of the received message equal python's.
+                assert arrival.digest == canonical_digest(message.obj())
+                assert arrival.bytes == reencoded_bytes(message.obj()) == len(message.data)
+
+            mark = master.ledger.mark()
+            message = CATALOG.sized("worker:data:sync", limit + 1, Encoder.NODE)
+            (obs,) = await _send(conn, master, [event_frame(message.data, encoder=Encoder.NODE)], [message.id])
+            verdict = judge(obs)
+            assert not verdict.delivered and verdict.cause is Cause.OVERSIZE_CLOSE, verdict
+            if transport is Transport.WEBSOCKET:
+                assert (obs.close_code, obs.close_reason) == (1009, "")  # no reason text
+                cause = "RangeError: Max payload size exceeded"
+            else:
+                assert (obs.http_status, obs.http_body) == (413, "")
+                cause = "payload too large"
+            # The server's side: the session ends with "transport error", caused by the limit.
+            found = await master.ledger.wait_until(
+                lambda e: isinstance(e, ServerError) and e.error == cause, mark, TIMEOUT
+            )
+            assert found is not None and not found.decode
+            reasons = [e.reason for e in master.ledger.since(mark) if isinstance(e, Disconnect)]
+            assert reasons == ["transport error"]
+            assert master.ledger.find(message.id) is None
+        finally:
+            await conn.close()
+        # The worker can reconnect at once, and a message at the limit goes through again.
+        again = await open_connection(endpoint, transport, session, TIMEOUT)
+        try:
+            message = CATALOG.sized("worker:heartbeat", limit, Encoder.NODE)
+            (obs,) = await _send(again, master, [event_frame(message.data, encoder=Encoder.NODE)], [message.id])
+            assert judge(obs).delivered
+        finally:
+            await again.close()
+
+
+@pytest.mark.node
+async def test_batched_polling_body_over_the_limit_drops_every_packet(session: aiohttp.ClientSession) -> None:
+    async with NodeMaster(limit=1000) as master:
+        conn = await open_connection(Endpoint(master.url), Transport.POLLING, session, TIMEOUT)
+        try:
+            messages = [CATALOG.sized(t, 600, Encoder.NODE) for t in ("worker:heartbeat", "worker:register")]
+            frames = [event_frame(m.data, encoder=Encoder.NODE) for m in messages]
+            observations = await _send(conn, master, frames, [m.id for m in messages])
+            for obs in observations:
+                assert obs.http_status == 413 and obs.body_bytes == 1201
+                verdict = judge(obs)
+                assert not verdict.delivered and verdict.cause is Cause.OVERSIZE_CLOSE, verdict
+            assert not any(isinstance(e, Arrival) for e in master.ledger.entries)
+        finally:
+            await conn.close()
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("transport", list(Transport))
+async def test_invalid_json_is_a_decode_error_that_closes_the_session(
+    session: aiohttp.ClientSession, transport: Transport
+) -> None:
+    async with NodeMaster(limit=1000) as master:
+        conn = await open_connection(Endpoint(master.url), transport, session, TIMEOUT)
+        try:
+            mark = master.ledger.mark()
+            bad = b'42["message",{"type":"worker:data:sync","id":"bad"]'
+            (obs,) = await _send(conn, master, [bad], ["bad"])
+            await master.ledger.wait_until(lambda e: isinstance(e, Disconnect), mark, TIMEOUT)
+            entries = master.ledger.since(mark)
+            decode_errors = [e for e in entries if isinstance(e, ServerError) and e.decode]
+            assert [e.error for e in decode_errors] == ["invalid payload"]
+            assert [e.reason for e in entries if isinstance(e, Disconnect)] == ["forced close"]
+            assert not judge(obs).delivered
+        finally:
+            await conn.close()
+
+
+# --- namespace, ack, order -------------------------------------------------------------------
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("transport", list(Transport))
+async def test_namespace_and_ack(session: aiohttp.ClientSession, transport: Transport) -> None:
+    async with NodeMaster(limit=100_000, namespace="/worker") as master:
+        conn = await open_connection(Endpoint(master.url, namespace="/worker"), transport, session, TIMEOUT)
+        try:
+            message = CATALOG.natural("worker:register", Encoder.NODE, namespace="/worker", ack_id=7)
+            frame = event_frame(message.data, encoder=Encoder.NODE, namespace="/worker", ack_id=7)
+            assert frame.startswith(b'42/worker,7["message",')
+            result = await conn.send([frame])
+            assert result.ok, result
+            packet = await conn.next_packet(TIMEOUT)
+            assert packet is not None
+            assert (packet.type, packet.namespace, packet.ack_id, packet.data) == (SIO_ACK, "/worker", 7, [True])
+            arrival = master.ledger.find(message.id)
+            assert arrival is not None and arrival.namespace == "/worker" and arrival.sid == conn.sid
+            assert arrival.type == "worker:register" and arrival.event == "message"
+        finally:
+            await conn.close()
+
+
+@pytest.mark.node
+async def test_closing_a_polling_session_leaves_no_error_on_the_master(session: aiohttp.ClientSession) -> None:
+    """No GET may reach the server after our CLOSE: Node logs it as an unknown session.
+
+    Right after the server answered a packet (here the barrier), the poller is sending its
+    next GET while close() sends the CLOSE on another TCP connection; that GET is answered
+    before the CLOSE goes out, and no further GET is sent.
+    """
+    async with NodeMaster(limit=100_000, namespace="/worker") as master:
+        for _ in range(10):
+            conn = await open_connection(Endpoint(master.url, namespace="/worker"), Transport.POLLING, session, TIMEOUT)
+            answer = await ProtocolWitness("/worker").barrier(conn, TIMEOUT, frozenset())
+            await conn.close()
+            assert answer.state is Barrier.PARSED, answer
+        await master.stop()  # the ledger then holds every line the master wrote
+    errors = [e for e in master.ledger.entries if isinstance(e, ServerError)]
+    assert errors == []
+    assert sum(isinstance(e, Disconnect) for e in master.ledger.entries) == 10
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("transport", list(Transport))
+async def test_ledger_order_is_dispatch_order(session: aiohttp.ClientSession, transport: Transport) -> None:
+    async with NodeMaster(limit=1_000_000) as master:
+        conn = await open_connection(Endpoint(master.url), transport, session, TIMEOUT)
+        try:
+            messages = [CATALOG.sized("worker:messages:update", 2000 + 37 * i, Encoder.NODE) for i in range(40)]
+            frames = [event_frame(m.data, encoder=Encoder.NODE) for m in messages]
+            observations = await _send(conn, master, frames, [m.id for m in messages])
+            assert all(judge(o).delivered for o in observations)
+            seqs = [o.ledger_seq for o in observations]
+            assert seqs == sorted(seqs)
+        finally:
+            await conn.close()
+
+
+# --- process lifecycle: no Node process outlives its master ---------------------------------
+
+
+@pytest.mark.node
+async def test_stop_ends_the_process_by_closing_stdin() -> None:
+    master = NodeMaster(limit=1000)
+    await master.start()
+    pid = master.pid
+    assert pid is not None and _alive(pid)
+    await master.stop()
+    assert not _alive(pid)
+    assert master.returncode == 0  # it left on its own when stdin closed, no signal needed
+    await master.stop()  # idempotent
+
+
+@pytest.mark.node
+async def test_no_process_survives_an_exception_inside_async_with() -> None:
+    pids: list[int] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        async with NodeMaster(limit=1000) as master:
+            assert master.pid is not None
+            pids.append(master.pid)
+            raise RuntimeError("boom")
+    assert pids and not _alive(pids[0])
+
+
+@pytest.mark.node
+async def test_no_process_survives_a_cancelled_task() -> None:
+    started = asyncio.Event()
+    pids: list[int] = []
+
+    async def serve() -> None:
+        async with NodeMaster(limit=1000) as master:
+            assert master.pid is not None
+            pids.append(master.pid)
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(serve())
+    await asyncio.wait_for(started.wait(), TIMEOUT)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not _alive(pids[0])
+
+
+@pytest.mark.node
+async def test_cancelling_stop_kills_the_process() -> None:
+    master = NodeMaster(limit=1000)
+    await master.start()
+    proc = master._proc
+    assert proc is not None
+    stopping = asyncio.create_task(master.stop())
+    await asyncio.sleep(0)  # let stop() reach its first await (a yield, not a delay)
+    stopping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stopping
+    await asyncio.wait_for(proc.wait(), TIMEOUT)
+    assert not _alive(proc.pid)
+
+
+@pytest.mark.node
+async def test_a_master_that_dies_is_recorded_in_the_ledger() -> None:
+    async with NodeMaster(limit=1000) as master:
+        assert master.pid is not None
+        mark = master.ledger.mark()
+        os.kill(master.pid, signal.SIGKILL)
+        found = await master.ledger.wait_until(
+            lambda e: isinstance(e, ServerError) and "exited with code -9" in e.message, mark, TIMEOUT
+        )
+        assert found is not None
+
+
+@pytest.mark.node
+async def test_port_in_use_is_a_target_error() -> None:
+    async with NodeMaster(limit=1000) as first:
+        with pytest.raises(TargetError, match="EADDRINUSE"):
+            await NodeMaster(limit=1000, port=first.port).start()
+
+
+async def test_not_ready_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setattr(node_module, "NODE_DIR", tmp_path)  # no node_modules there
+    monkeypatch.setattr(node_module.shutil, "which", lambda name: "/usr/bin/node")  # node "found"
+    reason = node_ready()
+    assert reason is not None and "npm ci --prefix" in reason and "make node" in reason
+    monkeypatch.undo()
+    monkeypatch.setattr(node_module, "NODE_DIR", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    reason = node_ready()
+    assert reason is not None and "Node.js is not installed" in reason
+    with pytest.raises(TargetError, match="Node.js is not installed"):
+        await NodeMaster(limit=1000).start()
+
+
+# --- JSON: python's model of JSON.stringify against the real one -----------------------------
+
+_CHARS = st.one_of(
+    st.characters(),  # any code point but surrogates
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),  # lone (or accidentally paired) surrogates
+    st.sampled_from(["\x00", "\x1f", "\x7f", "\u2028", "\u2029", '"', "\\", "/", "😀", "🏽", "中", "é"]),
+)
+_KEYS = st.one_of(
+    st.text(_CHARS, max_size=6),
+    st.integers(0, 2**32 + 5).map(str),  # array-index keys (and just past the index range)
+    st.sampled_from(["0", "01", "-1", "1.5", "4294967294", "4294967295", " 1"]),
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),  # past 2**53 JSON.stringify prints the rounded double
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(_CHARS, max_size=20),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@pytest.mark.node
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_VALUES)
+def test_js_stringify_equals_json_stringify(node_oracle: Any, value: Any) -> None:
+    expected = node_oracle.stringify(value)
+    assert js_stringify(value) == expected
+    assert encode_json(value, Encoder.NODE) == expected
+
+
+_PLAIN_TEXT = st.text(st.characters(exclude_categories=("Cs",)) | st.sampled_from(["\x00", "\x1f", "😀", "中"]), max_size=12)
+_PLAIN = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), _PLAIN_TEXT),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(_PLAIN_TEXT | st.integers(0, 99).map(str) | st.sampled_from(list(string.ascii_letters)), inner, max_size=5),
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.node
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_PLAIN)
+def test_node_digest_equals_canonical_digest(node_oracle: Any, value: Any) -> None:
+    """For plain JSON (no floats, safe integers, no lone surrogates) both sides agree."""
+    assert node_oracle.digest(value) == canonical_digest(value)

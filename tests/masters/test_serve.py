@@ -1,0 +1,77 @@
+"""The reference master with real clients: python-socketio's own AsyncClient, and the CLI."""
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import socketio
+
+from imdiag.core.catalog import Catalog
+from imdiag.masters.ledger import Arrival, Disconnect, Ledger
+from imdiag.masters.python import PythonMaster
+
+from ..helpers import TIMEOUT
+
+
+# websocket only: python-socketio's client takes ~25 s to close a polling session.
+@pytest.mark.parametrize("transport", ["websocket"])
+async def test_a_real_python_socketio_worker_is_recorded(transport):
+    message = Catalog(9).natural("worker:register").obj()
+    async with PythonMaster(limit=1_000_000, namespace="/worker") as master:
+        client = socketio.AsyncClient()
+        await client.connect(master.url, namespaces=["/worker"], transports=[transport], wait_timeout=TIMEOUT)
+        try:
+            acked = await client.call("message", message, namespace="/worker", timeout=TIMEOUT)
+        finally:
+            await client.disconnect()
+        arrival = await master.ledger.wait_for(message["id"], TIMEOUT)
+        assert acked is True
+        assert arrival is not None and arrival.type == "worker:register" and arrival.event == "message"
+        disconnect = await master.ledger.wait_until(lambda e: isinstance(e, Disconnect), 0, TIMEOUT)
+        assert disconnect is not None
+    assert [e for e in master.ledger.entries if isinstance(e, Arrival)] == [arrival]
+
+
+def test_fake_master_cli_logs_arrivals_live():
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0", "--limit", "1MB",
+                             "--namespace", "/worker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        banner = proc.stdout.readline()
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
+        assert url, banner
+        assert "maxHttpBufferSize 1,000,000 B" in banner
+
+        async def emit() -> None:
+            client = socketio.AsyncClient()
+            await client.connect(url.group(1), namespaces=["/worker"], transports=["websocket"],
+                                 wait_timeout=TIMEOUT)
+            await client.call("message", {"type": "worker:heartbeat", "id": "hb-1"}, namespace="/worker",
+                              timeout=TIMEOUT)
+            await client.disconnect()
+
+        asyncio.run(emit())
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert "connect " in lines[0]
+        assert "arrival    worker:heartbeat id=hb-1" in lines[1]
+        assert "disconnect" in lines[2]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=TIMEOUT)
+
+
+async def test_a_streaming_ledger_keeps_nothing_but_numbers_what_it_streams():
+    """The standalone master's ledger (retain=False): a long session must not grow memory."""
+    streamed = []
+    ledger = Ledger(on_entry=streamed.append, keep_messages=True, retain=False)
+    ledger.connect("s1", "/")
+    big = {"type": "worker:data:sync", "id": "x", "blob": "y" * 100_000}
+    ledger.arrival("s1", "/", "message", big)
+    ledger.disconnect("s1", "/", "transport close")
+    assert ledger.entries == [] and ledger.find("x") is None
+    assert [e.seq for e in streamed] == [0, 1, 2]
+    assert streamed[1].message is big  # the recorder sees the whole message as it arrives

@@ -1,0 +1,131 @@
+"""`--master python|node|both`: the same sweep against both real servers, and clean process handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from imdiag.core.model import Cause, Cell
+from imdiag.core.plan import SweepSettings
+from imdiag.core.wire import Transport
+from imdiag.render.terminal import disagreements
+from imdiag.runners.sweep import run_sweep
+
+from ..helpers import TIMEOUT
+
+pytestmark = pytest.mark.node
+
+LIMIT = 20_000
+
+
+def _cells(cells: list[Cell], master: str, transport: Transport, label: str) -> list[Cell]:
+    return [c for c in cells if (c.master, c.transport, c.label) == (master, transport, label)]
+
+
+async def test_boundary_cells_on_both_masters():
+    cells: list[Cell] = []
+    settings = SweepSettings(limits=(LIMIT,), sizes=(1_000,), types=("worker:heartbeat", "worker:messages:update"),
+                             masters=("python", "node"), namespace="/worker", timeout_s=TIMEOUT)
+    report = await run_sweep(settings, cells)
+    assert {c.master for c in report.cells} == {"python", "node"}
+
+    def verdicts(master: str, transport: Transport) -> dict[str, tuple[bool, Cause | None]]:
+        return {label: (c.delivered, c.cause) for label in ("L-1", "L", "L+1")
+                for c in _cells(cells, master, transport, label)}
+
+    oversize = (False, Cause.OVERSIZE_CLOSE)
+    # Node: a frame or body of exactly L bytes passes (<= L), on both transports.
+    assert verdicts("node", Transport.WEBSOCKET) == {"L-1": (True, None), "L": (True, None), "L+1": oversize}
+    assert verdicts("node", Transport.POLLING) == {"L-1": (True, None), "L": (True, None), "L+1": oversize}
+    # python: the websocket frame must be under L (< L); the POST body may be L (<= L).
+    assert verdicts("python", Transport.WEBSOCKET) == {"L-1": (True, None), "L": oversize, "L+1": oversize}
+    assert verdicts("python", Transport.POLLING) == {"L-1": (True, None), "L": (True, None), "L+1": oversize}
+    # Each server's own evidence: 1009 for both websockets, 413 (node) and 400 (python) for polling.
+    node_ws = _cells(cells, "node", Transport.WEBSOCKET, "L+1")[0]
+    assert node_ws.observed.close_code == 1009
+    assert _cells(cells, "node", Transport.POLLING, "L+1")[0].observed.http_status == 413
+    assert _cells(cells, "python", Transport.POLLING, "L+1")[0].observed.http_status == 400
+    # The disagreement list holds exactly the frames of L bytes over websocket.
+    pairs = disagreements(cells)
+    assert [(a.transport, a.label) for a, _ in pairs] == [(Transport.WEBSOCKET, "L")]
+
+
+async def test_python_polling_loss_is_a_decode_error_not_oversize():
+    cells: list[Cell] = []
+    settings = SweepSettings(limits=(10_000_000,), sizes=(2_000_000,), types=("worker:data:sync",),
+                             transports=(Transport.POLLING,), masters=("python", "node"), boundary=False,
+                             timeout_s=TIMEOUT)
+    await run_sweep(settings, cells)
+    python = [c for c in cells if c.master == "python" and c.label == "ladder"][0]
+    node = [c for c in cells if c.master == "node" and c.label == "ladder"][0]
+    assert node.delivered
+    assert not python.delivered and python.cause is Cause.SERVER_DECODE_ERROR
+    assert python.predicted_delivered is True and python.disagrees
+    assert python.observed.http_status == 200
+
+
+# --- no Node process outlives imdiag --------------------------------------------------------
+
+
+def _processes_with(marker: str) -> list[int]:
+    """PIDs whose environment carries our marker: every Node master a run started inherits it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"IMDIAG_TEST_MARKER={marker}".encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _run(marker: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "NO_COLOR": "1", "IMDIAG_TEST_MARKER": marker}
+    return subprocess.Popen([sys.executable, "-m", "imdiag", "size-sweep", "--master", "both", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_no_node_process_left_after_a_sweep():
+    marker = uuid.uuid4().hex
+    proc = _run(marker, "--limits", "20KB", "--sizes", "1KB,30KB", "--types", "worker:heartbeat")
+    _, stderr = proc.communicate(timeout=TIMEOUT * 6)
+    assert proc.returncode == 0, stderr
+    assert _processes_with(marker) == []
+
+
+def test_no_node_process_left_after_ctrl_c(tmp_path):
+    marker = uuid.uuid4().hex
+    out = tmp_path / "partial.json"
+    proc = _run(marker, "--limits", "1KB,20MB", "--sizes", "1KB,4MB,8MB,12MB,16MB,18MB", "--json", str(out))
+    try:
+        line = proc.stderr.readline()  # a lane finished: the masters, Node ones included, are up
+        assert line.startswith("measured "), line
+        assert _processes_with(marker), "the node masters should be running now"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=TIMEOUT * 3)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert json.loads(out.read_text())["interrupted"] is True
+    assert _processes_with(marker) == []
+
+
+def test_no_node_process_left_after_a_failing_run():
+    marker = uuid.uuid4().hex
+    # A timeout far too short for any handshake: the run fails once the masters are up.
+    proc = _run(marker, "--limits", "20KB", "--sizes", "1KB", "--timeout", "0.0001")
+    _, stderr = proc.communicate(timeout=TIMEOUT * 6)
+    assert proc.returncode == 3
+    assert stderr.startswith("imdiag: error: cannot reach") and "Traceback" not in stderr
+    assert _processes_with(marker) == []
