@@ -1,7 +1,8 @@
 """What every command shares: consoles, the one error printer, running a coroutine, writing reports.
 
 Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
-3 target could not be reached or set up, 130 interrupted (partial report written).
+3 target could not be reached or set up, 4 a transport diagnosed but not measurable (probe,
+replay --url), 130 interrupted (partial report written).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from imdiag.core.errors import ExitCode, ImdiagError, InputError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, 1 gate failed, 2 usage or input error, "
-    "3 target unreachable or could not be set up, 130 interrupted (partial report written)."
+    "3 target unreachable or could not be set up, 4 a transport diagnosed but not measurable (the path breaks it), "
+    "130 interrupted (partial report written)."
 )
 MAX_TIMEOUT_S = 3600.0  # an hour for one answer is already no answer
 
@@ -36,6 +38,11 @@ def console(stderr: bool = False) -> Console:
         # Piped or redirected: wide enough that tables stay one line per row.
         out = Console(stderr=stderr, highlight=False, soft_wrap=False, width=160)
     return out
+
+
+def print_diagnosed(message: str) -> None:
+    """Exit 4's one line: a finding about the path, not an error of the tool."""
+    print(f"imdiag: diagnosed: {message}", file=sys.stderr)
 
 
 def print_error(message: str) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from imdiag.cli.common import console, fail, run_async, scaled_timeout, write_json
+from imdiag.cli.common import console, fail, print_diagnosed, run_async, scaled_timeout, write_json
 from imdiag.cli.files import check_writable
 from imdiag.cli.options import (
     AuthOption,
@@ -27,7 +27,7 @@ from imdiag.cli.options import (
 )
 from imdiag.core.captures import load_messages as load_captured
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
-from imdiag.core.probe_explain import size_messages
+from imdiag.core.probe_explain import largest_profile, size_messages
 from imdiag.core.probe_frames import PROBE_TYPE
 from imdiag.core.probe_result import ProbeResult, ProbeSettings, SizedMessage
 from imdiag.core.units import parse_size
@@ -38,6 +38,15 @@ from imdiag.render.probe import probe_renderables
 
 def load_messages(path: str, *, encoder: Encoder, event: str, namespace: str) -> tuple[SizedMessage, ...]:
     return size_messages(load_captured(path), encoder=encoder, event=event, namespace=namespace)
+
+
+def _with_messages(settings: ProbeSettings, path: str, encoder: Encoder) -> ProbeSettings:
+    """--message: every message sized (errors in the file reported before anything is sent), and
+    the largest one's growing list, for fix B's chunks."""
+    captured = load_captured(path)
+    sized = size_messages(captured, encoder=encoder, event=settings.event, namespace=settings.namespace)
+    profile = largest_profile(captured, sized, encoder=encoder, event=settings.event, namespace=settings.namespace)
+    return dataclasses.replace(settings, messages=sized, message_profile=profile)
 
 
 def _settings(url: str, path: str, event: str, transport: list[str] | None, auth: str | None,
@@ -54,10 +63,8 @@ def _settings(url: str, path: str, event: str, transport: list[str] | None, auth
         timeout_s=scaled_timeout(timeout), max_bytes=limit, probe_type=probe_type, ack=ack, encoder=encoder,
         message_path=message,
     )
-    if message is not None:
-        # Sized (and any error in the file reported) before anything is sent; it is never sent.
-        sized = load_messages(message, encoder=encoder, event=event, namespace=settings.namespace)
-        settings = dataclasses.replace(settings, messages=sized)
+    if message is not None:  # sized, never sent
+        settings = _with_messages(settings, message, encoder)
     return settings
 
 
@@ -74,9 +81,13 @@ def _finish(result: ProbeResult, json_path: str | None) -> None:
         console(stderr=True).print(f"report written to {json_path}")
     if result.interrupted:
         raise fail("interrupted (Ctrl-C): the results above are partial", ExitCode.INTERRUPTED)
-    if result.stopped:
-        first = result.stopped[0]
+    if result.undiagnosed:
+        first = result.undiagnosed[0]
         raise fail(f"{first.transport.value}: the limit could not be measured: {first.stopped}", ExitCode.TARGET)
+    if result.stopped:
+        print_diagnosed("; ".join(f"{t.transport.value} not measured ({t.diagnosis.value if t.diagnosis else '?'})"
+                                  for t in result.stopped) + ": see the summary above")
+        raise typer.Exit(int(ExitCode.DIAGNOSED))
 
 
 def probe_command(

@@ -11,8 +11,10 @@ kept small: handshake, namespace connect, ping/pong, send, receive, close.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
+import os
 import ssl
 import time
 from collections.abc import Sequence
@@ -23,6 +25,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from imdiag.core.errors import TargetError
+from imdiag.core.model import HttpAnswer
+from imdiag.core.refusal import Refuser, http_refusal
 from imdiag.core.wire import (
     EIO_CLOSE,
     EIO_MESSAGE,
@@ -49,6 +53,7 @@ class CloseInfo:
     code: int | None = None  # websocket close code
     reason: str = ""  # websocket close reason, or HTTP response body
     http_status: int | None = None
+    server: str = ""  # the Server header of that HTTP response
     error: str = ""  # exception raised by the transport, if that is how it ended
 
     def describe(self) -> str:
@@ -70,6 +75,7 @@ class SendResult:
     packets: int
     http_status: int | None = None  # polling: the POST's status
     http_body: str = ""
+    http_server: str = ""  # the Server header of the POST's answer
     error: str = ""  # raised while writing (e.g. the server closed mid-frame)
     seconds: float = 0.0
 
@@ -120,6 +126,16 @@ def engineio_path(path: str) -> str:
     """``socket.io`` -> ``/socket.io/``; ``/`` stays ``/``."""
     inner = path.strip("/")
     return f"/{inner}/" if inner else "/"
+
+
+class HandshakeRefused(TargetError):
+    """Opening a connection was refused by an HTTP answer: the websocket or polling handshake, the
+    namespace CONNECT, or a GET while joining. ``open_info``: the OPEN packet, if one came first."""
+
+    def __init__(self, message: str, answer: HttpAnswer, open_info: OpenInfo | None = None):
+        super().__init__(message)
+        self.answer = answer
+        self.open_info = open_info
 
 
 def _ssl(endpoint: Endpoint) -> ssl.SSLContext | bool:
@@ -209,6 +225,11 @@ class Connection:
     async def connect_namespace(self, timeout: float) -> None:
         ns = self.endpoint.namespace
         sent = await self.send([connect_packet(ns, self.endpoint.auth_json).encode()])
+        if sent.http_status not in (None, 200):
+            raise HandshakeRefused(
+                f"the CONNECT of namespace {ns!r} was not taken: {sent.describe()}",
+                HttpAnswer("namespace CONNECT POST", sent.http_status, sent.http_server, sent.http_body), self.open_info,
+            )
         if not sent.ok:
             raise TargetError(f"the CONNECT of namespace {ns!r} was not taken: {sent.describe()}")
         deadline = time.monotonic() + timeout
@@ -225,7 +246,12 @@ class Connection:
                 message = pkt.data.get("message") if isinstance(pkt.data, dict) else pkt.data
                 raise TargetError(f"namespace {ns!r} refused the connection: {message}")
         if self.closed.done():
-            raise TargetError(f"connection closed while joining namespace {ns!r}: {self.closed.result().describe()}")
+            close = self.closed.result()
+            message = f"connection closed while joining namespace {ns!r}: {close.describe()}"
+            if close.http_status is not None:
+                raise HandshakeRefused(message, HttpAnswer("GET", close.http_status, close.server, close.reason),
+                                       self.open_info)
+            raise TargetError(message)
         raise TargetError(f"no answer to the CONNECT of namespace {ns!r} within {timeout:g} s")
 
     async def close(self) -> None:
@@ -334,25 +360,31 @@ class PollingConnection(Connection):
         self._get_in_flight = False
         self._unanswered_post = False  # a server that did not answer one POST gets no CLOSE POST
 
-    async def _get(self, timeout: float | None) -> tuple[int, str]:
+    async def _get(self, timeout: float | None) -> tuple[int, str, str]:
+        """One GET: status, body, Server header."""
         assert self.open_info is not None or timeout is not None
         sid = self.open_info.sid if self.open_info else None
         url = self.endpoint.engineio_url(Transport.POLLING, sid)
         client_timeout = aiohttp.ClientTimeout(total=timeout)
         async with self.session.get(url, headers=self.endpoint.headers, ssl=_ssl(self.endpoint), timeout=client_timeout) as resp:
-            return resp.status, await resp.text()
+            return resp.status, await resp.text(), resp.headers.get("Server", "")
 
     async def _open(self, timeout: float) -> None:
-        status, body = await self._get(timeout)
+        for packet in await self.handshake(timeout):
+            await self._on_packet(packet)
+        self._tasks.append(asyncio.create_task(self._poller()))
+
+    async def handshake(self, timeout: float) -> Sequence[str]:
+        """The handshake GET alone, no long poll started: sets ``open_info``, returns the packets after OPEN."""
+        status, body, server = await self._get(timeout)
         if status != 200:
-            raise TargetError(f"Engine.IO handshake failed: HTTP {status} {_excerpt(body)}")
+            raise HandshakeRefused(f"Engine.IO handshake failed: HTTP {status} {_excerpt(body)}",
+                                   HttpAnswer("handshake GET", status, server, body[:500]))
         packets = split_polling_body(body)
         if not packets:
             raise TargetError("Engine.IO handshake failed: empty response")
         self.open_info = parse_open(packets[0])
-        for packet in packets[1:]:
-            await self._on_packet(packet)
-        self._tasks.append(asyncio.create_task(self._poller()))
+        return packets[1:]
 
     async def _poller(self) -> None:
         assert self.open_info is not None
@@ -362,11 +394,11 @@ class PollingConnection(Connection):
             while not self.closed.done() and not self._closing:
                 self._get_in_flight = True
                 try:
-                    status, body = await self._get(hold)
+                    status, body, server = await self._get(hold)
                 finally:
                     self._get_in_flight = False
                 if status != 200:
-                    self._set_closed(CloseInfo(by="server", http_status=status, reason=body[:500]))
+                    self._set_closed(CloseInfo(by="server", http_status=status, reason=body[:500], server=server))
                     return
                 for packet in split_polling_body(body):
                     await self._on_packet(packet)
@@ -391,7 +423,7 @@ class PollingConnection(Connection):
                     async with self.session.post(url, data=body, headers=headers, ssl=_ssl(self.endpoint),
                                                  timeout=timeout) as resp:
                         text = await resp.text(errors="replace")
-                        status = resp.status
+                        status, server = resp.status, resp.headers.get("Server", "")
             except TimeoutError as exc:
                 self._unanswered_post = True
                 if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -403,7 +435,8 @@ class PollingConnection(Connection):
                 return SendResult(len(body), len(packets), error=error, seconds=time.monotonic() - start)
             except Exception as exc:
                 return SendResult(len(body), len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
-        return SendResult(len(body), len(packets), http_status=status, http_body=text[:500], seconds=time.monotonic() - start)
+        return SendResult(len(body), len(packets), http_status=status, http_body=text[:500], http_server=server,
+                          seconds=time.monotonic() - start)
 
     async def _send_close(self) -> None:
         if self.open_info is None or self._unanswered_post:
@@ -421,21 +454,59 @@ class PollingConnection(Connection):
 
 
 async def open_connection(
-    endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession, timeout: float
+    endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession, timeout: float, *, join: bool = True
 ) -> Connection:
-    """Handshake and join the endpoint's namespace; raise TargetError with the reason if not."""
+    """Handshake and join the endpoint's namespace; raise TargetError with the reason if not.
+
+    ``join=False`` (polling only): the handshake GET alone, no long poll, no namespace: a bare
+    Engine.IO session, for checks of the path.
+    """
     cls = WebSocketConnection if transport is Transport.WEBSOCKET else PollingConnection
     conn = cls(endpoint, session, timeout)
     try:
-        await asyncio.wait_for(conn._open(timeout), timeout)
-        await conn.connect_namespace(timeout)
+        if join:
+            await asyncio.wait_for(conn._open(timeout), timeout)
+            await conn.connect_namespace(timeout)
+        else:
+            assert isinstance(conn, PollingConnection)
+            await asyncio.wait_for(conn.handshake(timeout), timeout)
     except TargetError:
         await conn.close()
         raise
+    except aiohttp.WSServerHandshakeError as exc:
+        await conn.close()
+        server = exc.headers.get("Server", "") if exc.headers else ""
+        answer = HttpAnswer("websocket handshake", exc.status, server, await _refused_upgrade_body(endpoint, session, timeout))
+        raise HandshakeRefused(_describe_upgrade_refusal(endpoint, answer), answer) from None
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         await conn.close()
         raise TargetError(_describe_connect_error(endpoint, transport, exc, timeout)) from None
     return conn
+
+
+async def _refused_upgrade_body(endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float) -> str:
+    """The body of a refused websocket handshake, which aiohttp does not keep: the same request
+    once more, read as plain HTTP. Empty if it cannot be read (or is accepted this time)."""
+    url = endpoint.engineio_url(Transport.POLLING).replace("transport=polling", "transport=websocket")
+    key = base64.b64encode(os.urandom(16)).decode()
+    headers = [*endpoint.headers, ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+               ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", key)]
+    try:
+        async with session.get(url, headers=headers, ssl=_ssl(endpoint), timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            if resp.status == 101:
+                return ""
+            return (await resp.content.read(2000)).decode(errors="replace")
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return ""
+
+
+def _describe_upgrade_refusal(endpoint: Endpoint, answer: HttpAnswer) -> str:
+    where = f"{endpoint.url}{engineio_path(endpoint.path)} (websocket)"
+    refusal = http_refusal(answer.status, answer.body, answer.server)
+    text = f"cannot reach {where}: websocket handshake refused ({refusal.evidence()})"
+    if refusal.by is not Refuser.MASTER:
+        text += "; is this a Socket.IO server and path?"
+    return text
 
 
 def _describe_connect_error(endpoint: Endpoint, transport: Transport, exc: BaseException, timeout: float) -> str:
@@ -448,8 +519,6 @@ def _describe_connect_error(endpoint: Endpoint, transport: Transport, exc: BaseE
         if exc.os_error.errno == errno.ECONNREFUSED:  # asyncio words it "Connect call failed"
             return f"cannot reach {where}: connection refused (nothing listens on port {exc.port}?)"
         return f"cannot reach {where}: {exc.os_error.strerror or exc.os_error}"
-    if isinstance(exc, aiohttp.WSServerHandshakeError):
-        return f"cannot reach {where}: websocket handshake refused (HTTP {exc.status}); is this a Socket.IO server and path?"
     if isinstance(exc, ValueError):
         return f"{where} did not answer like an Engine.IO v4 server: {exc}"
     return f"cannot reach {where}: {_error_text(exc)}"

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from imdiag.clients.engineio import Connection, SendResult
 from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
-from imdiag.core.model import Ack, Barrier, Observation
+from imdiag.core.model import Ack, Barrier, HttpAnswer, Observation
 from imdiag.core.wire import (
     SIO_ACK,
     SIO_CONNECT,
@@ -212,7 +212,9 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
     witness.begin()
     result = await conn.send([o.frame for o in outgoing])
     answer = BarrierAnswer(Barrier.CLOSED)
-    ack_ids = frozenset(o.ack_id for o in outgoing if o.ack_id is not None)
+    # A refused POST never reached a handler: its acks are not awaited (the answer is already there).
+    refused = result.http_status not in (None, 200)
+    ack_ids = frozenset(o.ack_id for o in outgoing if o.ack_id is not None and not refused)
     if not conn.closed.done():
         answer = await witness.barrier(conn, timeout, ack_ids)
         if answer.failed is not None:
@@ -223,17 +225,24 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
     close_error = close.error if close else ""
     if answer.failed is not None and not close_error:
         close_error = _failed_barrier_text(answer.failed)
+    ended_by = None
+    if close is not None and close.http_status is not None:
+        ended_by = HttpAnswer("GET", close.http_status, close.server, close.reason)
+    elif answer.failed is not None and (status := answer.failed.http_status) is not None:
+        ended_by = HttpAnswer("barrier POST", status, answer.failed.http_server, answer.failed.http_body)
     base = Observation(
         body_bytes=result.body_bytes,
         packets_in_body=result.packets,
         advertised_max_payload=conn.open_info.max_payload if conn.open_info else None,
         send_error=result.error,
         http_status=result.http_status,
-        http_body=result.http_body if result.http_status not in (None, 200) else "",
+        http_body=result.http_body if refused else "",
+        http_server=result.http_server if refused else "",
         close_code=close.code if close else None,
         close_reason=close.reason if close else "",
         close_error=close_error,
         closed=close is not None and answer.state not in (Barrier.PASSED, Barrier.PARSED),
+        ended_by=ended_by,
         barrier=answer.state,
         barrier_answer=answer.answer,
         seconds=round(result.seconds, 6),

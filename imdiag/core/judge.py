@@ -2,13 +2,15 @@
 
 Pure. Delivered needs proof: the master's ledger holds the message, or the master acknowledged
 it. A refusal is a size refusal only on a size signal (close 1009, HTTP 413, a 400 whose body
-was over the advertised maxPayload). Anything else keeps its own cause, and what nothing decided
-stays ``unknown``.
+was over the advertised maxPayload and that names no other reason). Anything else keeps its own
+cause (a session another node does not know, a blocked upgrade, a proxy's error page...), and
+what nothing decided stays ``unknown``. Who refused is ``imdiag.core.refusal``'s to say.
 """
 
 from __future__ import annotations
 
 from imdiag.core.model import Ack, Barrier, Cause, Cell, Observation, Verdict
+from imdiag.core.refusal import Refusal, Refuser, close_refusal, http_refusal
 from imdiag.core.units import format_bytes
 from imdiag.core.wire import Encoder, Transport
 
@@ -29,6 +31,12 @@ HTTP_OK = 200
 HTTP_BAD_REQUEST = 400  # python-engineio's answer to a POST over its limit
 HTTP_PAYLOAD_TOO_LARGE = 413  # engine.io's
 WS_MESSAGE_TOO_BIG = 1009
+WEBSOCKET_HANDSHAKE = "websocket handshake"  # HttpAnswer.request of a refused websocket upgrade
+
+SESSION_UNKNOWN_TEXT = ("{request} reached a master node that does not know the session: the requests of one "
+                        "polling session are spread over several nodes (no sticky sessions?)")
+UPGRADE_BLOCKED_TEXT = ("the websocket upgrade is refused between you and the master (a proxy without "
+                        "Upgrade/Connection headers?)")
 
 
 def close_text(code: int, reason: str, verb: str = "closed") -> str:
@@ -52,18 +60,47 @@ def _delivered(obs: Observation) -> Verdict | None:
     return None
 
 
+def refusal_of(obs: Observation) -> Refusal | None:
+    """The refusal an observation shows, if any: the websocket close, the POST's answer, or the
+    answer to another request of the session (the handshake, the next GET, the barrier's POST)."""
+    if obs.close_code == WS_MESSAGE_TOO_BIG:
+        return close_refusal(obs.close_code, obs.close_reason, obs.body_bytes, obs.advertised_max_payload)
+    if obs.http_status is not None and obs.http_status != HTTP_OK:
+        return http_refusal(obs.http_status, obs.http_body, obs.http_server)
+    if obs.ended_by is not None:
+        return http_refusal(obs.ended_by.status, obs.ended_by.body, obs.ended_by.server)
+    if obs.close_code is not None:
+        return close_refusal(obs.close_code, obs.close_reason, obs.body_bytes, obs.advertised_max_payload)
+    return None
+
+
+def _refusal_text(sent: str, refusal: Refusal) -> str:
+    return f"{sent}: {refusal.evidence()}; refused by {refusal.who()}"
+
+
 def _refused(obs: Observation, sent: str) -> Verdict | None:
     """A refusal the transport reported: the websocket close code or the POST's status."""
-    if obs.http_status == HTTP_PAYLOAD_TOO_LARGE:
-        return Verdict(False, Cause.OVERSIZE_CLOSE, f"{sent}: HTTP 413 {obs.http_body!r}")
     if obs.close_code == WS_MESSAGE_TOO_BIG:
-        return Verdict(False, Cause.OVERSIZE_CLOSE, f"{sent}: the server {close_text(obs.close_code, obs.close_reason)}")
+        refusal = close_refusal(obs.close_code, obs.close_reason, obs.body_bytes, obs.advertised_max_payload)
+        text = f"{sent}: the server {close_text(obs.close_code, obs.close_reason)}"
+        if refusal.by is Refuser.UNKNOWN:
+            text += f" ({refusal.how})"
+        return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
     if obs.http_status is None or obs.http_status == HTTP_OK:
         return None
-    text = f"{sent}: HTTP {obs.http_status} {obs.http_body!r}"
+    refusal = http_refusal(obs.http_status, obs.http_body, obs.http_server)
+    text = _refusal_text(sent, refusal)
+    if refusal.session_unknown:
+        return Verdict(False, Cause.SESSION_UNKNOWN, text + "; " + SESSION_UNKNOWN_TEXT.format(request="the POST"),
+                       refusal.by)
+    if obs.http_status == HTTP_PAYLOAD_TOO_LARGE:
+        return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
     advertised = obs.advertised_max_payload
-    if advertised is None or obs.body_bytes <= advertised:
-        return Verdict(False, Cause.HTTP_ERROR, text)
+    oversize = (obs.http_status == HTTP_BAD_REQUEST and refusal.generic and advertised is not None
+                and obs.body_bytes > advertised)
+    if not oversize:
+        return Verdict(False, Cause.PROXY_ERROR if refusal.by is Refuser.PROXY else Cause.HTTP_ERROR, text, refusal.by)
+    assert advertised is not None
     text += f"; the body is over the advertised maxPayload {format_bytes(advertised)}"
     if obs.disconnect_reason:
         text += f"; the master disconnected the client ({obs.disconnect_reason})"
@@ -71,8 +108,28 @@ def _refused(obs: Observation, sent: str) -> Verdict | None:
     if obs.packets_in_body > 1 and alone <= advertised:
         text += (f"; this message alone is {format_bytes(alone)}, it was batched with "
                  f"{obs.packets_in_body - 1} other packet(s)")
-        return Verdict(False, Cause.BATCHED_OVERSIZE, text)
-    return Verdict(False, Cause.OVERSIZE_CLOSE, text)
+        return Verdict(False, Cause.BATCHED_OVERSIZE, text, refusal.by)
+    return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
+
+
+def _ended(obs: Observation, sent: str) -> Verdict | None:
+    """Another request of the session was refused (the next GET, the barrier's POST, the
+    handshake): what that refusal says about the path, when it says something."""
+    answer = obs.ended_by
+    if answer is None:
+        return None
+    refusal = http_refusal(answer.status, answer.body, answer.server)
+    text = f"{sent}: the {answer.request} was refused: {refusal.evidence()}; refused by {refusal.who()}"
+    if answer.request == WEBSOCKET_HANDSHAKE and obs.upgrade_offered:
+        why = ("the master answered it as a plain HTTP request: the Upgrade header did not reach it"
+               if refusal.bad_upgrade else "polling works on the same URL")
+        return Verdict(False, Cause.UPGRADE_BLOCKED, f"{text}; {why}; {UPGRADE_BLOCKED_TEXT}", refusal.by)
+    if refusal.session_unknown:
+        return Verdict(False, Cause.SESSION_UNKNOWN,
+                       text + "; " + SESSION_UNKNOWN_TEXT.format(request=f"the {answer.request}"), refusal.by)
+    if refusal.by is Refuser.PROXY:
+        return Verdict(False, Cause.PROXY_ERROR, text, refusal.by)
+    return None
 
 
 def _lost(obs: Observation, sent: str) -> Verdict | None:
@@ -83,6 +140,9 @@ def _lost(obs: Observation, sent: str) -> Verdict | None:
         status = f"; the POST was answered HTTP {obs.http_status}" if obs.http_status is not None else ""
         return Verdict(False, Cause.SERVER_DECODE_ERROR, f"{sent}{status}; the master logged: {shown}{more}")
     if obs.close_code is not None or obs.close_error or obs.closed:
+        ended = _ended(obs, sent)
+        if ended is not None:
+            return ended
         parts = [f"the server {close_text(obs.close_code, obs.close_reason)}"] if obs.close_code is not None else []
         if obs.close_error:
             parts.append(obs.close_error)
@@ -124,7 +184,13 @@ def judge(obs: Observation) -> Verdict:
     if delivered is not None:
         return delivered
     if obs.connect_error:
-        return Verdict(False, Cause.CONNECTION_CLOSED, f"not sent, no connection: {obs.connect_error}")
+        not_sent = "not sent, no connection"
+        ended = _ended(obs, not_sent)
+        if ended is not None:
+            return ended
+        refusal = refusal_of(obs)
+        return Verdict(False, Cause.CONNECTION_CLOSED, f"{not_sent}: {obs.connect_error}",
+                       refusal.by if refusal is not None else None)
     if obs.encode_error:
         return Verdict(False, Cause.EMIT_ERROR, f"not sent: {obs.encode_error}")
     sent = _sent(obs)
@@ -144,5 +210,5 @@ def judged_cell(
         message_bytes=obs.message_bytes if obs.message_bytes is not None else obs.body_bytes,
         json_bytes=json_bytes, js_length=js_length, predicted_delivered=predicted_delivered,
         delivered=verdict.delivered, cause=verdict.cause, evidence=verdict.evidence, observed=obs,
-        index=index, message_id=message_id,
+        index=index, message_id=message_id, refused_by=verdict.refused_by,
     )

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imdiag.core.refusal import Refuser
 from imdiag.core.sizing import Recommendation
 from imdiag.core.wire import Encoder, Transport
 
@@ -23,7 +24,10 @@ class Cause(str, enum.Enum):
     OVERSIZE_CLOSE = "oversize-close"  # websocket close 1009, HTTP 413, or 400 over maxPayload
     BATCHED_OVERSIZE = "batched-oversize"  # polling: fits alone, the POST that batched it did not
     SERVER_DECODE_ERROR = "server-decode-error"  # bytes arrived, the server failed to decode them
-    HTTP_ERROR = "http-error"  # POST answered with another non-200 status
+    SESSION_UNKNOWN = "session-unknown"  # a request reached a master node that does not know the session
+    UPGRADE_BLOCKED = "upgrade-blocked"  # the websocket handshake is refused, polling works and offers it
+    PROXY_ERROR = "proxy-error"  # a proxy or gateway refused, with no size signal (502, 504, its own page)
+    HTTP_ERROR = "http-error"  # the master answered another non-200 status
     CONNECTION_CLOSED = "connection-closed"  # closed with another code, or reset, no size signal
     EMIT_ERROR = "emit-error"  # the sender could not encode or write the message
     TIMEOUT = "timeout"  # no answer from the master within the time allowed
@@ -32,6 +36,9 @@ class Cause(str, enum.Enum):
 
 # Causes that are a size signal: only these move a measured limit.
 SIZE_CAUSES = frozenset({Cause.OVERSIZE_CLOSE, Cause.BATCHED_OVERSIZE})
+# Causes that are about the path between client and master, not the message: a transport that
+# meets one is diagnosed (with the fix), never measured from it.
+PATH_CAUSES = frozenset({Cause.SESSION_UNKNOWN, Cause.UPGRADE_BLOCKED, Cause.PROXY_ERROR})
 
 
 class Barrier(str, enum.Enum):
@@ -51,6 +58,16 @@ class Ack(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class HttpAnswer:
+    """An HTTP refusal of one request of the session other than the message's own POST."""
+
+    request: str  # "websocket handshake", "handshake GET", "namespace CONNECT POST", "GET", "barrier POST"
+    status: int
+    server: str = ""  # the Server header
+    body: str = ""
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything seen while one message (or probe frame) was sent, as plain data."""
 
@@ -63,10 +80,13 @@ class Observation:
     send_error: str = ""  # raised by the client transport while writing
     http_status: int | None = None
     http_body: str = ""
+    http_server: str = ""  # the Server header of the POST's answer
     close_code: int | None = None  # websocket close code sent by the server
     close_reason: str = ""
     close_error: str = ""  # how the transport broke, if it did
     closed: bool = False  # the connection ended before the barrier answered
+    ended_by: HttpAnswer | None = None  # another request of the session was refused: a GET, the handshake...
+    upgrade_offered: bool = False  # websocket: the polling handshake on this URL works and offers the upgrade
     barrier: Barrier = Barrier.NONE
     barrier_answer: str = ""  # a live server's answer to the barrier, e.g. CONNECT_ERROR 'Invalid namespace'
     ack: Ack = Ack.NOT_ASKED
@@ -87,7 +107,11 @@ class Observation:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in ("barrier", "packets_in_body") or value != f.default:
-                out[f.name] = value.value if isinstance(value, enum.Enum) else value
+                if isinstance(value, enum.Enum):
+                    value = value.value
+                elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+                    value = dataclasses.asdict(value)
+                out[f.name] = value
         return out
 
 
@@ -96,6 +120,7 @@ class Verdict:
     delivered: bool
     cause: Cause | None
     evidence: str
+    refused_by: Refuser | None = None  # who refused, when something answered with a refusal
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,7 @@ class Cell:
     observed: Observation
     index: int | None = None  # replay: the message's index in its file
     message_id: str | None = None
+    refused_by: Refuser | None = None  # who refused it: the master, a proxy between, or unknown
 
     @property
     def disagrees(self) -> bool:

@@ -12,8 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from imdiag.core.errors import EncodeError
-from imdiag.core.judge import HTTP_PAYLOAD_TOO_LARGE, WS_MESSAGE_TOO_BIG, close_text
-from imdiag.core.probe_result import Fit, MessageVerdict, SizedMessage, TransportLimit
+from imdiag.core.judge import HTTP_PAYLOAD_TOO_LARGE, WS_MESSAGE_TOO_BIG, close_text, refusal_of
+from imdiag.core.model import Cause
+from imdiag.core.path import STICKY_FIX, UPGRADE_FIX, StickinessCheck, body_limit_setting
+from imdiag.core.probe_result import Fit, Handshake, MessageVerdict, SizedMessage, TransportLimit
+from imdiag.core.refusal import Refuser
+from imdiag.core.captures import Captured
+from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend
 from imdiag.core.wire import Encoder, Transport, encode_json, measure
 
 
@@ -28,6 +33,8 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     """What happens beyond the limit, for a reader of this line alone."""
     name = limit.transport.value
     unit = _unit(limit.transport) + "s"
+    if limit.diagnosis is not None:
+        return f"{name}: not measured ({limit.diagnosis.value}): {limit.diagnosis_evidence}"
     if limit.stopped:
         known = []
         if limit.max_accepted is not None:
@@ -48,9 +55,12 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     if obs.close_code is not None and obs.close_code == WS_MESSAGE_TOO_BIG:
         how = f"the server {close_text(obs.close_code, obs.close_reason, verb='closes')}"
     elif obs.http_status is not None:
-        body = f" {obs.http_body!r}" if obs.http_body else " with an empty body"
+        refusal = refusal_of(obs)
+        body = f" {refusal.body!r}" if refusal is not None and refusal.body else " with an empty body"
         label = " (Payload Too Large)" if obs.http_status == HTTP_PAYLOAD_TOO_LARGE else ""
         how = f"the POST is answered HTTP {obs.http_status}{label}{body}"
+        if refusal is not None:
+            how += f" by {refusal.party()}"
     else:
         how = failure.evidence
     session = "the session stays up" if failure.session_survived else "the session is closed"
@@ -146,6 +156,16 @@ def size_messages(
     return tuple(out)
 
 
+def largest_profile(captured: Sequence[Captured], sized: Sequence[SizedMessage], *, encoder: Encoder, event: str,
+                    namespace: str) -> ListProfile | None:
+    """The growing list of the largest message (fix B splits it into chunks)."""
+    pairs = [(m, c) for m, c in zip(sized, captured) if not m.error]
+    if not pairs:
+        return None
+    _, largest = max(pairs, key=lambda pair: pair[0].frame_bytes)
+    return list_profile(largest, encoder=encoder, event=largest.event or event, namespace=largest.namespace or namespace)
+
+
 def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
     n = message.frame_bytes
     ok, bad = limit.max_accepted, limit.first_rejected
@@ -175,3 +195,93 @@ def judge_messages(messages: Sequence[SizedMessage], limits: Sequence[TransportL
 
 def explanations(limits: Sequence[TransportLimit], *, ack: bool) -> Mapping[Transport, str]:
     return {limit.transport: explain_failure(limit, ack=ack) for limit in limits}
+
+
+# --- the summary: per transport, the limit, who sets it, what it means, the fix -----------------
+
+
+def _versus(largest: int, advertised: int | None) -> str:
+    if advertised is None:
+        return "(the master advertises no maxPayload)"
+    if largest == advertised:
+        return f"at the master's maxPayload {advertised:,} B"
+    side = "below" if largest < advertised else "above"
+    return f"{side} the master's maxPayload {advertised:,} B"
+
+
+def _fallback(limits: Sequence[TransportLimit]) -> str:
+    polling = next((t for t in limits if t.transport is Transport.POLLING), None)
+    if polling is None or polling.max_accepted is None or polling.stopped:
+        return "Clients that start on polling (socket.io's default) stay on polling and its limit"
+    return (f"Clients that start on polling (socket.io's default) stay on polling, limited to "
+            f"{polling.max_accepted:,} B here")
+
+
+def summary_line(limit: TransportLimit, limits: Sequence[TransportLimit], handshake: Handshake,
+                 check: StickinessCheck | None) -> str:
+    """One line for one transport: its limit and who refused beyond it, or why it was not measured."""
+    name = limit.transport.value
+    if limit.diagnosis is Cause.SESSION_UNKNOWN:
+        if check is not None and check.broken:
+            return f"{name}: not measured: {check.finding()}"
+        return (f"{name}: not measured: a request of one session reached a master node that does not know it "
+                f"({limit.diagnosis_evidence}); fix: {STICKY_FIX}")
+    if limit.diagnosis is Cause.UPGRADE_BLOCKED:
+        refusal = refusal_of(limit.trials[-1].observation) if limit.trials else None
+        seen = ""
+        if refusal is not None:
+            seen = f" The handshake was answered {refusal.evidence()} by {refusal.who()}"
+            seen += ": the Upgrade header did not reach it." if refusal.bad_upgrade else "."
+        return (f"{name}: not measured: the websocket upgrade is refused between you and the master - a proxy "
+                f"without Upgrade/Connection headers?{seen} {_fallback(limits)}; clients set to websocket only "
+                f"cannot connect; fix: {UPGRADE_FIX}")
+    if limit.stopped:
+        return f"{name}: not measured: {limit.stopped}"
+    failure = limit.failure
+    if failure is None or limit.max_accepted is None:
+        return f"{name}: no size limit found up to {limit.max_bytes:,} B (--max-bytes)"
+    refusal = refusal_of(failure.observation)
+    largest, advertised = limit.max_accepted, handshake.max_payload
+    who = refusal.who() if refusal is not None else "an unknown party"
+    line = f"{name}: {largest:,} B, refused by {who} {_versus(largest, advertised)}"
+    if refusal is not None and refusal.by is Refuser.PROXY and advertised is not None and largest < advertised:
+        line += (f" - every client that stays on {name} is limited to {largest:,} B; raise "
+                 f"{body_limit_setting(refusal.server)} to at least {advertised:,} B (+{advertised - largest:,} B) "
+                 f"or keep messages at most {largest:,} B on the wire")
+    return line
+
+
+def summaries(limits: Sequence[TransportLimit], handshake: Handshake,
+              check: StickinessCheck | None) -> Mapping[Transport, str]:
+    return {limit.transport: summary_line(limit, limits, handshake, check) for limit in limits}
+
+
+def path_limits(limits: Sequence[TransportLimit], advertised: int | None) -> tuple[PathLimit, ...]:
+    """The measured limits below the master's own maxPayload, and the setting that sets each."""
+    out = []
+    for limit in limits:
+        failure = limit.failure
+        if limit.stopped or failure is None or limit.max_accepted is None:
+            continue
+        if advertised is not None and limit.max_accepted >= advertised:
+            continue
+        refusal = refusal_of(failure.observation)
+        if refusal is not None and refusal.by is Refuser.MASTER:
+            continue  # the master's own rule (python-socketio refuses a frame of exactly maxPayload)
+        by_proxy = refusal is not None and refusal.by is Refuser.PROXY
+        setting = body_limit_setting(refusal.server if refusal else "") if by_proxy else "the limit on the path"
+        where = f"{limit.transport.value}, {refusal.party() if refusal else 'an unknown party'}"
+        out.append(PathLimit(limit.max_accepted, setting, where))
+    return tuple(out)
+
+
+def probe_recommendations(messages: Sequence[SizedMessage], profile: ListProfile | None,
+                          limits: Sequence[TransportLimit], handshake: Handshake) -> tuple[Recommendation, ...]:
+    """--message: fixes A and B for the largest message, from the smallest limit measured on the path."""
+    sized = [m for m in messages if not m.error]
+    if not sized or handshake.max_payload is None:
+        return ()
+    largest = max(sized, key=lambda m: m.frame_bytes)
+    what = f"message #{largest.index} ({largest.type})"
+    return (recommend(handshake.max_payload, largest.frame_bytes, what, profile,
+                      path=path_limits(limits, handshake.max_payload)),)

@@ -15,8 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from imdiag.core.judge import judge
-from imdiag.core.model import SIZE_CAUSES, Ack, Barrier, Cause, Observation
+from imdiag.core.model import PATH_CAUSES, SIZE_CAUSES, Ack, Barrier, Cause, Observation
+from imdiag.core.path import StickinessCheck
 from imdiag.core.probe_frames import PROBE_TYPE
+from imdiag.core.refusal import Refuser
+from imdiag.core.sizing import ListProfile, Recommendation
 from imdiag.core.wire import Encoder, Transport
 
 DEFAULT_MAX_BYTES = 16 * 2**20
@@ -59,6 +62,7 @@ class ProbeSettings:
     encoder: Encoder = Encoder.NODE  # how --message is sized
     message_path: str | None = None
     messages: tuple[SizedMessage, ...] = ()
+    message_profile: ListProfile | None = None  # --message: the largest message's growing list, for fix B
     # Start the search at the advertised maxPayload (off only to measure plain bisection).
     guess_advertised: bool = True
 
@@ -94,6 +98,7 @@ class Trial:
     evidence: str
     purpose: str = "search"  # "search", "retry" (of an inconclusive trial), "readmission" or "ack-control"
     seconds: float = 0.0  # the whole trial: connect, send, barrier
+    refused_by: Refuser | None = None  # who refused it, when something refused it
 
     @property
     def lost(self) -> bool:
@@ -115,7 +120,7 @@ def trial(size: int, transport: Transport, obs: Observation, purpose: str = "sea
         outcome = Outcome.ACCEPTED
     else:
         outcome = Outcome.INCONCLUSIVE
-    return Trial(size, transport, obs, outcome, verdict.cause, verdict.evidence, purpose, seconds)
+    return Trial(size, transport, obs, outcome, verdict.cause, verdict.evidence, purpose, seconds, verdict.refused_by)
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,14 @@ class TransportLimit:
     ack_control: Trial | None = None  # --ack and no ack at all: the smallest probe, does it get one?
     seconds: float = 0.0
     stopped: str = ""  # why the search ended before the limit was known to the byte
+    # The path's fault that stopped it (session-unknown, upgrade-blocked, proxy-error): the
+    # transport is diagnosed, not measured.
+    diagnosis: Cause | None = None
+    diagnosis_evidence: str = ""
+
+    @property
+    def diagnosed(self) -> bool:
+        return self.diagnosis is not None
 
     @property
     def exact(self) -> bool:
@@ -146,6 +159,13 @@ class TransportLimit:
         """The refusal of the smallest refused frame: how the server fails beyond its limit."""
         refused = [t for t in self.trials if t.outcome is Outcome.REJECTED and t.size == self.first_rejected]
         return refused[0] if refused else None
+
+    @property
+    def refusal_trial(self) -> Trial | None:
+        """The trial that shows who refused: the failure beyond the limit, or the trial that diagnosed the path."""
+        if self.diagnosis is not None:
+            return self.trials[-1] if self.trials else None
+        return self.failure
 
     @property
     def readmitted(self) -> bool | None:
@@ -224,10 +244,23 @@ class ProbeResult:
     explanations: Mapping[Transport, str] = field(default_factory=dict)  # one line per transport
     advertised_notes: Mapping[Transport, str] = field(default_factory=dict)
     interrupted: bool = False  # Ctrl-C: what was measured until then
+    stickiness: StickinessCheck | None = None  # polling: did one session stay on one master node?
+    summary: Mapping[Transport, str] = field(default_factory=dict)  # one line per transport: limit, who, fix
+    recommendations: tuple[Recommendation, ...] = ()  # --message: fixes A and B from the path's limit
 
     @property
     def stopped(self) -> tuple[TransportLimit, ...]:
         return tuple(t for t in self.transports if t.stopped)
+
+    @property
+    def undiagnosed(self) -> tuple[TransportLimit, ...]:
+        """Transports whose limit could not be measured and nothing explains why: a tool failure."""
+        return tuple(t for t in self.stopped if not t.diagnosed)
+
+
+def is_diagnosis(cause: Cause | None) -> bool:
+    """A cause that diagnoses the path: the search stops there, the transport is not measured."""
+    return cause in PATH_CAUSES
 
 
 def settings_dict(settings: ProbeSettings) -> dict[str, Any]:

@@ -196,29 +196,59 @@ def plan_chunks(profile: ListProfile, budget: int) -> ChunkPlan:
 # --- the recommendations ---------------------------------------------------------------------
 
 
+MASTER_SETTING = "maxHttpBufferSize"
+
+
+@dataclass(frozen=True)
+class PathLimit:
+    """A limit on the path to the master below the master's own: a proxy's body limit, say."""
+
+    bytes: int  # the largest frame or POST body it lets through
+    setting: str  # what to change: "the proxy's body limit (nginx: client_max_body_size)"
+    where: str  # "polling, a proxy (nginx/1.22.1)"
+
+
 @dataclass(frozen=True)
 class Recommendation:
-    """Fixes A and B as numbers, for one current limit."""
+    """Fixes A and B as numbers, for one current limit and the limits observed on the path."""
 
-    limit: int
+    limit: int  # the master's limit (maxHttpBufferSize)
     largest_frame: int  # the largest message frame or POST body that had to pass
     largest_what: str  # which message (or batch) that was
     min_limit: int  # the smallest limit that passes everything with HEADROOM to spare
-    chunk_budget: int  # the largest chunk frame that fits ``limit`` with HEADROOM to spare
+    chunk_budget: int  # the largest chunk frame that fits the path's smallest limit with HEADROOM to spare
     chunk_plan: ChunkPlan | None  # the largest message, split at ``chunk_budget``
     chunk_type: str
     notes: tuple[str, ...] = ()
+    path: tuple[PathLimit, ...] = ()  # limits between client and master below ``limit``
+
+    @property
+    def ceiling(self) -> int:
+        """The smallest limit on the path: what every message must fit."""
+        return min([self.limit, *(p.bytes for p in self.path)])
+
+    def _raise(self) -> list[str]:
+        """Each limit on the path below ``min_limit``, and by how much to raise it."""
+        limits = [(p.setting, p.bytes) for p in sorted(self.path, key=lambda p: p.bytes)] + [(MASTER_SETTING, self.limit)]
+        return [f"{setting} >= {self.min_limit:,} (now {current:,}: +{self.min_limit - current:,} B)"
+                for setting, current in limits if current < self.min_limit]
 
     def lines(self) -> list[str]:
-        out = [
-            (f"fix A (raise the limit): everything here passes with {int(HEADROOM * 100)}% headroom at "
-            f"maxHttpBufferSize >= {self.min_limit:,} (e.g. {nice_ceiling(self.min_limit):,}); "
-            f"the largest was {self.largest_what}, {format_bytes(self.largest_frame)}"),
-        ]
-        b = (
-            f"fix B (split into chunks) at the current limit {format_size(self.limit)}: keep each message "
-            f"under {format_bytes(self.chunk_budget)} on the wire"
-        )
+        headroom_pct = int(HEADROOM * 100)
+        raise_ = self._raise()
+        if raise_:
+            a = (f"fix A (raise the limit): everything here passes with {headroom_pct}% headroom once "
+                 f"{' and '.join(raise_)} (e.g. {nice_ceiling(self.min_limit):,})")
+        else:
+            a = (f"fix A (raise the limit): not needed: everything here fits the path's smallest limit "
+                 f"{self.ceiling:,} B with {headroom_pct}% headroom (it needs {self.min_limit:,} B)")
+        out = [a + f"; the largest was {self.largest_what}, {format_bytes(self.largest_frame)}"]
+        if self.ceiling < self.limit:
+            lowest = min(self.path, key=lambda p: p.bytes)
+            at = f"at the path's limit {format_bytes(lowest.bytes)} ({lowest.where}; the master's is {self.limit:,} B)"
+        else:
+            at = f"at the current limit {format_size(self.limit)}"
+        b = f"fix B (split into chunks) {at}: keep each message under {format_bytes(self.chunk_budget)} on the wire"
         if self.chunk_plan is not None:
             plan = self.chunk_plan
             if plan.fits:
@@ -249,14 +279,17 @@ def recommend(
     *,
     lost_under_limit: Iterable[int] = (),
     headroom_share: float = HEADROOM,
+    path: Sequence[PathLimit] = (),
 ) -> Recommendation:
-    """Fix A: the smallest limit with headroom; fix B: the chunk size for ``limit``.
+    """Fix A: the smallest limit with headroom, and which limits on the path to raise to it; fix B:
+    the chunk size for the smallest limit on the path (``limit``, or one in ``path`` below it).
 
     ``lost_under_limit`` are wire sizes of messages a master lost although they were under its
     limit (the python master's polling decode errors): chunks must stay under those too.
     """
+    below = tuple(p for p in path if p.bytes < limit)
     min_limit = math.ceil(largest_frame * (1 + headroom_share))
-    budget = math.floor(limit / (1 + headroom_share))
+    budget = math.floor(min([limit, *(p.bytes for p in below)]) / (1 + headroom_share))
     notes = []
     lost = sorted(lost_under_limit)
     if lost and lost[0] <= budget:
@@ -267,4 +300,4 @@ def recommend(
         budget = lost[0] - 1
     plan = plan_chunks(profile, budget) if profile is not None else None
     return Recommendation(limit, largest_frame, largest_what, min_limit, budget, plan,
-                          profile.type if profile else "", tuple(notes))
+                          profile.type if profile else "", tuple(notes), below)

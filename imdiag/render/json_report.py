@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from imdiag import __version__
+from imdiag.core.judge import refusal_of
 from imdiag.core.model import Cell, MasterInfo, ReplayDetails, Report
+from imdiag.core.path import StickinessCheck
 from imdiag.core.probe_result import (
     Handshake,
     MessageVerdict,
@@ -20,6 +22,7 @@ from imdiag.core.probe_result import (
     Trial,
     settings_dict,
 )
+from imdiag.core.refusal import Refusal
 from imdiag.core.sizing import Recommendation
 
 SCHEMA = "imdiag.report/1"
@@ -50,6 +53,7 @@ def cell_to_dict(cell: Cell) -> dict[str, Any]:
         "predicted_delivered": cell.predicted_delivered,
         "delivered": cell.delivered,
         "cause": cell.cause.value if cell.cause else None,
+        "refused_by": cell.refused_by.value if cell.refused_by else None,
         "evidence": cell.evidence,
         "observed": cell.observed.non_defaults(),
     }
@@ -91,7 +95,8 @@ def _envelope(command: str, settings: Any, interrupted: bool, elapsed_s: float, 
 def recommendation_to_dict(rec: Recommendation) -> dict[str, Any]:
     return {
         "limit": rec.limit, "min_limit": rec.min_limit, "chunk_budget": rec.chunk_budget,
-        "largest_frame": rec.largest_frame,
+        "largest_frame": rec.largest_frame, "path_limit": rec.ceiling,
+        "path": [{"bytes": p.bytes, "setting": p.setting, "where": p.where} for p in rec.path],
         "chunks": rec.chunk_plan.chunks if rec.chunk_plan else None,
         "items_per_chunk": rec.chunk_plan.items_per_chunk if rec.chunk_plan else None,
         "lines": rec.lines(),
@@ -141,6 +146,7 @@ def trial_to_dict(trial: Trial) -> dict[str, Any]:
         "purpose": trial.purpose,
         "outcome": trial.outcome.value,
         "cause": trial.cause.value if trial.cause else None,
+        "refused_by": trial.refused_by.value if trial.refused_by else None,
         "evidence": trial.evidence,
         "lost": trial.lost,
         "seconds": round(trial.seconds, 4),
@@ -150,6 +156,7 @@ def trial_to_dict(trial: Trial) -> dict[str, Any]:
 
 def transport_limit_to_dict(limit: TransportLimit, result: ProbeResult) -> dict[str, Any]:
     failure = limit.failure
+    shown = limit.refusal_trial
     advertised = result.handshake.max_payload
     return {
         "max_accepted_frame_bytes": limit.max_accepted,
@@ -159,13 +166,19 @@ def transport_limit_to_dict(limit: TransportLimit, result: ProbeResult) -> dict[
         "seconds": round(limit.seconds, 3),
         "failure": None if failure is None else {
             "cause": failure.cause.value if failure.cause else None,
+            "refused_by": failure.refused_by.value if failure.refused_by else None,
+            "refusal": refusal_to_dict(refusal_of(failure.observation)),
             "evidence": failure.evidence,
             "http_status": failure.observation.http_status,
             "close_code": failure.observation.close_code,
             "close_reason": failure.observation.close_reason,
             "session_survived": failure.session_survived,
         },
+        "refused_by": shown.refused_by.value if shown is not None and shown.refused_by else None,
         "explanation": result.explanations.get(limit.transport, ""),
+        "summary": result.summary.get(limit.transport, ""),
+        "diagnosis": limit.diagnosis.value if limit.diagnosis else None,
+        "diagnosis_evidence": limit.diagnosis_evidence or None,
         "readmitted": limit.readmitted,
         "readmission_evidence": limit.readmission.evidence if limit.readmission else None,
         "agrees_with_advertised": limit.agrees_with(advertised),
@@ -177,6 +190,26 @@ def transport_limit_to_dict(limit: TransportLimit, result: ProbeResult) -> dict[
         "master_acknowledged": limit.acked if result.settings.ack else None,
         "stopped": limit.stopped or None,
         "trial_log": [trial_to_dict(t) for t in limit.all_trials],
+    }
+
+
+def refusal_to_dict(refusal: Refusal | None) -> dict[str, Any] | None:
+    if refusal is None:
+        return None
+    return {
+        "by": refusal.by.value, "how": refusal.how, "status": refusal.status, "close_code": refusal.close_code,
+        "server": refusal.server, "body": refusal.body, "engineio_code": refusal.engineio_code,
+        "message": refusal.message,
+    }
+
+
+def stickiness_to_dict(check: StickinessCheck | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {
+        "requests": check.requests, "other_node": check.other_node, "share": round(check.share, 4),
+        "failed": check.failed, "broken": check.broken, "evidence": check.evidence or None,
+        "refused_by": check.refused_by.value if check.refused_by else None, "finding": check.finding(),
     }
 
 
@@ -219,7 +252,9 @@ def probe_to_dict(result: ProbeResult, *, now: datetime.datetime | None = None) 
         "advertised_max_payload": hs.max_payload,
         "handshake": handshake_to_dict(hs),
         "transports": {t.transport.value: transport_limit_to_dict(t, result) for t in result.transports},
+        "stickiness": stickiness_to_dict(result.stickiness),
         "message_verdicts": [message_verdict_to_dict(v) for v in result.messages],
+        "recommendations": [recommendation_to_dict(r) for r in result.recommendations],
         "cells": [],
     })
     return out

@@ -9,7 +9,9 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from imdiag.core.judge import refusal_of
 from imdiag.core.probe_result import Fit, MessageVerdict, ProbeResult, TransportLimit
+from imdiag.core.refusal import Refuser
 from imdiag.core.units import format_bytes
 from imdiag.core.wire import Transport
 
@@ -23,7 +25,9 @@ def _bytes(n: int | None) -> str:
 
 
 def refused_with(limit: TransportLimit) -> str:
-    """A few characters: ``1009``, ``HTTP 413``, ``HTTP 400``."""
+    """A few characters: ``1009``, ``HTTP 413``, ``HTTP 400``; the diagnosis of a transport not measured."""
+    if limit.diagnosis is not None:
+        return limit.diagnosis.value
     failure = limit.failure
     if failure is None:
         return "-"
@@ -33,6 +37,15 @@ def refused_with(limit: TransportLimit) -> str:
     if obs.http_status is not None:
         return f"HTTP {obs.http_status}"
     return failure.cause.value if failure.cause else "?"
+
+
+def refused_by(limit: TransportLimit) -> str:
+    """``master``, ``proxy (nginx/1.22.1)``, ``unknown``."""
+    shown = limit.refusal_trial
+    refusal = refusal_of(shown.observation) if shown is not None else None
+    if refusal is None:
+        return "-"
+    return f"{refusal.by.value} ({refusal.server})" if refusal.by is Refuser.PROXY and refusal.server else refusal.by.value
 
 
 def handshake_table(result: ProbeResult) -> Table:
@@ -58,19 +71,21 @@ def limits_table(result: ProbeResult) -> Table:
     table.add_column("largest accepted", justify="right")
     table.add_column("smallest refused", justify="right")
     table.add_column("refused with")
+    table.add_column("refused by")
     table.add_column("trials", justify="right")
     table.add_column("seconds", justify="right")
     table.add_column("vs advertised maxPayload")
     for limit in result.transports:
         note = result.advertised_notes.get(limit.transport, "")
         if limit.stopped:
-            note = "not measured: see below"
+            note = "not measured: see the summary"
         table.add_row(
             limit.transport.value,
             _bytes(limit.max_accepted),
             _bytes(limit.first_rejected) if limit.first_rejected is not None
             else ("-" if limit.stopped else f"none ≤ {format_bytes(limit.max_bytes)}"),
             refused_with(limit),
+            refused_by(limit),
             str(len(limit.trials)),
             f"{limit.seconds:.2f}",
             Text(note, style="yellow" if note.startswith("disagrees") else ""),
@@ -115,11 +130,34 @@ def _message_row(verdict: MessageVerdict) -> list[str | Text]:
     return [str(m.index), m.type, f"{m.frame_bytes:,}", f"{m.js_length:,}", *[fit_text(f) for f in verdict.fits]]
 
 
-def findings(result: ProbeResult) -> list[RenderableType]:
-    out: list[RenderableType] = [Text("Beyond the limit", style="bold")]
+def summary(result: ProbeResult) -> list[RenderableType]:
+    """One line per transport (its limit, who refused beyond it, the fix), and sticky sessions."""
+    out: list[RenderableType] = [Text("Summary", style="bold")]
     for limit in result.transports:
+        line = result.summary.get(limit.transport, "")
+        out.append(Text("• " + line, style="yellow" if limit.stopped or " - " in line else ""))
+    check = result.stickiness
+    if check is not None and not check.broken:
+        out.append(Text("• " + check.finding()))
+    return out
+
+
+def findings(result: ProbeResult) -> list[RenderableType]:
+    measured = [t for t in result.transports if not t.diagnosed]
+    if not measured:
+        return []
+    out: list[RenderableType] = [Text("Beyond the limit", style="bold")]
+    for limit in measured:
         out.append(Text("• " + result.explanations.get(limit.transport, "")))
     return out
+
+
+def recommendations(result: ProbeResult) -> list[RenderableType]:
+    lines = [line for rec in result.recommendations for line in rec.lines()]
+    if not lines:
+        return []
+    return [Text("Recommendations (your largest message against the path's smallest limit)", style="bold"),
+            *(Text(f"• {line}") for line in lines)]
 
 
 def probe_renderables(result: ProbeResult) -> list[RenderableType]:
@@ -131,5 +169,7 @@ def probe_renderables(result: ProbeResult) -> list[RenderableType]:
     table = messages_table(result)
     if table is not None:
         out.append(table)
+    out += summary(result)
     out += findings(result)
+    out += recommendations(result)
     return out

@@ -16,11 +16,18 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from imdiag.clients.engineio import Endpoint, engineio_path, open_connection
+from imdiag.clients.engineio import Endpoint, HandshakeRefused, engineio_path, open_connection
 from imdiag.clients.observe import Outgoing, ProtocolWitness, observe
 from imdiag.core.errors import InputError, TargetError
-from imdiag.core.model import Observation
-from imdiag.core.probe_explain import advertised_note, explanations, judge_messages
+from imdiag.core.model import Cause, HttpAnswer, Observation
+from imdiag.core.path import STICKINESS_REQUESTS, StickinessCheck, stickiness
+from imdiag.core.probe_explain import (
+    advertised_note,
+    explanations,
+    judge_messages,
+    probe_recommendations,
+    summaries,
+)
 from imdiag.core.probe_frames import probe_frame, smallest_probe_frame
 from imdiag.core.probe_result import (
     Handshake,
@@ -29,10 +36,11 @@ from imdiag.core.probe_result import (
     ProbeSettings,
     TransportLimit,
     Trial,
+    is_diagnosis,
     trial,
 )
 from imdiag.core.search import Bisection, max_trials
-from imdiag.core.wire import Transport
+from imdiag.core.wire import EIO_PONG, OpenInfo, Transport
 
 ACK_ID = 1  # every trial is a fresh connection, so one ack id serves them all
 # Polling holds a GET and sends a POST: two connections per session, one session at a time.
@@ -51,24 +59,93 @@ def _probe_id(transport: Transport, n: int) -> str:
     return f"{transport.value}-{n:03d}"
 
 
-async def _handshake(endpoint: Endpoint, settings: ProbeSettings, session: aiohttp.ClientSession) -> Handshake:
-    # Over polling the OPEN packet lists the upgrades; a websocket OPEN lists none.
-    transport = Transport.POLLING if Transport.POLLING in settings.transports else settings.transports[0]
-    start = time.monotonic()
+async def check_stickiness(endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float,
+                           requests: int = STICKINESS_REQUESTS) -> tuple[OpenInfo, StickinessCheck]:
+    """One bare polling session (no namespace) and ``requests`` PONG packets on it, one POST each:
+    a node that does not know the session answers "Session ID unknown". A PONG is what every
+    client sends; engine.io and python-engineio take an unasked one without a word."""
+    conn = await open_connection(endpoint, Transport.POLLING, session, timeout, join=False)
+    answers: list[HttpAnswer | None] = []
+    errors = 0
     try:
-        conn = await open_connection(endpoint, transport, session, settings.timeout_s)
-    except TargetError as exc:
-        raise TargetError(_with_hint(str(exc), endpoint, transport)) from None
-    try:
-        info = conn.open_info
-        assert info is not None
-        return Handshake(
-            transport=transport, sid=info.sid, upgrades=info.upgrades, ping_interval_ms=info.ping_interval_ms,
-            ping_timeout_ms=info.ping_timeout_ms, max_payload=info.max_payload, namespace=endpoint.namespace,
-            namespace_sid=conn.sid, seconds=time.monotonic() - start,
-        )
+        for _ in range(requests):
+            sent = await conn.send([EIO_PONG.encode()])
+            if sent.http_status is None:
+                errors += 1
+                break  # not answered: no more requests to a server that does not answer
+            answers.append(None if sent.ok else HttpAnswer("POST", sent.http_status, sent.http_server, sent.http_body))
     finally:
         await conn.close()
+    assert conn.open_info is not None
+    return conn.open_info, stickiness(answers, errors)
+
+
+def _handshake_of(info: OpenInfo, transport: Transport, namespace: str, namespace_sid: str | None,
+                  start: float) -> Handshake:
+    return Handshake(
+        transport=transport, sid=info.sid, upgrades=info.upgrades, ping_interval_ms=info.ping_interval_ms,
+        ping_timeout_ms=info.ping_timeout_ms, max_payload=info.max_payload, namespace=namespace,
+        namespace_sid=namespace_sid, seconds=time.monotonic() - start,
+    )
+
+
+async def _join(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
+                timeout: float) -> tuple[OpenInfo, str | None]:
+    """Handshake and namespace CONNECT over ``transport``: the OPEN packet and the namespace's sid."""
+    try:
+        conn = await open_connection(endpoint, transport, session, timeout)
+    except TargetError as exc:
+        if isinstance(exc, HandshakeRefused):
+            raise HandshakeRefused(_with_hint(str(exc), endpoint, transport), exc.answer, exc.open_info) from None
+        raise TargetError(_with_hint(str(exc), endpoint, transport)) from None
+    try:
+        assert conn.open_info is not None
+        return conn.open_info, conn.sid
+    finally:
+        await conn.close()
+
+
+async def _handshake(endpoint: Endpoint, settings: ProbeSettings,
+                     session: aiohttp.ClientSession) -> tuple[Handshake, StickinessCheck | None]:
+    """The master's handshake (over polling when it is probed: only its OPEN lists the upgrades),
+    the namespace's answer, and whether polling sessions stick to one node.
+
+    A path that breaks one transport (no sticky sessions, a blocked upgrade) is a finding, not a
+    failure: the namespace is then joined over the other transport, and the broken one diagnosed.
+    """
+    start = time.monotonic()
+    timeout = settings.timeout_s
+    if Transport.POLLING not in settings.transports:
+        try:
+            info, sid = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
+            return _handshake_of(info, Transport.WEBSOCKET, endpoint.namespace, sid, start), None
+        except HandshakeRefused as refused:
+            # Does polling work on this URL and offer the upgrade? Then the upgrade is what is blocked.
+            try:
+                info, _ = await check_stickiness(endpoint, session, timeout, requests=0)
+            except TargetError:
+                raise refused from None
+            if "websocket" not in info.upgrades:
+                raise refused from None
+            return _handshake_of(info, Transport.POLLING, endpoint.namespace, None, start), None
+    joined: HandshakeRefused | None = None
+    sid: str | None = None
+    try:
+        info, sid = await _join(endpoint, Transport.POLLING, session, timeout)
+    except HandshakeRefused as exc:
+        if exc.open_info is None:  # not even the OPEN came: nothing to diagnose
+            raise
+        info, joined = exc.open_info, exc  # the session broke after its OPEN: the path's fault?
+    _, check = await check_stickiness(endpoint, session, timeout)
+    if joined is not None and Transport.WEBSOCKET in settings.transports:
+        try:
+            _, sid = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
+            joined = None
+        except HandshakeRefused:
+            pass
+    if joined is not None and not check.broken:
+        raise joined
+    return _handshake_of(info, Transport.POLLING, endpoint.namespace, sid, start), check
 
 
 def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:
@@ -85,13 +162,18 @@ def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:
 
 
 async def _trial(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession, settings: ProbeSettings,
-                 size: int, probe_id: str, advertised: int | None, purpose: str) -> Trial:
+                 size: int, probe_id: str, handshake: Handshake, purpose: str) -> Trial:
     """One trial: fresh connection, one probe frame of ``size`` bytes, the barrier, close."""
     start = time.monotonic()
+    advertised = handshake.max_payload
     try:
         conn = await open_connection(endpoint, transport, session, settings.timeout_s)
     except TargetError as exc:
-        obs = Observation(body_bytes=size, connect_error=str(exc), advertised_max_payload=advertised)
+        obs = Observation(
+            body_bytes=size, connect_error=str(exc), advertised_max_payload=advertised,
+            ended_by=exc.answer if isinstance(exc, HandshakeRefused) else None,
+            upgrade_offered=transport is Transport.WEBSOCKET and upgrade_offered(handshake),
+        )
         return trial(size, transport, obs, purpose, time.monotonic() - start)
     try:
         ack_id = ACK_ID if settings.ack else None
@@ -117,7 +199,8 @@ class _Search:
     finished: bool = False  # the search is over (the readmission or ack check may still run)
     stopped: str = ""  # why it ended early, once finished
 
-    def limit(self, stopped: str, readmission: Trial | None = None, ack_control: Trial | None = None) -> TransportLimit:
+    def limit(self, stopped: str, readmission: Trial | None = None, ack_control: Trial | None = None,
+              diagnosis: Trial | None = None) -> TransportLimit:
         found = self.search.result
         return TransportLimit(
             transport=self.transport,
@@ -130,6 +213,8 @@ class _Search:
             ack_control=ack_control,
             seconds=time.monotonic() - self.start,
             stopped=stopped,
+            diagnosis=diagnosis.cause if diagnosis is not None else None,
+            diagnosis_evidence=diagnosis.evidence if diagnosis is not None else "",
         )
 
 
@@ -141,6 +226,7 @@ class ProbeProgress:
     handshake: Handshake | None = None
     limits: list[TransportLimit] = field(default_factory=list)
     current: _Search | None = None
+    stickiness: StickinessCheck | None = None
 
 
 def partial_result(settings: ProbeSettings, progress: ProbeProgress) -> ProbeResult | None:
@@ -154,11 +240,11 @@ def partial_result(settings: ProbeSettings, progress: ProbeProgress) -> ProbeRes
         done = len(current.trials)
         interrupted = f"interrupted (Ctrl-C) after {done} trial{'s' * (done != 1)}"
         limits.append(current.limit(current.stopped if current.finished else interrupted))
-    return _result(settings, progress.handshake, limits, progress.start, interrupted=True)
+    return _result(settings, progress.handshake, limits, progress.start, progress.stickiness, interrupted=True)
 
 
-def _result(settings: ProbeSettings, handshake: Handshake, limits: list[TransportLimit], start: float, *,
-            interrupted: bool = False) -> ProbeResult:
+def _result(settings: ProbeSettings, handshake: Handshake, limits: list[TransportLimit], start: float,
+            check: StickinessCheck | None, *, interrupted: bool = False) -> ProbeResult:
     return ProbeResult(
         settings=settings,
         handshake=handshake,
@@ -168,20 +254,41 @@ def _result(settings: ProbeSettings, handshake: Handshake, limits: list[Transpor
         explanations=explanations(limits, ack=settings.ack),
         advertised_notes={limit.transport: advertised_note(limit, handshake.max_payload) for limit in limits},
         interrupted=interrupted,
+        stickiness=check,
+        summary=summaries(limits, handshake, check),
+        recommendations=probe_recommendations(settings.messages, settings.message_profile, limits, handshake),
+    )
+
+
+def upgrade_offered(handshake: Handshake) -> bool:
+    """The polling handshake on this URL worked and offered the websocket upgrade."""
+    return handshake.transport is Transport.POLLING and "websocket" in handshake.upgrades
+
+
+def _not_measured(transport: Transport, smallest: int, settings: ProbeSettings, check: StickinessCheck) -> TransportLimit:
+    """Polling without sticky sessions: every trial would be luck. Diagnosed, not measured."""
+    return TransportLimit(
+        transport=transport, smallest_frame=smallest, max_bytes=settings.max_bytes, trials=(), max_accepted=None,
+        first_rejected=None, stopped=f"not measured: {check.finding()}", diagnosis=Cause.SESSION_UNKNOWN,
+        diagnosis_evidence=check.evidence,
     )
 
 
 async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
-                   settings: ProbeSettings, advertised: int | None, smallest: int,
-                   progress: ProbeProgress) -> TransportLimit:
-    search = Bisection(smallest - 1, settings.max_bytes, guess=advertised if settings.guess_advertised else None)
+                   settings: ProbeSettings, handshake: Handshake, smallest: int,
+                   progress: ProbeProgress, *, lo: int | None = None) -> TransportLimit:
+    """The transport's limit, to the byte. ``lo``: a size already known to pass (the search starts above it)."""
+    advertised = handshake.max_payload
+    guess = advertised if settings.guess_advertised and lo is None else None
+    search = Bisection(max(smallest - 1, lo or 0), settings.max_bytes, guess=guess)
     state = progress.current = _Search(transport, smallest, settings.max_bytes, search)
     trials = state.trials
     stopped = ""
+    diagnosis: Trial | None = None
 
     async def run_trial(size: int, purpose: str) -> Trial:
         probe_id = _probe_id(transport, len(trials) + 1)
-        result = await _trial(endpoint, transport, session, settings, size, probe_id, advertised, purpose)
+        result = await _trial(endpoint, transport, session, settings, size, probe_id, handshake, purpose)
         if purpose not in ("readmission", "ack-control"):
             trials.append(result)
         return result
@@ -191,11 +298,15 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
         if size is None:
             break
         result = await run_trial(size, "search")
-        if result.outcome is Outcome.INCONCLUSIVE:
+        if result.outcome is Outcome.INCONCLUSIVE and not is_diagnosis(result.cause):
             result = await run_trial(size, "retry")  # once: a second silence is an answer, not bad luck
-            if result.outcome is Outcome.INCONCLUSIVE:
+        if result.outcome is Outcome.INCONCLUSIVE:
+            if is_diagnosis(result.cause):  # the path's fault, not the size's: diagnosed, never measured from it
+                diagnosis = result
+                stopped = f"not measured: {result.cause.value if result.cause else ''}: {result.evidence}"
+            else:
                 stopped = f"the {size:,} B trial was inconclusive twice: {result.evidence}"
-                break
+            break
         search.record(size, result.outcome is Outcome.ACCEPTED)
     found = search.result
     if found.contradiction:
@@ -207,8 +318,8 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
     if any(t.outcome is Outcome.REJECTED for t in trials):
         # Does the server let the client back in after refusing it? A new connection, a small probe.
         readmission = await run_trial(smallest, "readmission")
-    limit = state.limit(stopped, readmission)
-    if settings.ack and trials and not limit.acked and not limit.readmitted:
+    limit = state.limit(stopped, readmission, diagnosis=diagnosis)
+    if settings.ack and trials and not limit.acked and not limit.readmitted and diagnosis is None:
         # Not one ack: is a probe lost, or does the master not acknowledge this event at all?
         # The smallest probe on a new connection tells which (an accepted readmission already did).
         limit = state.limit(stopped, readmission, await run_trial(smallest, "ack-control"))
@@ -237,7 +348,11 @@ async def probe(settings: ProbeSettings, progress: ProbeProgress | None = None) 
     endpoint = endpoint_for(settings)
     connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector) as session:
-        handshake = progress.handshake = await _handshake(endpoint, settings, session)
+        handshake, check = await _handshake(endpoint, settings, session)
+        progress.handshake, progress.stickiness = handshake, check
         for transport in settings.transports:
-            await _measure(endpoint, transport, session, settings, handshake.max_payload, smallest[transport], progress)
-    return _result(settings, handshake, progress.limits, progress.start)
+            if transport is Transport.POLLING and check is not None and check.broken:
+                progress.limits.append(_not_measured(transport, smallest[transport], settings, check))
+                continue
+            await _measure(endpoint, transport, session, settings, handshake, smallest[transport], progress)
+    return _result(settings, handshake, progress.limits, progress.start, check)

@@ -88,7 +88,8 @@ async def test_cli_html_page_is_not_a_socketio_server(html_site):
     code, _, stderr = await run_cli("--url", html_site + NS, "--timeout", "5")
     assert_one_line_error(code, stderr, 3, "did not answer like an Engine.IO v4 server")
     code, _, stderr = await run_cli("--url", html_site + NS, "--transport", "websocket", "--timeout", "5")
-    assert_one_line_error(code, stderr, 3, "websocket handshake refused (HTTP 200)")
+    assert_one_line_error(code, stderr, 3, "websocket handshake refused (HTTP 200, ", "<!doctype html>",
+                          "is this a Socket.IO server and path?")
 
 
 async def test_cli_silent_server_times_out_in_one_line():

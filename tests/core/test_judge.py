@@ -1,7 +1,10 @@
 """judge(): each observation kind gives its verdict and cause, with the evidence in words."""
 
+import pytest
+
 from imdiag.core.judge import judge
-from imdiag.core.model import Barrier, Cause, Observation
+from imdiag.core.model import SIZE_CAUSES, Barrier, Cause, HttpAnswer, Observation
+from imdiag.core.refusal import Refuser
 
 
 def test_ledger_decides_delivered_even_if_the_connection_closed_after():
@@ -28,8 +31,86 @@ def test_http_400_over_advertised_max_payload_is_oversize():
 
 
 def test_http_400_under_max_payload_is_an_http_error():
-    v = judge(Observation(body_bytes=99, http_status=400, http_body="nope", advertised_max_payload=100))
-    assert v.cause is Cause.HTTP_ERROR
+    v = judge(Observation(body_bytes=99, http_status=400, http_body='"Not connected"', advertised_max_payload=100))
+    assert (v.cause, v.refused_by) == (Cause.HTTP_ERROR, Refuser.MASTER)
+
+
+def test_a_400_with_a_body_no_master_writes_is_a_proxy_error_not_a_size_refusal():
+    v = judge(Observation(body_bytes=101, http_status=400, http_body="nope", advertised_max_payload=100))
+    assert (v.cause, v.refused_by) == (Cause.PROXY_ERROR, Refuser.PROXY)
+
+
+@pytest.mark.parametrize("body, server", [
+    ('{"code":1,"message":"Session ID unknown"}', "nginx/1.22.1"),  # engine.io behind nginx
+    ('"Invalid session Zx81"', "Python/3.11 aiohttp/3.14.0"),  # python-engineio
+])
+@pytest.mark.parametrize("size", [99, 100, 101, 1_000_001])
+def test_session_unknown_is_never_a_size_refusal_whatever_the_size(body, server, size):
+    v = judge(Observation(body_bytes=size, http_status=400, http_body=body, http_server=server,
+                          advertised_max_payload=100))
+    assert (v.cause, v.refused_by) == (Cause.SESSION_UNKNOWN, Refuser.MASTER)
+    assert "does not know the session" in v.evidence and server in v.evidence
+    assert v.cause not in SIZE_CAUSES
+
+
+def test_a_proxy_413_page_is_a_size_refusal_by_the_proxy():
+    page = "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>" + "x" * 300
+    v = judge(Observation(body_bytes=102_401, http_status=413, http_body=page, http_server="nginx/1.22.1",
+                          advertised_max_payload=1_000_000))
+    assert (v.cause, v.refused_by) == (Cause.OVERSIZE_CLOSE, Refuser.PROXY)
+    assert "Server nginx/1.22.1" in v.evidence and "a proxy (nginx/1.22.1, HTTP 413)" in v.evidence
+    assert "<html> <head><title>413 Request Entity Too Large</title></head> <body>xxx" in v.evidence
+    assert "x" * 300 not in v.evidence  # 80 characters of the body, not the page
+
+
+def test_engineio_empty_413_through_a_proxy_is_the_masters():
+    v = judge(Observation(body_bytes=1_000_001, http_status=413, http_server="nginx/1.22.1",
+                          advertised_max_payload=1_000_000))
+    assert (v.cause, v.refused_by) == (Cause.OVERSIZE_CLOSE, Refuser.MASTER)
+    assert "via nginx/1.22.1" in v.evidence
+
+
+def test_a_gateway_502_is_a_proxy_error():
+    v = judge(Observation(body_bytes=10, http_status=502, http_body="<html><title>502 Bad Gateway</title>",
+                          http_server="nginx"))
+    assert (v.cause, v.refused_by) == (Cause.PROXY_ERROR, Refuser.PROXY)
+
+
+def test_the_next_get_on_another_node_is_session_unknown():
+    v = judge(Observation(body_bytes=500, http_status=200, closed=True, barrier=Barrier.CLOSED,
+                          ended_by=HttpAnswer("GET", 400, "nginx/1.22.1", '{"code":1,"message":"Session ID unknown"}')))
+    assert (v.cause, v.refused_by) == (Cause.SESSION_UNKNOWN, Refuser.MASTER)
+    assert "the GET reached a master node that does not know the session" in v.evidence
+
+
+def test_a_refused_namespace_connect_on_another_node_is_session_unknown():
+    v = judge(Observation(body_bytes=500, connect_error="the CONNECT of namespace '/worker' was not taken",
+                          ended_by=HttpAnswer("namespace CONNECT POST", 400, "nginx/1.22.1",
+                                              '{"code":1,"message":"Session ID unknown"}')))
+    assert v.cause is Cause.SESSION_UNKNOWN
+
+
+@pytest.mark.parametrize("body, master_said", [
+    ('{"code":3,"message":"Bad request"}', True),  # engine.io: a handshake without its Upgrade header
+    ('"Invalid websocket upgrade"', True),  # python-engineio
+    ("<html><body>403 Forbidden</body></html>", False),  # a proxy that refuses upgrades itself
+])
+def test_a_refused_websocket_handshake_where_polling_offers_it_is_upgrade_blocked(body, master_said):
+    answer = HttpAnswer("websocket handshake", 400, "nginx/1.22.1", body)
+    v = judge(Observation(body_bytes=85, connect_error="websocket handshake refused", ended_by=answer,
+                          upgrade_offered=True))
+    assert v.cause is Cause.UPGRADE_BLOCKED and "a proxy without Upgrade/Connection headers?" in v.evidence
+    assert ("the Upgrade header did not reach it" in v.evidence) is master_said
+    # Without a working polling handshake that offers the upgrade, it is not called blocked.
+    v = judge(Observation(body_bytes=85, connect_error="websocket handshake refused", ended_by=answer))
+    assert v.cause is not Cause.UPGRADE_BLOCKED
+
+
+def test_a_1009_under_the_advertised_max_payload_names_no_refuser():
+    v = judge(Observation(body_bytes=50_000, close_code=1009, closed=True, advertised_max_payload=1_000_000))
+    assert (v.cause, v.refused_by) == (Cause.OVERSIZE_CLOSE, Refuser.UNKNOWN)
+    v = judge(Observation(body_bytes=1_000_001, close_code=1009, closed=True, advertised_max_payload=1_000_000))
+    assert v.refused_by is Refuser.MASTER
 
 
 def test_batched_oversize_when_the_message_alone_fits():
