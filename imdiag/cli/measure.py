@@ -8,10 +8,10 @@ from typing import Any, NoReturn
 import typer
 from rich.console import RenderableType
 
-from imdiag.cli.common import console, fail, progress_for, run_async
+from imdiag.cli.common import console, fail, print_diagnosed, progress_for, run_async
 from imdiag.cli.gating import GateOptions, finish_with_gate, write_report
 from imdiag.core.errors import ExitCode, ImdiagError
-from imdiag.core.model import Cell, Report
+from imdiag.core.model import PATH_CAUSES, Cell, Report
 
 MeasureFn = Callable[
     [list[Cell], Callable[[Cell], None], Callable[[int], None], Callable[[str], None]], Coroutine[Any, Any, Report]
@@ -64,4 +64,10 @@ def run_measured(
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     for renderable in render(report):
         out.print(renderable)
-    raise typer.Exit(finish_with_gate(report, gate, out))
+    code = finish_with_gate(report, gate, out)
+    diagnosed = sorted({f"{c.transport.value} ({c.cause.value})" for c in report.cells if c.cause in PATH_CAUSES})
+    if code == ExitCode.OK and diagnosed and not gate.active:
+        # The path broke a transport: a finding (exit 4), unless a gate judged the report.
+        print_diagnosed(f"the path to the master breaks {', '.join(diagnosed)}: see Why above")
+        code = int(ExitCode.DIAGNOSED)
+    raise typer.Exit(code)

@@ -447,9 +447,10 @@ class PollingConnection(Connection):
         # send a CONNECT_ERROR on it. The poller, seeing we are closing, sends no other GET.
         poller = self._tasks[0] if self._tasks else None
         if poller is not None and self._get_in_flight and not poller.done():
-            await self.send([connect_packet(FLUSH_NAMESPACE).encode()])
-            # At most half of close()'s bound, so that the CLOSE itself still goes out.
-            await asyncio.wait({poller}, timeout=min(FLUSH_TIMEOUT_S, self.timeout / 2))
+            flushed = await self.send([connect_packet(FLUSH_NAMESPACE).encode()])
+            if flushed.ok:  # refused (another node?): no answer will come to the GET, do not wait for one
+                # At most half of close()'s bound, so that the CLOSE itself still goes out.
+                await asyncio.wait({poller}, timeout=min(FLUSH_TIMEOUT_S, self.timeout / 2))
         await self.send([EIO_CLOSE.encode()])
 
 

@@ -19,6 +19,7 @@ class LaneConnection:
         self.session = session
         self.timeout = timeout
         self.advertised_max_payload: int | None = None
+        self.upgrades: tuple[str, ...] = ()  # what the last handshake offered (polling lists them)
         self._conn: Connection | None = None
 
     @classmethod
@@ -32,7 +33,9 @@ class LaneConnection:
                 await self._conn.close()
                 self._conn = None
             self._conn = await open_connection(self.endpoint, self.transport, self.session, self.timeout)
-            self.advertised_max_payload = self._conn.open_info.max_payload if self._conn.open_info else None
+            info = self._conn.open_info
+            self.advertised_max_payload = info.max_payload if info else None
+            self.upgrades = info.upgrades if info else ()
         return self._conn
 
     async def close(self) -> None:

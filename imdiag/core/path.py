@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imdiag.core.model import HttpAnswer
+from imdiag.core.judge import refusal_of
+from imdiag.core.model import Cause, Cell, HttpAnswer
 from imdiag.core.refusal import Refuser, http_refusal
 
 STICKINESS_REQUESTS = 20  # small POSTs on one polling session: enough to see a 1-in-6 node share
@@ -76,3 +77,28 @@ def body_limit_setting(server: str) -> str:
     if "traefik" in name:
         return "the proxy's body limit (Traefik: buffering maxRequestBodyBytes)"
     return "the proxy's request body limit"
+
+
+def path_notes_of(cells: Sequence[Cell]) -> list[str]:
+    """One line per transport and cause about the path (a replay against a live master): how many
+    messages met it, the first one's evidence, and the fix."""
+    out = []
+    for transport in sorted({c.transport for c in cells}, key=lambda t: t.value):
+        lane = [c for c in cells if c.transport is transport]
+        for cause in (Cause.UPGRADE_BLOCKED, Cause.SESSION_UNKNOWN, Cause.PROXY_ERROR):
+            met = [c for c in lane if c.cause is cause]
+            if not met:
+                continue
+            refusal = refusal_of(met[0].observed)
+            seen = f"{refusal.evidence()}, from {refusal.who()}" if refusal is not None else met[0].evidence
+            name, count = transport.value, f"{len(met)} of {len(lane)} message(s)"
+            if cause is Cause.UPGRADE_BLOCKED:
+                out.append(f"{name}: {count} not sent: the websocket upgrade is refused between you and the master "
+                           f"- a proxy without Upgrade/Connection headers? ({seen}); clients that start on polling "
+                           f"(socket.io's default) stay on polling and its limit; fix: {UPGRADE_FIX}")
+            elif cause is Cause.SESSION_UNKNOWN:
+                out.append(f"{name}: {count} met a master node that does not know the session ({seen}): sticky "
+                           f"sessions are broken, such messages are lost whatever their size; fix: {STICKY_FIX}")
+            else:
+                out.append(f"{name}: {count} refused by a proxy with no size signal ({seen})")
+    return out

@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.core.model import Barrier, Cause, Cell, Report
+from imdiag.core.model import PATH_CAUSES, Barrier, Cause, Cell, Report
 from imdiag.core.sizing import MessageSize, Recommendation, headroom, js_length_explanation
 from imdiag.core.units import format_size
 from imdiag.core.wire import Encoder
@@ -195,7 +195,9 @@ def why_lines(cells: Sequence[Cell]) -> list[str]:
     seen: set[tuple[object, ...]] = set()
     out = []
     for cell in sorted((c for c in cells if not c.delivered), key=lambda c: (c.index or 0, c.master, c.transport.value, c.limit)):
-        key = (cell.master, cell.transport.value, cell.limit, cell.type, cell.cause)
+        # A path cause (no sticky sessions, a blocked upgrade) is one line per lane: it is not the message's.
+        what = cell.cause if cell.cause in PATH_CAUSES else (cell.type, cell.cause)
+        key = (cell.master, cell.transport.value, cell.limit, what)
         if key in seen:
             continue
         seen.add(key)

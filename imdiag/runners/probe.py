@@ -12,7 +12,7 @@ or sleeps.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
@@ -117,8 +117,8 @@ async def _handshake(endpoint: Endpoint, settings: ProbeSettings,
     timeout = settings.timeout_s
     if Transport.POLLING not in settings.transports:
         try:
-            info, sid = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
-            return _handshake_of(info, Transport.WEBSOCKET, endpoint.namespace, sid, start), None
+            info, ws_sid = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
+            return _handshake_of(info, Transport.WEBSOCKET, endpoint.namespace, ws_sid, start), None
         except HandshakeRefused as refused:
             # Does polling work on this URL and offer the upgrade? Then the upgrade is what is blocked.
             try:
@@ -162,17 +162,17 @@ def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:
 
 
 async def _trial(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession, settings: ProbeSettings,
-                 size: int, probe_id: str, handshake: Handshake, purpose: str) -> Trial:
-    """One trial: fresh connection, one probe frame of ``size`` bytes, the barrier, close."""
+                 size: int, probe_id: str, advertised: int | None, offered: bool, purpose: str) -> Trial:
+    """One trial: fresh connection, one probe frame of ``size`` bytes, the barrier, close.
+    ``offered``: the polling handshake on this URL offers the websocket upgrade."""
     start = time.monotonic()
-    advertised = handshake.max_payload
     try:
         conn = await open_connection(endpoint, transport, session, settings.timeout_s)
     except TargetError as exc:
         obs = Observation(
             body_bytes=size, connect_error=str(exc), advertised_max_payload=advertised,
             ended_by=exc.answer if isinstance(exc, HandshakeRefused) else None,
-            upgrade_offered=transport is Transport.WEBSOCKET and upgrade_offered(handshake),
+            upgrade_offered=transport is Transport.WEBSOCKET and offered,
         )
         return trial(size, transport, obs, purpose, time.monotonic() - start)
     try:
@@ -275,10 +275,9 @@ def _not_measured(transport: Transport, smallest: int, settings: ProbeSettings, 
 
 
 async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
-                   settings: ProbeSettings, handshake: Handshake, smallest: int,
+                   settings: ProbeSettings, advertised: int | None, offered: bool, smallest: int,
                    progress: ProbeProgress, *, lo: int | None = None) -> TransportLimit:
     """The transport's limit, to the byte. ``lo``: a size already known to pass (the search starts above it)."""
-    advertised = handshake.max_payload
     guess = advertised if settings.guess_advertised and lo is None else None
     search = Bisection(max(smallest - 1, lo or 0), settings.max_bytes, guess=guess)
     state = progress.current = _Search(transport, smallest, settings.max_bytes, search)
@@ -288,7 +287,7 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
 
     async def run_trial(size: int, purpose: str) -> Trial:
         probe_id = _probe_id(transport, len(trials) + 1)
-        result = await _trial(endpoint, transport, session, settings, size, probe_id, handshake, purpose)
+        result = await _trial(endpoint, transport, session, settings, size, probe_id, advertised, offered, purpose)
         if purpose not in ("readmission", "ack-control"):
             trials.append(result)
         return result
@@ -354,5 +353,18 @@ async def probe(settings: ProbeSettings, progress: ProbeProgress | None = None) 
             if transport is Transport.POLLING and check is not None and check.broken:
                 progress.limits.append(_not_measured(transport, smallest[transport], settings, check))
                 continue
-            await _measure(endpoint, transport, session, settings, handshake, smallest[transport], progress)
+            await _measure(endpoint, transport, session, settings, handshake.max_payload, upgrade_offered(handshake),
+                           smallest[transport], progress)
     return _result(settings, handshake, progress.limits, progress.start, check)
+
+
+async def pin_limit(settings: ProbeSettings, transport: Transport, advertised: int | None, accepted: int,
+                    refused: int) -> TransportLimit:
+    """The limit between a size seen to pass and one seen refused (a replay saw both), to the byte:
+    bisection with probe frames, never larger than ``refused``."""
+    settings = replace(settings, max_bytes=refused, transports=(transport,))
+    smallest = smallest_frame(settings, transport)
+    endpoint = endpoint_for(settings)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS)) as session:
+        return await _measure(endpoint, transport, session, settings, advertised, False, smallest, ProbeProgress(),
+                              lo=max(accepted, smallest - 1))

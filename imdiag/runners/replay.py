@@ -29,14 +29,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from imdiag.clients.engineio import Endpoint
+import aiohttp
+
+from imdiag.clients.engineio import Endpoint, HandshakeRefused, open_connection
 from imdiag.clients.lanes import LaneConnection, client_session
 from imdiag.clients.observe import LedgerWitness, Outgoing, ProtocolWitness, Witness, observe
 from imdiag.core.captures import CaptureFile, capture_namespace, open_capture
 from imdiag.core.entries import canonical_digest
-from imdiag.core.errors import EncodeError, ImdiagError
-from imdiag.core.judge import judged_cell
+from imdiag.core.errors import EncodeError, ImdiagError, TargetError
+from imdiag.core.judge import judge, judged_cell
 from imdiag.core.model import (
+    PATH_CAUSES,
+    SIZE_CAUSES,
+    Barrier,
     CaptureInfo,
     Cause,
     Cell,
@@ -45,11 +50,17 @@ from imdiag.core.model import (
     ReplayDetails,
     Report,
 )
+from imdiag.core.path import path_notes_of
+from imdiag.core.probe_explain import path_limits
+from imdiag.core.probe_frames import PROBE_TYPE
+from imdiag.core.probe_result import ProbeSettings
+from imdiag.core.refusal import Refuser
 from imdiag.core.plan import ReplaySettings
 from imdiag.core.quirks import rule
-from imdiag.core.sizing import ListProfile, Recommendation, list_profile, recommend, scale_message
+from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend, scale_message
 from imdiag.core.wire import Encoder, Transport, encode_json, event_frame, frame_parts, js_length
 from imdiag.masters import Master, new_master, started
+from imdiag.runners.probe import pin_limit
 
 MAX_BATCH = 256  # packets in one flush; engine.io-client has no bound, a replay needs one
 
@@ -168,10 +179,18 @@ class _Lane:
     connection: LaneConnection
     witness: Witness
     queue: asyncio.Queue[_Item] = field(default_factory=lambda: asyncio.Queue(maxsize=2))
+    upgrade_offered: bool = False  # live websocket: polling works on this URL and offers the upgrade
+    blocked: Observation | None = None  # live: the connection is refused for good (a blocked upgrade)
 
     @property
     def transport(self) -> Transport:
         return self.connection.transport
+
+    def refused(self, exc: HandshakeRefused) -> Observation:
+        """What a message meets when the lane's connection is refused: not sent, and why."""
+        return Observation(body_bytes=0, connect_error=str(exc), ended_by=exc.answer,
+                           advertised_max_payload=self.info.advertised_max_payload,
+                           upgrade_offered=self.transport is Transport.WEBSOCKET and self.upgrade_offered)
 
 
 _ack_ids = itertools.count(1)
@@ -187,6 +206,10 @@ def _flushable(pending: list[ReplayMessage], max_payload: int | None, client_bat
         if i and size > max_payload:
             return pending[:i]
     return pending[:MAX_BATCH]
+
+
+class _Blocked(Exception):
+    """The lane's connection was refused for good: do not try again."""
 
 
 class _Driver:
@@ -237,7 +260,24 @@ class _Driver:
             return
 
     async def send(self, batch: list[ReplayMessage]) -> float:
-        conn = await self.lane.connection.get()
+        lane = self.lane
+        try:
+            if lane.blocked is not None:
+                raise _Blocked
+            conn = await lane.connection.get()
+        except (HandshakeRefused, _Blocked) as exc:
+            if lane.info.server != "live":
+                raise
+            # A live master's path refused the connection: each message is judged not sent, with why.
+            # A blocked upgrade is for good; a session another node did not know is tried again, as
+            # a client reconnects.
+            obs = lane.blocked if isinstance(exc, _Blocked) else lane.refused(exc)
+            assert obs is not None
+            if judge(obs).cause is Cause.UPGRADE_BLOCKED:
+                lane.blocked = obs
+            for item in batch:
+                self.record(lane, item, replace(obs, body_bytes=len(item.frame), message_bytes=len(item.frame)))
+            return 0.0
         ack = self.settings.ack and self.lane.info.server == "live"
         outgoing = [m.outgoing(self.namespace, self.settings.encoder, next(_ack_ids) if ack else None) for m in batch]
         observations = await observe(conn, outgoing, self.lane.witness, self.settings.timeout_s)
@@ -316,6 +356,21 @@ def _leaves(error: BaseException) -> Iterator[BaseException]:
         yield error
 
 
+async def _upgrade_offered(endpoint: Endpoint, session: aiohttp.ClientSession, lanes: Sequence[_Lane],
+                           timeout: float) -> bool:
+    """Does polling work on this URL and offer the websocket upgrade? The polling lane's handshake
+    tells, else a bare polling handshake (no namespace)."""
+    polling = next((lane for lane in lanes if lane.transport is Transport.POLLING), None)
+    if polling is not None and polling.connection.advertised_max_payload is not None:
+        return "websocket" in polling.connection.upgrades
+    try:
+        conn = await open_connection(endpoint, Transport.POLLING, session, timeout, join=False)
+    except TargetError:
+        return False
+    await conn.close()
+    return conn.open_info is not None and "websocket" in conn.open_info.upgrades
+
+
 async def _replay_live(settings: ReplaySettings, capture: _Capture, record: CellFn,
                        on_planned: Callable[[int], None] | None) -> list[MasterInfo]:
     assert settings.url is not None
@@ -323,17 +378,65 @@ async def _replay_live(settings: ReplaySettings, capture: _Capture, record: Cell
                                  auth_json=settings.auth_json, insecure=settings.insecure)
     capture.namespace = endpoint.namespace
     async with client_session() as session:
-        lanes = []
+        lanes, refusals = [], []
         for transport in settings.transports:
             connection = LaneConnection(endpoint, transport, session, settings.timeout_s)
-            # Connect first: an unreachable URL is one error line before anything is sent.
-            await connection.get()
+            # Connect first: an unreachable URL is one error line before anything is sent; a path
+            # that refuses one transport (no sticky sessions, a blocked upgrade) is judged per message.
+            refusal = None
+            try:
+                await connection.get()
+            except HandshakeRefused as exc:
+                refusal = exc
             advertised = connection.advertised_max_payload
+            if advertised is None and refusal is not None and refusal.open_info is not None:
+                advertised = refusal.open_info.max_payload
             info = MasterInfo("live", settings.url, advertised or 0, {}, endpoint.namespace, settings.path_prefix,
                               transport, advertised)
             lanes.append(_Lane(info, connection, ProtocolWitness(endpoint.namespace)))
+            refusals.append(refusal)
+        offered = await _upgrade_offered(endpoint, session, lanes, settings.timeout_s)
+        for lane, refusal in zip(lanes, refusals):
+            lane.upgrade_offered = offered
+            if refusal is not None and judge(lane.refused(refusal)).cause not in PATH_CAUSES:
+                raise refusal  # not the path's fault: the target cannot be replayed to
         await _run_lanes(lanes, settings, capture, record, on_planned, with_digest=False)
     return [lane.info for lane in lanes]
+
+
+def _probe_settings(settings: ReplaySettings) -> ProbeSettings:
+    assert settings.url is not None
+    return ProbeSettings(url=settings.url, path=settings.path_prefix, event=settings.event,
+                         auth_json=settings.auth_json, headers=tuple(settings.headers), insecure=settings.insecure,
+                         timeout_s=settings.timeout_s)
+
+
+async def _pin_path_limits(settings: ReplaySettings, runs: Sequence[MasterInfo],
+                           cells: Sequence[Cell]) -> tuple[tuple[PathLimit, ...], list[str]]:
+    """Live: where something other than the master refused a message as too large (a proxy's body
+    limit), the path's limit is pinned to the byte with probe frames, between the largest message
+    that passed and the smallest refused: fixes A and B rest on it. Returns the limits and notes."""
+    path: list[PathLimit] = []
+    notes = []
+    for info in runs:
+        if info.transport is None:
+            continue
+        lane = [c for c in cells if c.transport is info.transport]
+        refused = sorted((c for c in lane if c.cause in SIZE_CAUSES), key=lambda c: c.wire_bytes)
+        if not refused or refused[0].refused_by is Refuser.MASTER or any(c.cause in PATH_CAUSES for c in lane):
+            continue  # nothing refused, the master's own limit refused first, or the path is broken anyway
+        smallest = refused[0].wire_bytes
+        passed = [c.wire_bytes for c in lane if c.wire_bytes < smallest
+                  and (c.delivered or c.observed.barrier is Barrier.PARSED)]
+        advertised = info.advertised_max_payload
+        limit = await pin_limit(_probe_settings(settings), info.transport, advertised, max(passed, default=0), smallest)
+        found = path_limits([limit], advertised)
+        path.extend(found)
+        for item in found:
+            notes.append(f"{info.transport.value}: the path refused {smallest:,} B below the master's maxPayload "
+                         f"{advertised or 0:,} B; its limit, pinned with {len(limit.trials)} probe frame(s) "
+                         f"({PROBE_TYPE}): {item.bytes:,} B ({item.where})")
+    return tuple(path), notes
 
 
 async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: CellFn,
@@ -374,17 +477,19 @@ async def run_replay(
     replay = _replay_live if settings.url is not None else _replay_masters
     runs = await replay(settings, capture, record, on_planned)
     runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
+    path, notes = await _pin_path_limits(settings, runs, cells) if settings.url is not None else ((), [])
     return Report(
         command="replay",
         settings={**settings.to_dict(), "namespace": capture.namespace},
         cells=list(cells),
         masters=runs,
         elapsed_s=round(time.monotonic() - started_at, 3),
-        details=replay_details(settings, capture, cells, [r.limit for r in runs]),
+        details=replay_details(settings, capture, cells, [r.limit for r in runs], path, notes),
     )
 
 
-def _recommendations(capture: _Capture, cells: Sequence[Cell], limits: Sequence[int]) -> tuple[Recommendation, ...]:
+def _recommendations(capture: _Capture, cells: Sequence[Cell], limits: Sequence[int],
+                     path: Sequence[PathLimit]) -> tuple[Recommendation, ...]:
     if capture.largest is None:
         return ()
     index, type_name, frame = capture.largest
@@ -396,14 +501,14 @@ def _recommendations(capture: _Capture, cells: Sequence[Cell], limits: Sequence[
         largest_frame = biggest.wire_bytes
         what = f"a POST batching message #{biggest.index} with others"
     lost = [c.wire_bytes for c in real if c.cause is Cause.SERVER_DECODE_ERROR and c.wire_bytes <= c.limit]
-    return tuple(recommend(limit, largest_frame, what, capture.profile, lost_under_limit=lost)
+    return tuple(recommend(limit, largest_frame, what, capture.profile, lost_under_limit=lost, path=path)
                  for limit in sorted(set(limits)) if limit > 0)
 
 
-def replay_details(settings: ReplaySettings, capture: _Capture, cells: Sequence[Cell],
-                   limits: Sequence[int]) -> ReplayDetails:
+def replay_details(settings: ReplaySettings, capture: _Capture, cells: Sequence[Cell], limits: Sequence[int],
+                   path: Sequence[PathLimit] = (), path_notes: Sequence[str] = ()) -> ReplayDetails:
     """The capture, notes and recommendations, for the renderers."""
-    notes = []
+    notes = [*path_notes_of(cells), *path_notes]
     if settings.timing == "original" and capture.capped_gaps:
         notes.append(
             f"timing: {capture.capped_gaps} gap(s) longer than {settings.max_gap_s:g} s were shortened to "
@@ -413,7 +518,7 @@ def replay_details(settings: ReplaySettings, capture: _Capture, cells: Sequence[
     return ReplayDetails(
         capture=CaptureInfo(str(file.path), file.format, file.count, dict(file.meta)),
         notes=tuple(notes),
-        recommendations=_recommendations(capture, cells, limits),
+        recommendations=_recommendations(capture, cells, limits, path),
     )
 
 
