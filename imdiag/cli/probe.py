@@ -29,7 +29,7 @@ from imdiag.core.captures import load_messages as load_captured
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.probe_explain import largest_profile, size_messages
 from imdiag.core.probe_frames import PROBE_TYPE
-from imdiag.core.probe_result import ProbeResult, ProbeSettings, SizedMessage
+from imdiag.core.probe_result import ProbeResult, ProbeSettings, SizedMessage, exit_code
 from imdiag.core.units import parse_size
 from imdiag.core.wire import Encoder
 from imdiag.render.json_report import probe_to_dict
@@ -79,15 +79,16 @@ def _finish(result: ProbeResult, json_path: str | None) -> None:
         raise fail(str(exc), exc.exit_code) from None
     if json_path:
         console(stderr=True).print(f"report written to {json_path}")
-    if result.interrupted:
-        raise fail("interrupted (Ctrl-C): the results above are partial", ExitCode.INTERRUPTED)
-    if result.undiagnosed:
+    code = exit_code(result)
+    if code is ExitCode.INTERRUPTED:
+        raise fail("interrupted (Ctrl-C): the results above are partial", code)
+    if code is ExitCode.TARGET:
         first = result.undiagnosed[0]
-        raise fail(f"{first.transport.value}: the limit could not be measured: {first.stopped}", ExitCode.TARGET)
-    if result.stopped:
+        raise fail(f"{first.transport.value}: the limit could not be measured: {first.stopped}", code)
+    if code is ExitCode.DIAGNOSED:
         print_diagnosed("; ".join(f"{t.transport.value} not measured ({t.diagnosis.value if t.diagnosis else '?'})"
                                   for t in result.stopped) + ": see the summary above")
-        raise typer.Exit(int(ExitCode.DIAGNOSED))
+        raise typer.Exit(int(code))
 
 
 def probe_command(

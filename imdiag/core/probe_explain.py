@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from imdiag.core.captures import Captured
 from imdiag.core.errors import EncodeError
 from imdiag.core.judge import HTTP_PAYLOAD_TOO_LARGE, WS_MESSAGE_TOO_BIG, close_text, refusal_of
 from imdiag.core.model import Cause
 from imdiag.core.path import STICKY_FIX, UPGRADE_FIX, StickinessCheck, body_limit_setting
 from imdiag.core.probe_result import Fit, Handshake, MessageVerdict, SizedMessage, TransportLimit
 from imdiag.core.refusal import Refuser
-from imdiag.core.captures import Captured
 from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend
 from imdiag.core.wire import Encoder, Transport, encode_json, measure
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from imdiag.core.errors import ExitCode
 from imdiag.core.judge import judge
 from imdiag.core.model import PATH_CAUSES, SIZE_CAUSES, Ack, Barrier, Cause, Observation
 from imdiag.core.path import StickinessCheck
@@ -256,6 +257,16 @@ class ProbeResult:
     def undiagnosed(self) -> tuple[TransportLimit, ...]:
         """Transports whose limit could not be measured and nothing explains why: a tool failure."""
         return tuple(t for t in self.stopped if not t.diagnosed)
+
+
+def exit_code(result: ProbeResult) -> ExitCode:
+    """0 every transport measured; 3 one could not be and nothing explains why; 4 the path breaks
+    one (diagnosed, with its fix: a result, not a failure of the tool); 130 interrupted."""
+    if result.interrupted:
+        return ExitCode.INTERRUPTED
+    if result.undiagnosed:
+        return ExitCode.TARGET
+    return ExitCode.DIAGNOSED if result.stopped else ExitCode.OK
 
 
 def is_diagnosis(cause: Cause | None) -> bool:

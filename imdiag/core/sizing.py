@@ -203,9 +203,10 @@ MASTER_SETTING = "maxHttpBufferSize"
 class PathLimit:
     """A limit on the path to the master below the master's own: a proxy's body limit, say."""
 
-    bytes: int  # the largest frame or POST body it lets through
+    bytes: int  # the largest frame or POST body it lets through (exact: measured; else at most this)
     setting: str  # what to change: "the proxy's body limit (nginx: client_max_body_size)"
     where: str  # "polling, a proxy (nginx/1.22.1)"
+    exact: bool = True
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ class Recommendation:
     chunk_plan: ChunkPlan | None  # the largest message, split at ``chunk_budget``
     chunk_type: str
     notes: tuple[str, ...] = ()
-    path: tuple[PathLimit, ...] = ()  # limits between client and master below ``limit``
+    path: tuple[PathLimit, ...] = ()  # limits between client and master
 
     @property
     def ceiling(self) -> int:
@@ -229,9 +230,10 @@ class Recommendation:
 
     def _raise(self) -> list[str]:
         """Each limit on the path below ``min_limit``, and by how much to raise it."""
-        limits = [(p.setting, p.bytes) for p in sorted(self.path, key=lambda p: p.bytes)] + [(MASTER_SETTING, self.limit)]
-        return [f"{setting} >= {self.min_limit:,} (now {current:,}: +{self.min_limit - current:,} B)"
-                for setting, current in limits if current < self.min_limit]
+        limits = [*sorted(self.path, key=lambda p: p.bytes), PathLimit(self.limit, MASTER_SETTING, "the master")]
+        return [f"{p.setting} >= {self.min_limit:,} (now {p.bytes:,}: +{self.min_limit - p.bytes:,} B)" if p.exact
+                else f"{p.setting} >= {self.min_limit:,} (now under {p.bytes + 1:,} B)"
+                for p in limits if p.bytes < self.min_limit]
 
     def lines(self) -> list[str]:
         headroom_pct = int(HEADROOM * 100)
@@ -287,9 +289,8 @@ def recommend(
     ``lost_under_limit`` are wire sizes of messages a master lost although they were under its
     limit (the python master's polling decode errors): chunks must stay under those too.
     """
-    below = tuple(p for p in path if p.bytes < limit)
     min_limit = math.ceil(largest_frame * (1 + headroom_share))
-    budget = math.floor(min([limit, *(p.bytes for p in below)]) / (1 + headroom_share))
+    budget = math.floor(min([limit, *(p.bytes for p in path)]) / (1 + headroom_share))
     notes = []
     lost = sorted(lost_under_limit)
     if lost and lost[0] <= budget:
@@ -300,4 +301,4 @@ def recommend(
         budget = lost[0] - 1
     plan = plan_chunks(profile, budget) if profile is not None else None
     return Recommendation(limit, largest_frame, largest_what, min_limit, budget, plan,
-                          profile.type if profile else "", tuple(notes), below)
+                          profile.type if profile else "", tuple(notes), tuple(path))

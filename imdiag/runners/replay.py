@@ -50,14 +50,21 @@ from imdiag.core.model import (
     ReplayDetails,
     Report,
 )
-from imdiag.core.path import path_notes_of
+from imdiag.core.path import body_limit_setting, path_notes_of
+from imdiag.core.plan import ReplaySettings
 from imdiag.core.probe_explain import path_limits
 from imdiag.core.probe_frames import PROBE_TYPE
 from imdiag.core.probe_result import ProbeSettings
-from imdiag.core.refusal import Refuser
-from imdiag.core.plan import ReplaySettings
 from imdiag.core.quirks import rule
-from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend, scale_message
+from imdiag.core.refusal import Refuser
+from imdiag.core.sizing import (
+    ListProfile,
+    PathLimit,
+    Recommendation,
+    list_profile,
+    recommend,
+    scale_message,
+)
 from imdiag.core.wire import Encoder, Transport, encode_json, event_frame, frame_parts, js_length
 from imdiag.masters import Master, new_master, started
 from imdiag.runners.probe import pin_limit
@@ -430,12 +437,18 @@ async def _pin_path_limits(settings: ReplaySettings, runs: Sequence[MasterInfo],
                   and (c.delivered or c.observed.barrier is Barrier.PARSED)]
         advertised = info.advertised_max_payload
         limit = await pin_limit(_probe_settings(settings), info.transport, advertised, max(passed, default=0), smallest)
-        found = path_limits([limit], advertised)
+        found = list(path_limits([limit], advertised))
+        server = refused[0].observed.http_server
+        if not found and refused[0].refused_by is Refuser.PROXY:
+            # The pin found the master's own limit below the proxy's: the proxy's is only known to
+            # be under the size it refused, which is still too small for that message.
+            found.append(PathLimit(smallest - 1, body_limit_setting(server),
+                                   f"{info.transport.value}, a proxy ({server or 'no Server header'})", exact=False))
         path.extend(found)
         for item in found:
-            notes.append(f"{info.transport.value}: the path refused {smallest:,} B below the master's maxPayload "
-                         f"{advertised or 0:,} B; its limit, pinned with {len(limit.trials)} probe frame(s) "
-                         f"({PROBE_TYPE}): {item.bytes:,} B ({item.where})")
+            pinned = (f"its limit, pinned with {len(limit.trials)} probe frame(s) ({PROBE_TYPE}): {item.bytes:,} B"
+                      if item.exact else f"the master's own limit is lower ({limit.max_accepted or 0:,} B)")
+            notes.append(f"{info.transport.value}: {item.where} refused {smallest:,} B; {pinned}")
     return tuple(path), notes
 
 

@@ -2,6 +2,7 @@
 
 from imdiag.core.captures import Captured
 from imdiag.core.sizing import (
+    PathLimit,
     headroom,
     js_length_explanation,
     list_profile,
@@ -88,3 +89,35 @@ def test_recommendations_are_the_incidents_fixes_as_numbers():
 
 def test_nice_ceiling():
     assert nice_ceiling(1_641_280) == 1_700_000 and nice_ceiling(1_000_000) == 1_000_000 and nice_ceiling(99) == 99
+
+
+def test_fixes_come_from_the_smallest_limit_on_the_path():
+    captured = Captured(3, sync(13_000))  # about 825 KB: over both limits with the headroom
+    profile = list_profile(captured, encoder=Encoder.NODE, event="message", namespace="/")
+    frame = size_of(captured).of(Encoder.NODE).frame_bytes
+    proxy = PathLimit(102_400, "the proxy's body limit (nginx: client_max_body_size)", "polling, a proxy (nginx/1.22.1)")
+    rec = recommend(1_000_000, frame, "message #3", profile, path=[proxy])
+    assert rec.ceiling == 102_400 and rec.chunk_budget == 81_920  # 102,400 / 1.25, not 1,000,000 / 1.25
+    assert rec.chunk_plan is not None and rec.chunk_plan.largest_chunk <= 81_920
+    a, b = rec.lines()[:2]
+    # Fix A names each limit on the path that is too small, and by how much to raise it.
+    assert (f"the proxy's body limit (nginx: client_max_body_size) >= {rec.min_limit:,} (now 102,400: "
+            f"+{rec.min_limit - 102_400:,} B)") in a
+    assert f"maxHttpBufferSize >= {rec.min_limit:,} (now 1,000,000: +{rec.min_limit - 1_000_000:,} B)" in a
+    assert "at the path's limit 102,400 B (polling, a proxy (nginx/1.22.1); the master's is 1,000,000 B)" in b
+    # A limit on the path above everything needed is not named; one known only to be too small is.
+    assert "proxy" not in recommend(1_000_000, frame, "m", profile, path=[PathLimit(2_000_000, "proxy", "y")]).lines()[0]
+    refused = PathLimit(frame - 1, "the proxy's body limit", "p", exact=False)  # it refused this message
+    bound = recommend(1_000_000, frame, "m", profile, path=[refused])
+    assert f"the proxy's body limit >= {rec.min_limit:,} (now under {frame:,} B)" in bound.lines()[0]
+    assert bound.chunk_budget == (frame - 1) * 4 // 5  # under what the proxy is known to refuse
+
+
+def test_fix_a_never_advises_lowering_a_limit():
+    rec = recommend(1_000_000, 500_081, "message #2", None)
+    assert rec.min_limit == 625_102
+    assert rec.lines()[0].startswith("fix A (raise the limit): not needed: everything here fits the path's smallest "
+                                     "limit 1,000,000 B with 25% headroom (it needs 625,102 B)")
+    through = recommend(1_000_000, 500_081, "message #2", None, path=[PathLimit(102_400, "the proxy's body limit", "p")])
+    assert "once the proxy's body limit >= 625,102 (now 102,400: +522,702 B) (e.g." in through.lines()[0]
+    assert "maxHttpBufferSize" not in through.lines()[0]
