@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := imdiag/node/node_modules/.package-lock.json
 
-.PHONY: run test node bench lint clean
+.PHONY: run test node nginx bench lint clean
 
 run: $(STAMP)
 	$(BIN)/imdiag size-sweep
 
-test: $(STAMP) node
+test: $(STAMP) node nginx
 	$(BIN)/python -m pytest
 	$(BIN)/imdiag gate  # dogfood: the project's own CI gate on its shipped fixtures (imdiag.toml)
 
@@ -25,6 +25,18 @@ node:
 		echo "npm is required in CI for the Node.js interop tests" >&2; exit 1; \
 	else \
 		echo "npm not found: the Node.js interop tests will be skipped" >&2; \
+	fi
+
+# Real nginx (the Debian package) for the tests of the path between worker and master. The tests
+# start their own nginx processes with generated configs; no service is needed. Without nginx
+# those tests skip locally; with CI=true they must run, so nginx is installed (as root).
+nginx:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then \
+		:; \
+	elif [ "$$CI" = "true" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; \
+	else \
+		echo "nginx not found: the proxy tests will be skipped (apt-get install nginx)" >&2; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -1,7 +1,7 @@
-"""What every test directory shares: an aiohttp client session, the Node.js requirement, the Node oracle.
+"""What every test directory shares: an aiohttp client session, the Node.js and nginx requirements, the Node oracle.
 
-Tests marked ``node`` are skipped with the install hint when Node.js or the pinned npm packages
-are missing, except under CI (``CI=true``), where that is a failure.
+Tests marked ``node`` (``nginx``) are skipped with the install hint when Node.js or the pinned
+npm packages (nginx) are missing, except under CI (``CI=true``), where that is a failure.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from imdiag.masters.node import NODE_DIR, node_ready
 
 from .helpers import TIMEOUT
+from .nginx import nginx_missing
 
 
 def in_ci() -> bool:
@@ -40,6 +41,8 @@ def require_node() -> None:
 def _node_marker(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("node") is not None:
         require_node()
+    if request.node.get_closest_marker("nginx") is not None:
+        require(nginx_missing())
 
 
 @pytest.fixture

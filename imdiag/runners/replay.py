@@ -37,7 +37,7 @@ from imdiag.clients.observe import LedgerWitness, Outgoing, ProtocolWitness, Wit
 from imdiag.core.captures import CaptureFile, capture_namespace, open_capture
 from imdiag.core.entries import canonical_digest
 from imdiag.core.errors import EncodeError, ImdiagError, TargetError
-from imdiag.core.judge import judge, judged_cell
+from imdiag.core.judge import judge, judged_cell, refusal_of
 from imdiag.core.model import (
     PATH_CAUSES,
     SIZE_CAUSES,
@@ -445,10 +445,14 @@ async def _pin_path_limits(settings: ReplaySettings, runs: Sequence[MasterInfo],
             found.append(PathLimit(smallest - 1, body_limit_setting(server),
                                    f"{info.transport.value}, a proxy ({server or 'no Server header'})", exact=False))
         path.extend(found)
+        refusal = refusal_of(refused[0].observed)
+        party = refusal.party() if refusal is not None else "the path"
         for item in found:
-            pinned = (f"its limit, pinned with {len(limit.trials)} probe frame(s) ({PROBE_TYPE}): {item.bytes:,} B"
-                      if item.exact else f"the master's own limit is lower ({limit.max_accepted or 0:,} B)")
-            notes.append(f"{info.transport.value}: {item.where} refused {smallest:,} B; {pinned}")
+            pinned = (f"the path's limit, pinned with {len(limit.trials)} probe frame(s) ({PROBE_TYPE}): "
+                      f"{item.bytes:,} B" if item.exact else
+                      f"the master's own limit is lower ({limit.max_accepted or 0:,} B), the proxy's is not known")
+            notes.append(f"{info.transport.value}: {party} refused {smallest:,} B (the master's maxPayload is "
+                         f"{advertised or 0:,} B); {pinned}")
     return tuple(path), notes
 
 
