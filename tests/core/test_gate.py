@@ -291,3 +291,12 @@ def test_gate_file_errors_name_file_and_key(data, key, why):
     with pytest.raises(InputError) as info:
         parse_gate_config(data, "imdiag.toml", ".")
     assert f"imdiag.toml: key '{key}'" in str(info.value) and why in str(info.value)
+
+
+@pytest.mark.parametrize("cause", ["session-unknown", "upgrade-blocked", "proxy-error"])
+def test_the_path_causes_are_gate_causes(cause):
+    rule = parse_rule(f"*@*:polling=dropped:{cause}")
+    assert (rule.delivered, rule.cause) == (False, cause)
+    live = report(cell(transport="polling", master="live", label="replay", index=0, delivered=False, cause=cause))
+    assert run(f"*#replay@*:polling=dropped:{cause}", rep=live).passed
+    assert not run("*#replay@*:polling=dropped:oversize-close", rep=live).passed

@@ -62,7 +62,7 @@ async def test_a_proxy_body_limit_is_measured_named_and_advised_on(tmp_path):
     async with behind_nginx(body_limit="100k") as url:
         probe_code, probe_out, probe_err = await cli("probe", "--url", url, "--message", str(DATA_SYNC),
                                                      "--json", str(probe_json))
-        replay_code, replay_out, replay_err = await cli("replay", str(SESSION), "--url", url, "--json",
+        replay_code, _, replay_err = await cli("replay", str(SESSION), "--url", url, "--json",
                                                         str(replay_json))
     assert probe_code == 0, probe_err
     report = json.loads(probe_json.read_text())
