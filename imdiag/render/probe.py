@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from imdiag.core.judge import refusal_of
+from imdiag.core.model import Cause
 from imdiag.core.probe_result import Fit, MessageVerdict, ProbeResult, TransportLimit
 from imdiag.core.refusal import Refuser
 from imdiag.core.units import format_bytes
@@ -39,10 +40,13 @@ def refused_with(limit: TransportLimit) -> str:
     return failure.cause.value if failure.cause else "?"
 
 
-def refused_by(limit: TransportLimit) -> str:
+def refused_by(limit: TransportLimit, result: ProbeResult) -> str:
     """``master``, ``proxy (nginx/1.22.1)``, ``unknown``."""
     shown = limit.refusal_trial
     refusal = refusal_of(shown.observation) if shown is not None else None
+    check = result.stickiness
+    if refusal is None and limit.diagnosis is Cause.SESSION_UNKNOWN and check is not None and check.refused_by:
+        return check.refused_by.value  # the sticky-session check's refusals
     if refusal is None:
         return "-"
     return f"{refusal.by.value} ({refusal.server})" if refusal.by is Refuser.PROXY and refusal.server else refusal.by.value
@@ -85,7 +89,7 @@ def limits_table(result: ProbeResult) -> Table:
             _bytes(limit.first_rejected) if limit.first_rejected is not None
             else ("-" if limit.stopped else f"none ≤ {format_bytes(limit.max_bytes)}"),
             refused_with(limit),
-            refused_by(limit),
+            refused_by(limit, result),
             str(len(limit.trials)),
             f"{limit.seconds:.2f}",
             Text(note, style="yellow" if note.startswith("disagrees") else ""),

@@ -448,9 +448,13 @@ async def _pin_path_limits(settings: ReplaySettings, runs: Sequence[MasterInfo],
         refusal = refusal_of(refused[0].observed)
         party = refusal.party() if refusal is not None else "the path"
         for item in found:
-            pinned = (f"the path's limit, pinned with {len(limit.trials)} probe frame(s) ({PROBE_TYPE}): "
-                      f"{item.bytes:,} B" if item.exact else
-                      f"the master's own limit is lower ({limit.max_accepted or 0:,} B), the proxy's is not known")
+            if limit.stopped:
+                pinned = f"the path's limit could not be pinned: {limit.stopped}"
+            elif item.exact:
+                pinned = (f"the path's limit, pinned with {len(limit.trials)} probe frame(s) ({PROBE_TYPE}): "
+                          f"{item.bytes:,} B")
+            else:
+                pinned = f"the master's own limit is lower ({limit.max_accepted or 0:,} B), the proxy's is not known"
             notes.append(f"{info.transport.value}: {party} refused {smallest:,} B (the master's maxPayload is "
                          f"{advertised or 0:,} B); {pinned}")
     return tuple(path), notes
