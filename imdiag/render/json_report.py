@@ -134,7 +134,7 @@ def handshake_to_dict(hs: Handshake) -> dict[str, Any]:
         "ping_timeout_ms": hs.ping_timeout_ms,
         "max_payload": hs.max_payload,
         "namespace": hs.namespace,
-        "namespace_accepted": True,
+        "namespace_accepted": hs.namespace_sid is not None,
         "namespace_sid": hs.namespace_sid,
         "seconds": round(hs.seconds, 3),
     }

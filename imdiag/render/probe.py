@@ -65,7 +65,10 @@ def handshake_table(result: ProbeResult) -> Table:
     table.add_row("pingInterval", f"{hs.ping_interval_ms:,} ms")
     table.add_row("pingTimeout", f"{hs.ping_timeout_ms:,} ms")
     table.add_row("maxPayload", _bytes(hs.max_payload) if hs.max_payload is not None else "not advertised")
-    table.add_row("namespace", f"{hs.namespace}: accepted" + (f" (sid {hs.namespace_sid})" if hs.namespace_sid else ""))
+    if hs.namespace_sid is not None:
+        table.add_row("namespace", f"{hs.namespace}: accepted (sid {hs.namespace_sid})")
+    else:
+        table.add_row("namespace", f"{hs.namespace}: not joined (no transport the path lets through could join it)")
     return table
 
 
