@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from imdiag.masters.node import NODE_DIR, node_ready
+from imdiag.masters.node_packages import node_env
 
 from .helpers import TIMEOUT
 from .nginx import nginx_missing
@@ -70,7 +71,7 @@ class NodeOracle:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            ["node", "-e", _NODE_ORACLE], cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            ["node", "-e", _NODE_ORACLE], cwd=NODE_DIR, env=node_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
 
     def _ask(self, op: str, value: Any) -> str:

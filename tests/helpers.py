@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiohttp import web
 
@@ -21,11 +21,11 @@ SCALE = float(os.environ.get("IMDIAG_TIMEOUT_SCALE", "1"))
 TIMEOUT = 10.0 * SCALE
 
 
-async def run_imdiag(*args: str, timeout: float) -> tuple[int, str, str]:
-    """``python -m imdiag ARGS`` with NO_COLOR; returns (exit code, stdout, stderr)."""
-    env = {**os.environ, "NO_COLOR": "1"}
+async def run_imdiag(*args: str, timeout: float, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """``python -m imdiag ARGS`` with NO_COLOR (and ``env`` over this environment); returns
+    (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imdiag", *args, env=env,
+        sys.executable, "-m", "imdiag", *args, env={**os.environ, "NO_COLOR": "1", **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:

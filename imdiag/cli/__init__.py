@@ -19,6 +19,7 @@ from imdiag import __version__
 from imdiag.cli.common import EXIT_CODES_HELP
 from imdiag.cli.fake_master import fake_master
 from imdiag.cli.gate import gate_command
+from imdiag.cli.node import node_app
 from imdiag.cli.probe import probe_command
 from imdiag.cli.replay import replay_command
 from imdiag.cli.size import size_command
@@ -39,6 +40,7 @@ app.command("replay")(replay_command)
 app.command("size")(size_command)
 app.command("probe")(probe_command)
 app.command("gate")(gate_command)
+app.add_typer(node_app)
 
 
 def _version(value: bool) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from imdiag.cli.common import fail, run_async
+from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import parse_namespace
 from imdiag.core.entries import Entry
 from imdiag.core.errors import ImdiagError, InputError
@@ -48,6 +49,7 @@ def fake_master(
         parsed_limit = parse_limit(limit)
         ns = parse_namespace(namespace)
         _check(port, master, record)
+        ensure_node_packages([master])
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

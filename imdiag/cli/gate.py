@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from imdiag.cli.common import console, fail, run_async, timeout_scale
+from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.gating import (
     BaselineOption,
     ExpectOption,
@@ -80,6 +81,7 @@ def gate_command(
         gate_config = load_gate_config(config, timeout_scale=timeout_scale())
         cli = gate_options(expect, max_fill, baseline, max_growth, junit, markdown, json_path)
         options = _options_for(gate_config, cli, baseline, max_growth, json_path)
+        ensure_node_packages(gate_config.masters)
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

@@ -9,6 +9,7 @@ import typer
 from imdiag.cli.common import console, fail, scaled_timeout
 from imdiag.cli.gating import GateOptions, with_gate_options
 from imdiag.cli.measure import run_measured
+from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
     AuthOption,
     EncoderOption,
@@ -102,6 +103,8 @@ def replay_command(
             ack=ack,
         )
         open_capture(file)  # a malformed capture is one line, before any master starts
+        if settings.url is None:
+            ensure_node_packages(settings.masters)
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

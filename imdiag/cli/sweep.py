@@ -9,6 +9,7 @@ import typer
 from imdiag.cli.common import fail, scaled_timeout
 from imdiag.cli.gating import GateOptions, with_gate_options
 from imdiag.cli.measure import run_measured
+from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
     EncoderOption,
     EventOption,
@@ -78,6 +79,7 @@ def size_sweep(
             timeout_s=scaled_timeout(timeout),
             masters=parse_masters(master),
         )
+        ensure_node_packages(settings.masters)
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

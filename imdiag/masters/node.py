@@ -16,19 +16,15 @@ import json
 import shutil
 import subprocess
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from imdiag.core.errors import TargetError
 from imdiag.masters.base import Master
 from imdiag.masters.ledger import Ledger
+from imdiag.masters.node_packages import INSTALL_HINT, NODE_DIR, NODE_HINT, NodePackages, locate, node_env
 
 SERVER_NAME = "node"
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 MASTER_JS = NODE_DIR / "master.js"
-# The packages master.js needs; checked on disk so a missing install is reported in one line.
-_REQUIRED = ("socket.io", "engine.io", "ws")
-_INSTALL_HINT = f"run `make node` or `npm ci --prefix {NODE_DIR}`"
 
 START_TIMEOUT_S = 15.0  # node start-up plus require() of socket.io, on a slow CI machine
 STOP_TIMEOUT_S = 5.0  # after stdin closes, before SIGTERM; then as long again before SIGKILL
@@ -37,14 +33,19 @@ _LINE_LIMIT = 1 << 24  # an arrival line holds only type/id, but those are the s
 
 def node_ready() -> str | None:
     """None when Node.js and the pinned npm packages are usable, else a one-line reason."""
+    return _packages_or_reason()[1]
+
+
+def _packages_or_reason() -> tuple[NodePackages | None, str | None]:
     if shutil.which("node") is None:
-        return f"Node.js is not installed (no `node` on PATH); install Node.js >= 18, then {_INSTALL_HINT}"
+        return None, f"Node.js is not installed (no `node` on PATH): {NODE_HINT}"
     if not MASTER_JS.is_file():
-        return f"{MASTER_JS} is missing from this installation of imdiag"
-    missing = [p for p in _REQUIRED if not (NODE_DIR / "node_modules" / p / "package.json").is_file()]
-    if missing:
-        return f"the npm packages of the node master are not installed ({', '.join(missing)}); {_INSTALL_HINT}"
-    return None
+        return None, f"{MASTER_JS} is missing from this installation of imdiag"
+    packages = locate()
+    if not packages.installed:
+        return None, (f"the pinned npm packages of the node master are not installed in {packages.prefix} "
+                      f"({packages.source}); {INSTALL_HINT}")
+    return packages, None
 
 
 class NodeMaster(Master):
@@ -72,9 +73,9 @@ class NodeMaster(Master):
         return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> None:
-        reason = node_ready()
-        if reason is not None:
-            raise TargetError(reason)
+        packages, reason = _packages_or_reason()
+        if packages is None:
+            raise TargetError(reason or "the node master cannot start")
         node = shutil.which("node")
         assert node is not None
         self._stopping = False
@@ -82,7 +83,7 @@ class NodeMaster(Master):
         options = dict(limit=self.limit, namespace=self.namespace, path=self.path, host=self.host, port=self.port)
         self._proc = await asyncio.create_subprocess_exec(
             node, str(MASTER_JS), json.dumps(options),
-            cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=NODE_DIR, env=node_env(packages), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             limit=_LINE_LIMIT,
         )
         try:

@@ -19,12 +19,18 @@
 const crypto = require("crypto");
 const fs = require("fs");
 const http = require("http");
+const Module = require("module");
 const path = require("path");
-const { Server } = require("socket.io");
+
+// The pinned npm packages: from the directory imdiag chose (IMDIAG_NODE_PREFIX, see
+// imdiag/masters/node_packages.py), else next to this file (a clone after `make node`).
+const prefix = process.env.IMDIAG_NODE_PREFIX;
+const load = prefix ? Module.createRequire(path.join(prefix, "package.json")) : require;
+const { Server } = load("socket.io");
 
 function packageVersion(name) {
   // Packages hide package.json behind "exports": walk up from the resolved entry point.
-  let dir = path.dirname(require.resolve(name));
+  let dir = path.dirname(load.resolve(name));
   for (;;) {
     const file = path.join(dir, "package.json");
     if (fs.existsSync(file)) {

@@ -290,12 +290,14 @@ async def test_port_in_use_is_a_target_error() -> None:
 
 
 async def test_not_ready_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    monkeypatch.setattr(node_module, "NODE_DIR", tmp_path)  # no node_modules there
+    monkeypatch.setenv("IMDIAG_NODE_DIR", str(tmp_path))  # no node_modules there
     monkeypatch.setattr(node_module.shutil, "which", lambda name: "/usr/bin/node")  # node "found"
     reason = node_ready()
-    assert reason is not None and "npm ci --prefix" in reason and "make node" in reason
+    assert reason is not None and "imdiag node install" in reason and str(tmp_path) in reason
+    with pytest.raises(TargetError, match="imdiag node install"):
+        await NodeMaster(limit=1000).start()
     monkeypatch.undo()
-    monkeypatch.setattr(node_module, "NODE_DIR", tmp_path)
+    monkeypatch.setenv("IMDIAG_NODE_DIR", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     reason = node_ready()
     assert reason is not None and "Node.js is not installed" in reason
