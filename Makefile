@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := imdiag/node/node_modules/.package-lock.json
 
-.PHONY: run test node nginx bench lint clean
+.PHONY: run test node nginx chromium dist bench lint clean
 
 run: $(STAMP)
 	$(BIN)/imdiag size-sweep
 
-test: $(STAMP) node nginx
+test: $(STAMP) node nginx chromium
 	$(BIN)/python -m pytest
 	$(BIN)/imdiag gate  # dogfood: the project's own CI gate on its shipped fixtures (imdiag.toml)
 
@@ -39,10 +39,25 @@ nginx:
 		echo "nginx not found: the proxy tests will be skipped (apt-get install nginx)" >&2; \
 	fi
 
-$(STAMP): pyproject.toml
+# Headless Chromium renders the --html reports in the browser test (the Debian package).
+# Without it that test skips locally; with CI=true it must run, so it is installed here.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$CI" = "true" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else \
+		echo "chromium not found: the --html browser test will be skipped" >&2; \
+	fi
+
+# The exact versions of constraints.txt: the reference masters' behaviour depends on them.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# The wheel users install (pip install dist/imdiag-*.whl); it finds or installs Node's packages itself.
+dist: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 bench: $(STAMP) node
 	$(BIN)/python benchmarks/bench_sweep.py --master python
@@ -52,4 +67,4 @@ bench: $(STAMP) node
 	$(BIN)/python benchmarks/bench_replay.py
 
 clean:
-	rm -rf $(VENV) imdiag/node/node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) imdiag/node/node_modules .pytest_cache .hypothesis build dist

@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from imdiag.cli.common import console, fail, run_async, timeout_scale
+from imdiag.cli.measure import print_version_drift
 from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.gating import (
     BaselineOption,
@@ -97,6 +98,7 @@ def gate_command(
             err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {options.json_path}")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     _print_parts(parts)
+    print_version_drift(out, report.masters)
     code = finish_with_gate(report, options, out)
     if options.json_path and code in (ExitCode.OK, ExitCode.GATE_FAILED):
         err.print(f"report written to {options.json_path}")

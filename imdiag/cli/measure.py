@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 import typer
-from rich.console import RenderableType
+from rich.console import Console, RenderableType
+from rich.text import Text
 
 from imdiag.cli.common import console, fail, print_diagnosed, progress_for, run_async
 from imdiag.cli.gating import GateOptions, finish_with_gate, write_report
 from imdiag.core.errors import ExitCode, ImdiagError
-from imdiag.core.model import PATH_CAUSES, Cell, Report
+from imdiag.core.model import PATH_CAUSES, Cell, MasterInfo, Report
+from imdiag.core.quirks import version_drift
 
 MeasureFn = Callable[
     [list[Cell], Callable[[Cell], None], Callable[[int], None], Callable[[str], None]], Coroutine[Any, Any, Report]
@@ -64,6 +66,7 @@ def run_measured(
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     for renderable in render(report):
         out.print(renderable)
+    print_version_drift(out, report.masters)
     code = finish_with_gate(report, gate, out)
     diagnosed = sorted({f"{c.transport.value} ({c.cause.value})" for c in report.cells if c.cause in PATH_CAUSES})
     if code == ExitCode.OK and diagnosed and not gate.active:
@@ -71,3 +74,10 @@ def run_measured(
         print_diagnosed(f"the path to the master breaks {', '.join(diagnosed)}: see Why above")
         code = int(ExitCode.DIAGNOSED)
     raise typer.Exit(code)
+
+
+def print_version_drift(out: Console, masters: Sequence[MasterInfo]) -> None:
+    """One line when the masters ran other versions than the README's figures came from."""
+    note = version_drift((m.server, m.versions) for m in masters)
+    if note is not None:
+        out.print(Text(note, style="yellow"), soft_wrap=True)

@@ -8,6 +8,7 @@ does something the rule does not predict.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +29,18 @@ class LimitRule:
         return n < limit if self.accepts == "<" else n <= limit
 
 
-def _load() -> tuple[dict[tuple[str, Transport], LimitRule], dict[str, tuple[str, ...]]]:
+def _load() -> tuple[dict[tuple[str, Transport], LimitRule], dict[str, tuple[str, ...]], dict[str, dict[str, str]]]:
     data = tomllib.loads((Path(__file__).parent / "servers.toml").read_text(encoding="utf-8"))
     rules = {}
     for row in data["rule"]:
         limit_rule = LimitRule(**{**row, "transport": Transport(row["transport"])})
         rules[(limit_rule.server, limit_rule.transport)] = limit_rule
     behaviours = {server: tuple(lines) for server, lines in data["behaviours"].items()}
-    return rules, behaviours
+    reference = {server: {str(k): str(v) for k, v in packages.items()} for server, packages in data["reference"].items()}
+    return rules, behaviours, reference
 
 
-RULES, KNOWN_BEHAVIOURS = _load()
+RULES, KNOWN_BEHAVIOURS, REFERENCE_VERSIONS = _load()
 
 # Log messages with which python-socketio / python-engineio report that they received bytes
 # but failed to decode or dispatch them. The reference master tags such log lines as decode
@@ -47,3 +49,23 @@ PYTHON_DECODE_ERROR_LOGS = ("message async handler error", "post request handler
 
 def rule(server: str, transport: Transport) -> LimitRule:
     return RULES[(server, transport)]
+
+
+def version_drift(versions_by_server: Iterable[tuple[str, Mapping[str, str]]],
+                  reference: Mapping[str, Mapping[str, str]] | None = None) -> str | None:
+    """One line when a master ran other versions than the README's figures came from, else None.
+
+    ``versions_by_server``: (server, versions) of each master that ran (``MasterInfo``).
+    """
+    expected = REFERENCE_VERSIONS if reference is None else reference
+    differ: dict[str, dict[str, str]] = {}
+    for server, versions in versions_by_server:
+        for package, pinned in expected.get(server, {}).items():
+            ran = versions.get(package)
+            if ran is not None and ran != pinned:
+                differ.setdefault(server, {})[package] = f"{package} {ran} (README: {pinned})"
+    if not differ:
+        return None
+    parts = [f"the {server} master ran {', '.join(d.values())}" for server, d in differ.items()]
+    return (f"note: {'; '.join(parts)}: results may differ from the README's figures "
+            "(the versions they came from are pinned in constraints.txt and imdiag/node/package-lock.json)")

@@ -9,6 +9,11 @@ import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner
+
+from imdiag.cli import app
+from imdiag.core import quirks
+from imdiag.core.quirks import REFERENCE_VERSIONS
 
 from ..helpers import TIMEOUT
 
@@ -109,3 +114,20 @@ def test_size_sweep_as_a_gate_exit_codes(tmp_path):
     assert failing.returncode == 1 and "gate failed" in failing.stdout + failing.stderr
     bad_rule = imdiag(*base, "--expect", "nonsense")
     assert bad_rule.returncode == 2 and "Traceback" not in bad_rule.stderr
+
+
+@pytest.mark.parametrize("drifted", [False, True])
+def test_the_terminal_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, drifted: bool) -> None:
+    if drifted:
+        reference = {**REFERENCE_VERSIONS, "python": {**REFERENCE_VERSIONS["python"], "aiohttp": "0.0.1"}}
+        monkeypatch.setattr(quirks, "REFERENCE_VERSIONS", reference)
+    result = CliRunner().invoke(app, ["size-sweep", "--limits", "100KB", "--no-boundary", "--sizes", "1KB",
+                                      "--types", "worker:heartbeat", "--transports", "websocket"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "README's figures" in line]
+    if drifted:
+        assert lines == [f"note: the python master ran aiohttp {REFERENCE_VERSIONS['python']['aiohttp']} "
+                         "(README: 0.0.1): results may differ from the README's figures (the versions they came "
+                         "from are pinned in constraints.txt and imdiag/node/package-lock.json)"]
+    else:
+        assert lines == []
