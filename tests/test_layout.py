@@ -119,3 +119,16 @@ def test_imports_are_at_the_top_or_say_why_not():
                 if "start-up time" not in above:
                     late.append(f"{path.name}:{node.lineno}")
     assert late == []
+
+
+def test_the_html_report_imports_only_the_core_and_the_standard_library():
+    """One self-contained page from the result model alone: no rich, no I/O, no other renderer."""
+    tree = ast.parse((PACKAGE / "render" / "html.py").read_text(encoding="utf-8"))
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+    outside = [m for m in imported if m != "imdiag" and not m.startswith("imdiag.core.")
+               and m.split(".")[0] not in sys.stdlib_module_names]
+    assert outside == [] and "imdiag.core.findings" in imported
+    code = "import sys, imdiag.render.html; print(sorted(m for m in ('rich', 'typer', 'asyncio', 'socket') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

@@ -72,6 +72,14 @@ def write_json(path: str, data: dict[str, Any]) -> None:
         raise InputError(f"cannot write report {path}: {exc.strerror or exc}") from None
 
 
+def write_text(path: str, text: str, what: str) -> None:
+    """A text report (JUnit, Markdown, HTML), atomically; an unwritable path is an InputError."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise InputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
 def progress_for(out: Console) -> Progress | None:
     if not out.is_terminal:
         return None

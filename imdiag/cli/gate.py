@@ -9,8 +9,6 @@ import typer
 from rich.text import Text
 
 from imdiag.cli.common import console, fail, run_async, timeout_scale
-from imdiag.cli.measure import print_version_drift
-from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.gating import (
     BaselineOption,
     ExpectOption,
@@ -23,6 +21,9 @@ from imdiag.cli.gating import (
     gate_options,
     load_baseline,
 )
+from imdiag.cli.measure import print_version_drift
+from imdiag.cli.node import ensure_node_packages
+from imdiag.cli.options import HtmlOption, parse_masters
 from imdiag.core.errors import ExitCode, ImdiagError
 from imdiag.core.gate import GateConfig
 from imdiag.core.model import Cell, Report
@@ -31,7 +32,7 @@ from imdiag.render.terminal import sweep_renderables
 
 
 def _options_for(config: GateConfig, cli: GateOptions, cli_baseline: str | None, cli_max_growth: str | None,
-                 json_path: str | None) -> GateOptions:
+                 json_path: str | None, html_path: str | None) -> GateOptions:
     """Command-line options over the gate file: --expect adds rules, the others replace."""
     baseline_path = cli_baseline or config.baseline
     return GateOptions(
@@ -43,8 +44,14 @@ def _options_for(config: GateConfig, cli: GateOptions, cli_baseline: str | None,
         junit=cli.junit or config.outputs.junit,
         markdown=cli.markdown or config.outputs.markdown,
         json_path=json_path or config.outputs.json,
+        html_path=html_path or config.outputs.html,
         always=True,
     )
+
+
+def _with_masters(config: GateConfig, masters: tuple[str, ...]) -> GateConfig:
+    sweep = dataclasses.replace(config.sweep, masters=masters) if config.sweep is not None else None
+    return dataclasses.replace(config, masters=masters, sweep=sweep)
 
 
 def _print_parts(parts: list[Report]) -> None:
@@ -69,6 +76,11 @@ def gate_command(
     markdown: MarkdownOption = None,
     json_path: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report, with its "
                                                   "gate section, to this file.")] = None,
+    html_path: HtmlOption = None,
+    master: Annotated[
+        str | None, typer.Option(metavar="python|node|both", help="Which reference masters, instead of the gate "
+                                 "file's `master`.")
+    ] = None,
 ) -> None:
     """Run the gate file's whole check (size sweep and fixtures) and judge it: the CI regression gate.
 
@@ -80,8 +92,10 @@ def gate_command(
 
     try:
         gate_config = load_gate_config(config, timeout_scale=timeout_scale())
-        cli = gate_options(expect, max_fill, baseline, max_growth, junit, markdown, json_path)
-        options = _options_for(gate_config, cli, baseline, max_growth, json_path)
+        if master is not None:
+            gate_config = _with_masters(gate_config, parse_masters(master))
+        cli = gate_options(expect, max_fill, baseline, max_growth, junit, markdown, json_path, html_path)
+        options = _options_for(gate_config, cli, baseline, max_growth, json_path, html_path)
         ensure_node_packages(gate_config.masters)
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
@@ -94,8 +108,9 @@ def gate_command(
     except KeyboardInterrupt:
         partial = Report("gate", gate_settings(gate_config), list(cells), interrupted=True)
         code = finish_with_gate(partial, dataclasses.replace(options, junit=None, markdown=None), out)
-        if options.json_path and code != ExitCode.USAGE:
-            err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {options.json_path}")
+        for path in (options.json_path, options.html_path):
+            if path and code != ExitCode.USAGE:
+                err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {path}")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     _print_parts(parts)
     print_version_drift(out, report.masters)

@@ -22,8 +22,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from imdiag.cli.common import fail, print_error, write_json
-from imdiag.cli.files import check_writable, write_atomic
+from imdiag.cli.common import fail, print_error, write_json, write_text
+from imdiag.cli.files import check_writable
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.gate import (
     DEFAULT_MAX_GROWTH,
@@ -39,6 +39,7 @@ from imdiag.core.gate import (
     report_cells,
 )
 from imdiag.core.model import Report
+from imdiag.render.html import report_html
 from imdiag.render.json_report import report_to_dict
 from imdiag.render.junit import junit_xml
 from imdiag.render.markdown import gate_markdown, github_annotations
@@ -87,6 +88,7 @@ class GateOptions:
     junit: str | None = None
     markdown: str | None = None
     json_path: str | None = None  # the command's --json: finish_with_gate writes it
+    html_path: str | None = None  # the command's --html: likewise
     always: bool = False  # judge even with nothing to check (the gate command)
 
     @property
@@ -123,9 +125,10 @@ def gate_options(
     junit: str | None = None,
     markdown: str | None = None,
     json_path: str | None = None,
+    html_path: str | None = None,
 ) -> GateOptions:
     """Parse the gate options of a command; raises InputError (exit 2) before anything is measured."""
-    for path, option in ((junit, "--junit"), (markdown, "--markdown"), (json_path, "--json")):
+    for path, option in ((junit, "--junit"), (markdown, "--markdown"), (json_path, "--json"), (html_path, "--html")):
         check_writable(path, option)
     rules = tuple(parse_rule(text) for text in expect or [])
     return GateOptions(
@@ -137,6 +140,7 @@ def gate_options(
         junit=junit,
         markdown=markdown,
         json_path=json_path,
+        html_path=html_path,
     )
 
 
@@ -150,11 +154,10 @@ def write_report(path: str | None, report: Report, gate: dict[str, Any] | None =
     write_json(path, data)
 
 
-def _write_text(path: str, text: str, what: str) -> None:
-    try:
-        write_atomic(path, text)
-    except OSError as exc:
-        raise InputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+def write_html(path: str | None, report: Report, gate: GateResult | None = None) -> None:
+    """The report as one HTML page (with the gate's verdict when judged), if a path was asked for."""
+    if path:
+        write_text(path, report_html(report, gate), "HTML report")
 
 
 _GATE_PARAMETERS = [
@@ -177,7 +180,7 @@ def with_gate_options(command: Callable[..., None]) -> Callable[..., None]:
     def wrapper(**kwargs: Any) -> None:
         parts = {p.name: kwargs.pop(p.name) for p in _GATE_PARAMETERS}
         try:
-            gate = gate_options(**parts, json_path=kwargs.get("json_path"))
+            gate = gate_options(**parts, json_path=kwargs.get("json_path"), html_path=kwargs.get("html_path"))
         except ImdiagError as exc:
             raise fail(str(exc), exc.exit_code) from None
         command(**kwargs, gate=gate)
@@ -221,19 +224,19 @@ def finish_with_gate(report: Report, options: GateOptions, console: Console) -> 
     started = time.monotonic()
     try:
         if not options.active:
-            if options.json_path:
-                write_report(options.json_path, report, None)
+            write_report(options.json_path, report, None)
+            write_html(options.html_path, report)
             return int(ExitCode.OK)
         result = evaluate(report_to_dict(report), options.spec, options.baseline,
                           baseline_source=f"baseline {options.baseline_path}")
-        if options.json_path:
-            write_report(options.json_path, report, gate_to_dict(result))
+        write_report(options.json_path, report, gate_to_dict(result))
+        write_html(options.html_path, report, result)
         elapsed = report.elapsed_s + time.monotonic() - started
         if options.junit:
-            _write_text(options.junit, junit_xml(result, name=f"imdiag {report.command}", elapsed_s=elapsed), "JUnit file")
+            write_text(options.junit, junit_xml(result, name=f"imdiag {report.command}", elapsed_s=elapsed), "JUnit file")
         summary = gate_markdown(result, title=f"imdiag {report.command}")
         if options.markdown:
-            _write_text(options.markdown, summary, "Markdown summary")
+            write_text(options.markdown, summary, "Markdown summary")
         _append_step_summary(summary)
     except ImdiagError as exc:
         print_error(str(exc))

@@ -10,7 +10,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from imdiag.cli.common import console, fail, print_diagnosed, progress_for, run_async
-from imdiag.cli.gating import GateOptions, finish_with_gate, write_report
+from imdiag.cli.gating import GateOptions, finish_with_gate, write_html, write_report
 from imdiag.core.errors import ExitCode, ImdiagError
 from imdiag.core.model import PATH_CAUSES, Cell, MasterInfo, Report
 from imdiag.core.quirks import version_drift
@@ -59,10 +59,12 @@ def run_measured(
             out.print(renderable)
         try:
             write_report(gate.json_path, report)
+            write_html(gate.html_path, report)
         except ImdiagError as exc:
             raise fail(str(exc), exc.exit_code) from None
-        if gate.json_path:
-            err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {gate.json_path}")
+        for path in (gate.json_path, gate.html_path):
+            if path:
+                err.print(f"imdiag: interrupted; {len(cells)} measured cells written to {path}")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     for renderable in render(report):
         out.print(renderable)

@@ -19,8 +19,8 @@ from imdiag.masters.node_packages import (
     NodePackages,
     check_tools,
     install,
-    lock_hash,
     locate,
+    lock_hash,
     missing_tools,
     top_level,
 )
@@ -84,7 +84,8 @@ def _tool_version(tool: str) -> str:
     if path is None:
         return "not found on PATH"
     try:
-        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{path} (no version: {exc})"
     return f"{done.stdout.strip() or '?'} ({path})"
@@ -94,12 +95,12 @@ def _tool_version(tool: str) -> str:
 def status_command() -> None:
     """Say whether Node.js, npm and the pinned packages are ready, and where. Exit 3 when not."""
     packages = locate()
+    state = "installed" if packages.installed else "not installed"
     rows = [
         ("node", _tool_version("node")),
         ("npm", _tool_version("npm")),
         ("pinned", f"{_pinned()} ({LOCK_FILE}, sha256 {lock_hash()}...)"),
-        ("packages", f"{'installed' if packages.installed else 'not installed'} in {packages.prefix} "
-                     f"({packages.source})"),
+        ("packages", f"{state} in {packages.prefix} ({packages.source})"),
     ]
     for name, value in rows:
         print(f"{name:<9} {value}")

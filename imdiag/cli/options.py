@@ -165,6 +165,11 @@ MasterOption = Annotated[
 EventOption = Annotated[str, typer.Option(metavar="EVENT", help="Event name the messages are emitted on.")]
 TimeoutOption = Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for any one answer.")]
 JsonOption = Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to this file.")]
+HtmlOption = Annotated[
+    str | None,
+    typer.Option("--html", metavar="FILE", help="Write the report as one self-contained HTML page (heatmaps, "
+                 "evidence as tooltips; no script, no network) to this file."),
+]
 PathOption = Annotated[str, typer.Option(metavar="PATH", help="Engine.IO path (with --url).")]
 HeaderOption = Annotated[
     list[str] | None,

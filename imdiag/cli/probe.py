@@ -7,13 +7,22 @@ from typing import Annotated
 
 import typer
 
-from imdiag.cli.common import console, fail, print_diagnosed, run_async, scaled_timeout, write_json
+from imdiag.cli.common import (
+    console,
+    fail,
+    print_diagnosed,
+    run_async,
+    scaled_timeout,
+    write_json,
+    write_text,
+)
 from imdiag.cli.files import check_writable
 from imdiag.cli.options import (
     AuthOption,
     EncoderOption,
     EventOption,
     HeaderOption,
+    HtmlOption,
     InsecureOption,
     JsonOption,
     PathOption,
@@ -32,6 +41,7 @@ from imdiag.core.probe_frames import PROBE_TYPE
 from imdiag.core.probe_result import ProbeResult, ProbeSettings, SizedMessage, exit_code
 from imdiag.core.units import parse_size
 from imdiag.core.wire import Encoder
+from imdiag.render.html import probe_html
 from imdiag.render.json_report import probe_to_dict
 from imdiag.render.probe import probe_renderables
 
@@ -68,17 +78,20 @@ def _settings(url: str, path: str, event: str, transport: list[str] | None, auth
     return settings
 
 
-def _finish(result: ProbeResult, json_path: str | None) -> None:
+def _finish(result: ProbeResult, json_path: str | None, html_path: str | None) -> None:
     out = console()
     for renderable in probe_renderables(result):
         out.print(renderable)
     try:
         if json_path:
             write_json(json_path, probe_to_dict(result))
+        if html_path:
+            write_text(html_path, probe_html(result), "HTML report")
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
-    if json_path:
-        console(stderr=True).print(f"report written to {json_path}")
+    for path in (json_path, html_path):
+        if path:
+            console(stderr=True).print(f"report written to {path}")
     code = exit_code(result)
     if code is ExitCode.INTERRUPTED:
         raise fail("interrupted (Ctrl-C): the results above are partial", code)
@@ -110,6 +123,7 @@ def probe_command(
     ] = None,
     encoder: EncoderOption = Encoder.NODE,
     json_path: JsonOption = None,
+    html_path: HtmlOption = None,
 ) -> None:
     """Find a live master's exact frame limit per transport, and how it fails beyond it, safely."""
     # Imported here for start-up time: the runner loads aiohttp.
@@ -119,6 +133,7 @@ def probe_command(
         settings = _settings(url, path, event, transport, auth, header, insecure, timeout, max_bytes, probe_type,
                              ack, message, encoder)
         check_writable(json_path, "--json")
+        check_writable(html_path, "--html")
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 
@@ -130,4 +145,4 @@ def probe_command(
         if partial is None:
             raise fail("interrupted before the handshake: nothing was measured", ExitCode.INTERRUPTED) from None
         result = partial
-    _finish(result, json_path)
+    _finish(result, json_path, html_path)

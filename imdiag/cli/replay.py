@@ -14,6 +14,7 @@ from imdiag.cli.options import (
     AuthOption,
     EncoderOption,
     HeaderOption,
+    HtmlOption,
     InsecureOption,
     JsonOption,
     MasterOption,
@@ -72,6 +73,7 @@ def replay_command(
                                       "master acknowledges it (with --url).")] = False,
     timeout: TimeoutOption = 10.0,
     json_path: JsonOption = None,
+    html_path: HtmlOption = None,
     *,
     gate: GateOptions,
 ) -> None:

@@ -13,6 +13,7 @@ from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
     EncoderOption,
     EventOption,
+    HtmlOption,
     JsonOption,
     MasterOption,
     TimeoutOption,
@@ -58,6 +59,7 @@ def size_sweep(
     seed: Annotated[int, typer.Option(help="Seed of the payload generator.")] = 1,
     timeout: TimeoutOption = 10.0,
     json_path: JsonOption = None,
+    html_path: HtmlOption = None,
     *,
     gate: GateOptions,
 ) -> None:

@@ -452,7 +452,7 @@ CONFIG_KEYS = (
     "fixtures", "limits", "transports", "encoder", "master", "types", "sizes", "boundary", "sweep",
     "namespace", "event", "seed", "timeout", "expect", "max_fill", "baseline", "max_growth", "outputs",
 )
-OUTPUT_KEYS = ("json", "junit", "markdown")
+OUTPUT_KEYS = ("json", "junit", "markdown", "html")
 
 
 @dataclass(frozen=True)
@@ -460,6 +460,7 @@ class GateOutputs:
     json: str | None = None
     junit: str | None = None
     markdown: str | None = None
+    html: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,14 @@ from typing import Any
 from imdiag.core.errors import TargetError
 from imdiag.masters.base import Master
 from imdiag.masters.ledger import Ledger
-from imdiag.masters.node_packages import INSTALL_HINT, NODE_DIR, NODE_HINT, NodePackages, locate, node_env
+from imdiag.masters.node_packages import (
+    INSTALL_HINT,
+    NODE_DIR,
+    NodePackages,
+    locate,
+    missing_tools,
+    node_env,
+)
 
 SERVER_NAME = "node"
 MASTER_JS = NODE_DIR / "master.js"
@@ -38,7 +45,7 @@ def node_ready() -> str | None:
 
 def _packages_or_reason() -> tuple[NodePackages | None, str | None]:
     if shutil.which("node") is None:
-        return None, f"Node.js is not installed (no `node` on PATH): {NODE_HINT}"
+        return None, missing_tools() or "Node.js is not installed"
     if not MASTER_JS.is_file():
         return None, f"{MASTER_JS} is missing from this installation of imdiag"
     packages = locate()

@@ -117,17 +117,19 @@ def node_env(packages: NodePackages | None = None) -> dict[str, str]:
 
 def missing_tools() -> str | None:
     """None when ``node`` and ``npm`` are on PATH, else a one-line reason saying what to install."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if not missing:
-        return None
-    return f"{' and '.join(f'`{t}`' for t in missing)} not found on PATH: {NODE_HINT}"
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None:
+        return f"Node.js is not installed (no `node`{'' if npm else ' and no `npm`'} on PATH): {NODE_HINT}"
+    if npm is None:
+        return f"npm is not installed (no `npm` on PATH): {NODE_HINT}"
+    return None
 
 
 def check_tools() -> None:
     """TargetError (exit 3) saying what to install when ``node`` or ``npm`` is missing."""
     reason = missing_tools()
     if reason is not None:
-        raise TargetError(f"cannot install the pinned Node.js packages: {reason}")
+        raise TargetError(f"the pinned Node.js packages cannot be installed: {reason}")
 
 
 def install(packages: NodePackages) -> NodePackages:
@@ -174,7 +176,7 @@ def _npm_ci(directory: Path) -> None:
     assert npm is not None
     try:
         done = subprocess.run([npm, *INSTALL_COMMAND[1:]], cwd=directory, capture_output=True, text=True,
-                              timeout=INSTALL_TIMEOUT_S, stdin=subprocess.DEVNULL)
+                              timeout=INSTALL_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired:
         raise TargetError(f"npm ci did not finish within {INSTALL_TIMEOUT_S:g} s (installing into {directory})") from None
     if done.returncode != 0:

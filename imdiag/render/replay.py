@@ -9,11 +9,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.core.model import PATH_CAUSES, Barrier, Cause, Cell, Report
+from imdiag.core.findings import findings, short_cause, why_lines
+from imdiag.core.model import Barrier, Cause, Cell, Report
 from imdiag.core.sizing import MessageSize, Recommendation, headroom, js_length_explanation
 from imdiag.core.units import format_size
 from imdiag.core.wire import Encoder
-from imdiag.render.terminal import DROP, OK, findings, short_cause
+from imdiag.render.terminal import DROP, OK
 
 MAX_ROWS = 200  # per-message tables stop here; the JSON report has every cell
 PARSED = "≈"
@@ -188,23 +189,6 @@ def scale_table(cells: Sequence[Cell], scales: Sequence[int]) -> Table | None:
                 row.append(Text(f"{DROP} x{scale}: {cell.message_bytes:,} B {short_cause(cell)}", style="red"))
         table.add_row(*row)
     return table
-
-
-def why_lines(cells: Sequence[Cell]) -> list[str]:
-    """The evidence of the first drop of each (lane, type, cause)."""
-    seen: set[tuple[object, ...]] = set()
-    out = []
-    for cell in sorted((c for c in cells if not c.delivered), key=lambda c: (c.index or 0, c.master, c.transport.value, c.limit)):
-        # A path cause (no sticky sessions, a blocked upgrade) is one line per lane: it is not the message's.
-        what = cell.cause if cell.cause in PATH_CAUSES else (cell.type, cell.cause)
-        key = (cell.master, cell.transport.value, cell.limit, what)
-        if key in seen:
-            continue
-        seen.add(key)
-        where = f"{cell.master} {cell.transport.value}" + (f" {format_size(cell.limit)}" if cell.master != "live" else "")
-        out.append(f"#{cell.index} {cell.type} ({where}): {cell.cause.value if cell.cause else '?'}: "
-                   f"JS .length {cell.js_length:,}, frame {cell.message_bytes:,} B; {cell.evidence}")
-    return out
 
 
 def replay_renderables(report: Report) -> list[RenderableType]:

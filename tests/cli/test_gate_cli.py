@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ..render.test_html import Page
+
 REPO = Path(__file__).resolve().parents[2]
 SMALL = """
 limits = ["20KB"]
@@ -47,7 +49,8 @@ PASSING = [
 
 
 def test_rules_that_hold_exit_0_with_every_output(tmp_path):
-    config = gate_file(tmp_path, *PASSING, extra='max_fill = 0.8\n[outputs]\njson = "out/report.json"\n')
+    config = gate_file(tmp_path, *PASSING,
+                       extra='max_fill = 0.8\n[outputs]\njson = "out/report.json"\nhtml = "out/report.html"\n')
     (tmp_path / "out").mkdir()
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
@@ -60,6 +63,9 @@ def test_rules_that_hold_exit_0_with_every_output(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())  # relative to the gate file
     assert report["command"] == "gate" and report["gate"]["passed"] is True
     assert report["gate"]["failures"] == [] and report["gate"]["checks"] >= len(PASSING)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert f"gate passed: {report['gate']['checks']} checks" in html
+    assert html.count('<td class="v ') == len(report["cells"])
     root = ET.parse(tmp_path / "gate.xml").getroot()
     assert root.get("failures") == "0" and int(root.get("tests")) == report["gate"]["checks"]
     markdown = (tmp_path / "gate.md").read_text()
@@ -71,7 +77,7 @@ def test_a_failing_rule_exits_1_with_evidence_and_annotations(tmp_path):
     config = gate_file(tmp_path, "worker:heartbeat=delivered", "worker:messages:update@20KB:websocket=delivered")
     junit = tmp_path / "gate.xml"
     result = imdiag("gate", "--config", str(config), "--junit", str(junit), "--json", str(tmp_path / "r.json"),
-                    env={"GITHUB_ACTIONS": "true"})
+                    "--html", str(tmp_path / "r.html"), env={"GITHUB_ACTIONS": "true"})
     no_traceback(result)
     assert result.returncode == 1, result.stderr
     assert "gate failed: 1 of 3 checks failed" in result.stdout
@@ -82,6 +88,11 @@ def test_a_failing_rule_exits_1_with_evidence_and_annotations(tmp_path):
     assert failure.get("type") == "oversize-close" and "Message Too Big" in failure.text
     gate = json.loads((tmp_path / "r.json").read_text())["gate"]
     assert gate["passed"] is False and gate["failures"][0]["cause"] == "oversize-close"
+    html = (tmp_path / "r.html").read_text()
+    assert "gate failed: 1 of 3 checks failed" in html
+    framed = [c for c in Page(html).cells if "gate-fail" in c["class"]]  # the failing cells, outlined
+    assert framed and {(c["data-type"], c["data-limit"], c["data-transport"]) for c in framed} == {
+        ("worker:messages:update", "20000", "websocket")}
 
 
 def test_a_rule_matching_no_cell_fails(tmp_path):
@@ -176,6 +187,12 @@ def test_a_target_that_cannot_be_set_up_is_exit_3(tmp_path):
     assert result.returncode == 3, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "Node.js is not installed" in result.stderr
+    # --master on the command line replaces the file's: the same file with master = "python" ...
+    config = gate_file(tmp_path, "worker:heartbeat=delivered")
+    result = imdiag("gate", "--config", str(config), "--master", "node", env={"PATH": str(empty)})
+    assert result.returncode == 3 and "Node.js is not installed" in result.stderr, result.stderr
+    result = imdiag("gate", "--config", str(config), "--master", "martian")
+    assert result.returncode == 2 and "unknown master 'martian'" in result.stderr
 
 
 def _verdicts(path):

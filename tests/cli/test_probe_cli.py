@@ -30,7 +30,8 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
 async def test_cli_prints_the_probe_and_writes_the_json_report(tmp_path):
     out = tmp_path / "probe.json"
     async with PythonMaster(limit=50_000, namespace=NS) as master:
-        code, stdout, stderr = await run_cli("--url", master.url + NS, "--json", str(out), "-H", "X-Token: secret")
+        code, stdout, stderr = await run_cli("--url", master.url + NS, "--json", str(out), "-H", "X-Token: secret",
+                                             "--html", str(tmp_path / "probe.html"))
     assert code == 0, stderr
     assert "Traceback" not in stderr
     assert "49,999 B" in stdout and "50,001 B" in stdout and "close 1009" in stdout and "HTTP 400" in stdout
@@ -46,6 +47,10 @@ async def test_cli_prints_the_probe_and_writes_the_json_report(tmp_path):
     assert (polling["max_accepted_frame_bytes"], polling["first_rejected_frame_bytes"]) == (50_000, 50_001)
     assert polling["failure"]["http_status"] == 400
     assert report["handshake"]["max_payload"] == 50_000 and report["message_verdicts"] == []
+    html = (tmp_path / "probe.html").read_text()
+    assert "49,999 B" in html and "close 1009" in html and "HTTP 400" in html and "secret" not in html
+    trials = len(report["transports"]["websocket"]["trial_log"]) + len(report["transports"]["polling"]["trial_log"])
+    assert html.count('<td class="v ') == trials
 
 
 async def test_cli_namespace_refused_is_one_line():

@@ -33,6 +33,8 @@ def imdiag(*args, **kwargs):
         (["size-sweep", "--transports", "carrier-pigeon"], "unknown transport 'carrier-pigeon'"),
         (["size-sweep", "--namespace", "worker"], "a namespace starts with '/'"),
         (["fake-master", "--limit", "12 parsecs"], "invalid size '12 parsecs'"),
+        (["size-sweep", "--html", "/nonexistent-imdiag-dir/r.html"], "invalid --html /nonexistent-imdiag-dir/r.html"),
+        (["replay", "fixtures/data_sync.json", "--html", "/tmp"], "invalid --html /tmp: it is a directory"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message):
@@ -79,7 +81,7 @@ def test_ctrl_c_still_writes_the_measured_cells(tmp_path):
     # The 1KB lanes finish at once; the 20MB lanes have many large messages to go.
     proc = subprocess.Popen(
         [sys.executable, "-m", "imdiag", "size-sweep", "--limits", "1KB,20MB", "--sizes",
-         "1KB,2MB,4MB,6MB,8MB,10MB,12MB,14MB,16MB,18MB", "--json", str(out)],
+         "1KB,2MB,4MB,6MB,8MB,10MB,12MB,14MB,16MB,18MB", "--json", str(out), "--html", str(tmp_path / "partial.html")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
@@ -102,6 +104,8 @@ def test_ctrl_c_still_writes_the_measured_cells(tmp_path):
     assert all(c["cause"] is not None or c["delivered"] for c in report["cells"])
     assert len(report["cells"]) < 4 * len(lane)  # four lanes of as many cells each: some were stopped midway
     assert "interrupted" in stdout
+    html = (tmp_path / "partial.html").read_text()  # the same partial cells, as a page
+    assert "interrupted (Ctrl-C)" in html and html.count('<td class="v ') == len(report["cells"])
 
 
 def test_size_sweep_as_a_gate_exit_codes(tmp_path):

@@ -12,7 +12,14 @@ import pytest
 
 from imdiag.masters import node_packages
 from imdiag.masters.node import NodeMaster
-from imdiag.masters.node_packages import LOCK_FILE, install, lock_hash, locate, matches_lock, top_level
+from imdiag.masters.node_packages import (
+    LOCK_FILE,
+    install,
+    locate,
+    lock_hash,
+    matches_lock,
+    top_level,
+)
 
 from ..conftest import require
 from ..helpers import TIMEOUT, assert_one_line_error, run_imdiag
@@ -78,9 +85,14 @@ def _fake_npm(directory: Path, script: str) -> str:
 async def test_without_npm_one_line_says_what_to_install(tmp_path: Path) -> None:
     env = {"PATH": str(tmp_path / "empty"), "IMDIAG_NODE_DIR": str(tmp_path / "packages")}
     code, _, stderr = await run_imdiag("size-sweep", "--master", "node", timeout=TIMEOUT, env=env)
-    assert_one_line_error(code, stderr, 3, "`npm` not found on PATH", "install Node.js >= 18 with npm")
+    assert_one_line_error(code, stderr, 3, "Node.js is not installed (no `node` and no `npm` on PATH)",
+                          "install Node.js >= 18 with npm")
+    require(None if shutil.which("node") else "Node.js is not installed")
+    (tmp_path / "nodeonly").mkdir()
+    (tmp_path / "nodeonly" / "node").symlink_to(str(shutil.which("node")))
+    env["PATH"] = str(tmp_path / "nodeonly")
     code, _, stderr = await run_imdiag("node", "install", timeout=TIMEOUT, env=env)
-    assert_one_line_error(code, stderr, 3, "`node` and `npm` not found on PATH")
+    assert_one_line_error(code, stderr, 3, "npm is not installed (no `npm` on PATH)")
 
 
 async def test_a_failing_npm_is_one_line_and_leaves_nothing_behind(tmp_path: Path) -> None:

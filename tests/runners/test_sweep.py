@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from imdiag.core.findings import disagreements
 from imdiag.core.model import Cause, Cell
 from imdiag.core.plan import SweepSettings
 from imdiag.core.wire import Transport
-from imdiag.render.terminal import disagreements
 from imdiag.runners.sweep import run_sweep
 
 from ..helpers import TIMEOUT
