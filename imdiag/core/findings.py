@@ -54,7 +54,8 @@ def disagreements(cells: Sequence[Cell]) -> list[tuple[Cell, Cell]]:
     """Pairs of cells (python, node) that sent the same frame and got different verdicts."""
     by_key: dict[tuple[object, ...], dict[str, Cell]] = defaultdict(dict)
     for cell in cells:
-        key = (cell.transport.value, cell.limit, cell.type, cell.label, cell.index, cell.message_bytes)
+        key: tuple[object, ...] = (cell.transport.value, cell.limit, cell.type, cell.label, cell.index,
+                                   cell.message_bytes)
         by_key[key][cell.master] = cell
     pairs = []
     for key in sorted(by_key, key=str):
@@ -121,12 +122,12 @@ class BoundaryRow:
 def boundary_rows(cells: Sequence[Cell]) -> list[BoundaryRow]:
     rows = [c for c in cells if c.label in BOUNDARY_LABELS]
     out = []
-    for (master, transport, limit), group in sorted(group_by(rows, "master", "transport", "limit").items(), key=str):
+    for _, group in sorted(group_by(rows, "master", "transport", "limit").items(), key=str):
+        first = group[0]
         at_limit = [c.message_bytes for c in cells
-                    if (c.master, c.transport, c.limit) == (master, transport, limit) and c.delivered]
+                    if (c.master, c.transport, c.limit) == (first.master, first.transport, first.limit) and c.delivered]
         frames = {label: tuple(c for c in group if c.label == label) for label in BOUNDARY_LABELS}
-        out.append(BoundaryRow(str(master), transport, int(limit), frames,  # type: ignore[call-overload]
-                               max(at_limit) if at_limit else None))
+        out.append(BoundaryRow(first.master, first.transport, first.limit, frames, max(at_limit) if at_limit else None))
     return out
 
 
@@ -134,13 +135,14 @@ def findings(report: Report) -> list[str]:
     """Plain sentences: what a reader must not miss."""
     cells = report.cells
     out: list[str] = []
-    for (master, transport, limit), group in sorted(group_by(cells, "master", "transport", "limit").items(), key=str):
+    for _, group in sorted(group_by(cells, "master", "transport", "limit").items(), key=str):
+        where = f"{group[0].master} master, {group[0].transport.value}, limit {format_size(group[0].limit)}"
         wrong = [c for c in group if c.disagrees and not c.delivered]
         if wrong:
             causes = sorted({c.cause.value for c in wrong if c.cause})
             smallest = min(wrong, key=lambda c: c.message_bytes)
             out.append(
-                f"{master} master, {transport.value}, limit {format_size(limit)}: {len(wrong)} message(s) "  # type: ignore[attr-defined]
+                f"{where}: {len(wrong)} message(s) "
                 f"under the limit were dropped ({', '.join(causes)}); the smallest was "
                 f"{format_bytes(smallest.message_bytes)}: {smallest.evidence}"
             )
@@ -148,7 +150,7 @@ def findings(report: Report) -> list[str]:
         if surprising:
             biggest = max(surprising, key=lambda c: c.message_bytes)
             out.append(
-                f"{master} master, {transport.value}, limit {format_size(limit)}: {len(surprising)} message(s) "  # type: ignore[attr-defined]
+                f"{where}: {len(surprising)} message(s) "
                 f"predicted to drop were delivered (largest {format_bytes(biggest.message_bytes)})"
             )
     trap = [c for c in cells if not c.delivered and c.js_length <= c.limit < c.message_bytes]

@@ -18,19 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+import imdiag.core.findings as words
 from imdiag import __version__
-from imdiag.core.findings import (
-    BOUNDARY_LABELS,
-    DROP,
-    OK,
-    boundary_rows,
-    disagreement_groups,
-    findings,
-    ordered_masters,
-    short_cause,
-    side_text,
-    why_lines,
-)
 from imdiag.core.gate import CellRef, GateResult
 from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.probe_result import Fit, Outcome, ProbeResult, TransportLimit, Trial, settings_dict
@@ -38,7 +27,7 @@ from imdiag.core.quirks import REFERENCE_VERSIONS, version_drift
 from imdiag.core.units import format_bytes, format_size
 
 UNKNOWN = "?"
-SWEEP_LABELS = ("natural", "ladder", *BOUNDARY_LABELS)
+SWEEP_LABELS = ("natural", "ladder", *words.BOUNDARY_LABELS)
 
 # Okabe-Ito: tints for the cells (black text stays readable), full colours for the chart bars.
 # Blue for delivered against orange/vermillion for refused keeps the main contrast visible to
@@ -226,7 +215,7 @@ def tooltip(cell: Cell) -> str:
     """The evidence of one cell, as plain lines (a ``title`` attribute)."""
     where = f"{cell.master} master, {cell.transport.value}, {_limit_title(cell.master, cell.limit)}"
     what = f"#{cell.index} " if cell.index is not None else ""
-    verdict = f"{OK} delivered" if cell.delivered else f"{DROP} dropped: {cell.cause.value if cell.cause else '?'}"
+    verdict = f"{words.OK} delivered" if cell.delivered else f"{words.DROP} dropped: {cell.cause.value if cell.cause else '?'}"
     lines = [
         f"{cell.type} ({what}{cell.label}) on {where}",
         verdict,
@@ -251,7 +240,7 @@ def cell_td(cell: Cell, gate_fails: Mapping[tuple[object, ...], Sequence[str]]) 
     if failed:
         classes.append("gate-fail")
         title += "\n" + "\n".join(f"gate: fails {name}" for name in failed)
-    symbol = OK if cell.delivered else f"{DROP} {short_cause(cell)}"
+    symbol = words.OK if cell.delivered else f"{words.DROP} {words.short_cause(cell)}"
     attrs = {
         "master": cell.master, "transport": cell.transport.value, "limit": cell.limit, "type": cell.type,
         "label": cell.label, "index": "" if cell.index is None else cell.index, "bytes": cell.message_bytes,
@@ -299,7 +288,7 @@ def _replay_row(cell: Cell) -> tuple[tuple[object, ...], str]:
 def grids(cells: Sequence[Cell]) -> list[_Grid]:
     """One grid per part (sweep, each replay), master and transport; every cell in exactly one slot."""
     natural = {c.type: c.message_bytes for c in cells if c.label == "natural"}
-    masters = ordered_masters(cells)
+    masters = words.ordered_masters(cells)
     parts = list(dict.fromkeys(family(c.label) for c in cells))
     out = []
     for part in parts:
@@ -362,7 +351,7 @@ def legend(cells: Sequence[Cell], gate_failed: bool = False) -> str:
     items = []
     for (delivered, cause), count in sorted(counts.items(), key=lambda kv: (not kv[0][0], kv[0][1] or "")):
         name = "delivered" if delivered else (cause or "?")
-        symbol = OK if delivered else DROP
+        symbol = words.OK if delivered else words.DROP
         note = _CAUSE_NOTES.get(name, "a cause this version of the report has no colour for")
         items.append(f'<li><span class="swatch {cause_class(cause, delivered)}">{_e(symbol)} {_e(name)}</span> '
                      f"{count:,} cell(s): {_e(note)}</li>")
@@ -415,7 +404,7 @@ def bar_chart(cells: Sequence[Cell], title: str) -> str:
         colour = bar_colour(dropped[0].cause.value if dropped and dropped[0].cause else None, not dropped)
         x = left + i * slot + (slot - bar) / 2
         lanes = "\n".join(f"{c.master} {c.transport.value} {_limit_title(c.master, c.limit)}: "
-                          f"{OK + ' delivered' if c.delivered else DROP + ' ' + short_cause(c)}" for c in lane_cells)
+                          f"{words.OK + ' delivered' if c.delivered else words.DROP + ' ' + words.short_cause(c)}" for c in lane_cells)
         tip = f"#{index} {lane_cells[0].type}: {size:,} B\n{lanes}"
         out.append(f'<rect x="{x:.1f}" y="{y(size):.1f}" width="{bar:.1f}" height="{top + plot_h - y(size):.1f}" '
                    f'fill="{colour}" stroke="#1a1a1a" stroke-width="{0.5 if bar > 3 else 0}"><title>{_e(tip)}</title></rect>')
@@ -432,7 +421,7 @@ def bar_chart(cells: Sequence[Cell], title: str) -> str:
     out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#1a1a1a"/>'
                f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#1a1a1a"/>'
                f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle">message index in the capture '
-               f"(bar: frame bytes, log scale; colour: {_e(OK)} delivered on every lane, else the first cause)</text>")
+               f"(bar: frame bytes, log scale; colour: {_e(words.OK)} delivered on every lane, else the first cause)</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -441,13 +430,13 @@ def bar_chart(cells: Sequence[Cell], title: str) -> str:
 
 
 def _boundary_html(cells: Sequence[Cell]) -> str:
-    rows = boundary_rows(cells)
+    rows = words.boundary_rows(cells)
     if not rows:
         return ""
     body = []
     for row in rows:
         tds = [_e(row.master), _e(row.transport.value), f"{row.limit:,}"]
-        for label in BOUNDARY_LABELS:
+        for label in words.BOUNDARY_LABELS:
             kind, text = row.verdict(label)
             at = row.frames.get(label, ())
             cls = {"delivered": "c-delivered", "dropped": cause_class(at[0].cause.value if at and at[0].cause else None,
@@ -456,16 +445,16 @@ def _boundary_html(cells: Sequence[Cell]) -> str:
         tds.append(_e(format_bytes(row.largest_delivered)) if row.largest_delivered is not None else "none")
         body.append(tds)
     return ("<h2 id='boundary'>The exact boundary per master: frames of L-1, L and L+1 bytes</h2>"
-            + _table(["master", "transport", "limit L", *BOUNDARY_LABELS, "largest delivered frame"], body,
+            + _table(["master", "transport", "limit L", *words.BOUNDARY_LABELS, "largest delivered frame"], body,
                      numeric=(2, 6)))
 
 
 def _disagreements_html(cells: Sequence[Cell]) -> str:
-    groups = disagreement_groups(cells)
+    groups = words.disagreement_groups(cells)
     if not groups:
         return ""
     rows = [[_e(g.transport), _e(format_size(g.limit)), _e(g.span), str(len(g.pairs)),
-             _e(side_text(g.pairs[0][0])), _e(side_text(g.pairs[0][1]))] for g in groups]
+             _e(words.side_text(g.pairs[0][0])), _e(words.side_text(g.pairs[0][1]))] for g in groups]
     count = sum(len(g.pairs) for g in groups)
     return (f"<h2 id='disagreements'>Where the python and node masters disagree ({count} cells)</h2>"
             + _table(["transport", "limit", "frame bytes", "cells", "python master", "node master"], rows,
@@ -493,9 +482,9 @@ def _versions_html(masters: Sequence[MasterInfo]) -> str:
 def _gate_html(result: GateResult) -> str:
     total = len(result.checks)
     if result.passed:
-        banner = f'<div class="banner pass">{_e(OK)} gate passed: {total} checks</div>'
+        banner = f'<div class="banner pass">{_e(words.OK)} gate passed: {total} checks</div>'
     else:
-        banner = (f'<div class="banner fail">{_e(DROP)} gate failed: {len(result.failures)} of {total} checks failed '
+        banner = (f'<div class="banner fail">{_e(words.DROP)} gate failed: {len(result.failures)} of {total} checks failed '
                   "(outlined cells below)</div>")
     rows = [[_e(c.name), _e(c.cell.describe() if c.cell else ""), _e(c.cause or c.kind), _e(c.message)]
             for c in result.failures]
@@ -538,7 +527,7 @@ def report_html(report: Report, gate: GateResult | None = None, *, now: datetime
         body.append('<div class="banner fail">interrupted (Ctrl-C): only the cells measured until then</div>')
     if gate is not None:
         body.append(_gate_html(gate))
-    notes = findings(report)
+    notes = words.findings(report)
     if notes:
         body.append("<h2 id='findings'>Findings</h2>" + _ul(notes))
     if not cells:
@@ -561,13 +550,13 @@ def report_html(report: Report, gate: GateResult | None = None, *, now: datetime
 
 def _replay_sections(report: Report) -> list[str]:
     replayed = [c for c in report.cells if family(c.label) != "sweep"]
-    out = []
+    out: list[str] = []
     for part in dict.fromkeys(family(c.label) for c in replayed):
         cells = [c for c in replayed if family(c.label) == part]
         name = part.removeprefix("replay:") if ":" in part else str(report.settings.get("file", "the capture"))
         chart = bar_chart(cells, f"{name}: frame bytes per message against each limit")
         out.append(f"<h2 id='chart-{len(out)}'>{_e(name)}: each message's frame bytes against the limits</h2>{chart}")
-        why = why_lines(cells)
+        why = words.why_lines(cells)
         if why:
             out.append("<h3>Why: the first drop of each type, cause and lane, with its evidence</h3>" + _ul(why))
     details = report.details
@@ -587,7 +576,7 @@ def _replay_sections(report: Report) -> list[str]:
 def _trial_td(t: Trial) -> str:
     delivered = t.outcome is Outcome.ACCEPTED
     cause = t.cause.value if t.cause else (None if delivered else "unknown")
-    symbol = OK if delivered else (DROP if t.outcome is Outcome.REJECTED else UNKNOWN)
+    symbol = words.OK if delivered else (words.DROP if t.outcome is Outcome.REJECTED else UNKNOWN)
     cls = cause_class(cause, delivered) if t.outcome is not Outcome.INCONCLUSIVE else "c-unknown"
     title = f"{t.size:,} B ({t.purpose}): {t.outcome.value}" + (f", {cause}" if cause and not delivered else "") \
         + (f"\nevidence: {t.evidence}" if t.evidence else "")
@@ -604,7 +593,7 @@ def _fit_td(fit: Fit) -> str:
         if fit.headroom_bytes is not None else ""
     cls = "c-delivered" if fit.fits else "c-oversize-close"
     verdict = "fits" if fit.fits else "over"
-    return (f'<td class="v {cls}" data-verdict="{verdict}" title="{_e(fit.note or text)}"><b>{OK if fit.fits else DROP}</b>'
+    return (f'<td class="v {cls}" data-verdict="{verdict}" title="{_e(fit.note or text)}"><b>{words.OK if fit.fits else words.DROP}</b>'
             f"<small>{_e(text)}</small></td>")
 
 
