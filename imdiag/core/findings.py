@@ -10,13 +10,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from imdiag.core.model import PATH_CAUSES, Cause, Cell, Report
+from imdiag.core.model import PATH_CAUSES, Barrier, Cause, Cell, Report
 from imdiag.core.quirks import KNOWN_BEHAVIOURS
 from imdiag.core.units import format_bytes, format_size
 from imdiag.core.wire import Transport
 
 OK = "✓"  # delivered: the master recorded the message (or acknowledged it)
 DROP = "✗"  # dropped, with the cause that was observed
+PARSED = "≈"  # a live master parsed past it: no ledger, so delivery is not proven
 BOUNDARY_LABELS = ("L-1", "L", "L+1")
 
 
@@ -36,6 +37,11 @@ def short_cause(cell: Cell) -> str:
     if cell.cause is Cause.CONNECTION_CLOSED and obs.close_code is not None:
         return f"closed {obs.close_code}"
     return cell.cause.value if cell.cause else "?"
+
+
+def parsed_only(cell: Cell) -> bool:
+    """A live master parsed past the message and kept the connection: not proven delivered."""
+    return cell.cause is Cause.UNKNOWN and cell.observed.barrier is Barrier.PARSED
 
 
 def group_by(cells: Iterable[Cell], *keys: str) -> dict[tuple[object, ...], list[Cell]]:

@@ -140,7 +140,13 @@ def install(packages: NodePackages) -> NodePackages:
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir() and any(target.iterdir()):
             # An existing directory (IMDIAG_NODE_DIR, or a damaged install): repaired in place;
-            # npm ci replaces node_modules/ and leaves anything else there alone.
+            # npm ci replaces node_modules/ and leaves anything else there alone. Never over
+            # someone else's package.json (IMDIAG_NODE_DIR pointed at a project).
+            theirs = _read_json(target / "package.json")
+            ours = _read_json(PACKAGE_FILE) or {}
+            if (target / "package.json").exists() and (theirs or {}).get("name") != ours.get("name"):
+                raise TargetError(f"{target} holds another package.json: point {ENV_DIR} at a directory "
+                                  "of imdiag's own (it is created if missing)")
             _npm_ci(target)
         else:
             _install_beside(target)

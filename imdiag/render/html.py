@@ -240,7 +240,12 @@ def cell_td(cell: Cell, gate_fails: Mapping[tuple[object, ...], Sequence[str]]) 
     if failed:
         classes.append("gate-fail")
         title += "\n" + "\n".join(f"gate: fails {name}" for name in failed)
-    symbol = words.OK if cell.delivered else f"{words.DROP} {words.short_cause(cell)}"
+    if cell.delivered:
+        symbol = words.OK
+    elif words.parsed_only(cell):
+        symbol = f"{words.PARSED} parsed"
+    else:
+        symbol = f"{words.DROP} {words.short_cause(cell)}"
     attrs = {
         "master": cell.master, "transport": cell.transport.value, "limit": cell.limit, "type": cell.type,
         "label": cell.label, "index": "" if cell.index is None else cell.index, "bytes": cell.message_bytes,

@@ -9,15 +9,13 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.core.findings import findings, short_cause, why_lines
-from imdiag.core.model import Barrier, Cause, Cell, Report
+from imdiag.core.findings import DROP, OK, PARSED, findings, parsed_only, short_cause, why_lines
+from imdiag.core.model import Cell, Report
 from imdiag.core.sizing import MessageSize, Recommendation, headroom, js_length_explanation
 from imdiag.core.units import format_size
 from imdiag.core.wire import Encoder
-from imdiag.render.terminal import DROP, OK
 
 MAX_ROWS = 200  # per-message tables stop here; the JSON report has every cell
-PARSED = "≈"
 
 
 # --- imdiag size -----------------------------------------------------------------------------
@@ -98,7 +96,7 @@ def _lane_title(lane: tuple[str, str, int], lanes: Sequence[tuple[str, str, int]
 def replay_verdict(cell: Cell) -> Text:
     if cell.delivered:
         return Text(OK, style="green")
-    if cell.cause is Cause.UNKNOWN and cell.observed.barrier is Barrier.PARSED:
+    if parsed_only(cell):
         return Text(f"{PARSED} parsed", style="yellow")
     text = f"{DROP} {short_cause(cell)}"
     if cell.observed.packets_in_body > 1:

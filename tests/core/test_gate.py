@@ -283,7 +283,8 @@ def test_gate_file_parses_every_key(tmp_path):
         ({"sweep": "yes"}, "sweep", "true or false"),
         ({"sweep": False}, "sweep", "check nothing"),
         ({"namespace": "worker"}, "namespace", "starts with '/'"),
-        ({"outputs": {"html": "x"}}, "outputs.html", "unknown key"),
+        ({"outputs": {"pdf": "x"}}, "outputs.pdf", "unknown key"),
+        ({"outputs": {"html": ""}}, "outputs.html", "file name"),
         ({"outputs": {"junit": 1}}, "outputs.junit", "file name"),
     ],
 )

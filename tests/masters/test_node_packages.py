@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from imdiag.core.errors import TargetError
 from imdiag.masters import node_packages
 from imdiag.masters.node import NodeMaster
 from imdiag.masters.node_packages import (
@@ -142,3 +143,15 @@ def test_an_empty_directory_made_for_it_is_filled(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("IMDIAG_NODE_DIR", str(target))
     installed = install(locate())
     assert installed.installed and matches_lock(target) and sorted(os.listdir(tmp_path)) == ["bin", "made"]
+
+
+def test_another_projects_directory_is_left_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", _fake_npm(tmp_path / "bin", "touch npm-ran\n"))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "package.json").write_text('{"name": "their-app"}')
+    monkeypatch.setenv("IMDIAG_NODE_DIR", str(project))
+    with pytest.raises(TargetError, match="holds another package.json"):
+        install(locate())
+    assert (project / "package.json").read_text() == '{"name": "their-app"}'
+    assert not (project / "npm-ran").exists()

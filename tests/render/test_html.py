@@ -206,3 +206,13 @@ def test_the_probe_page() -> None:
     assert [c["data-verdict"] for c in page.cells if "data-transport" not in c] == ["over"]
     assert "49,999 B" in text and "close 1009" in text and "beyond 49,999 B" in text and "secret" not in text
     assert page.fetching == []
+
+
+def test_a_live_master_that_only_parsed_a_message_says_so() -> None:
+    parsed = dataclasses.replace(
+        cell("worker:data:sync", "replay", 0, 5_000, False, Cause.UNKNOWN, master="live", index=0),
+        observed=Observation(body_bytes=5_000, barrier=Barrier.PARSED),
+    )
+    page = Page(report_html(Report("replay", {"file": "c.json"}, [parsed])))
+    assert [(c["data-verdict"], c["data-cause"]) for c in page.cells] == [("dropped", "unknown")]
+    assert "≈ parsed" in report_html(Report("replay", {"file": "c.json"}, [parsed]))
