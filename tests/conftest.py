@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from imdiag.masters.node import NODE_DIR, node_ready
 from imdiag.masters.node_packages import node_env
 
 from .helpers import TIMEOUT
+from .installs import build_wheel, download_wheelhouse
 from .nginx import nginx_missing
 
 
@@ -110,3 +112,15 @@ def node_oracle() -> Iterator[NodeOracle]:
         yield oracle
     finally:
         oracle.close()
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """imdiag's wheel, built once per session like ``make dist``."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """The wheel's dependencies and setuptools, fetched once from the configured indexes."""
+    return download_wheelhouse(tmp_path_factory.mktemp("wheelhouse"), wheel)

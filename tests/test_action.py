@@ -5,7 +5,8 @@ mappings, ``|`` blocks, full-line comments. The runner does what GitHub does for
 step: ``${{ }}`` expressions in ``env`` filled in (inputs, ``github.action_path``, ``runner.temp``),
 ``bash --noprofile --norc -eo pipefail`` on the script, ``$GITHUB_PATH`` lines put on PATH for
 the later steps. The action's directory is a copy of this checkout's sources, as a checkout of
-the action would be. Only the registries are used (pip's configured indexes, npm's).
+the action would be. The runner's pip resolves from the session's wheelhouse (``installs.py``:
+fetched once from the configured indexes), npm from its registry.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from typing import Any
 import pytest
 
 from .conftest import require
-from .helpers import TIMEOUT
-from .test_wheel import REPO, copy_sources
+from .installs import INSTALL_TIMEOUT, REPO, copy_sources
 
 # --- the YAML reader -----------------------------------------------------------------------------
 
@@ -142,7 +142,7 @@ class Runner:
         script = self.tmp / "step.sh"
         script.write_text(step["run"])
         return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=self.workspace,
-                              env=env, capture_output=True, text=True, timeout=TIMEOUT * 18, check=False)
+                              env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False)
 
 
 GATE = """
@@ -154,7 +154,7 @@ expect = ["worker:heartbeat=delivered", "worker:messages:update#L+1=dropped:over
 """
 
 
-def test_the_action_installs_imdiag_and_runs_the_gate(tmp_path: Path) -> None:
+def test_the_action_installs_imdiag_and_runs_the_gate(tmp_path: Path, wheelhouse: Path) -> None:
     require(None if shutil.which("node") and shutil.which("npm") else "Node.js and npm are needed for master: node")
     assert set(ACTION["inputs"]) == {"config", "junit", "markdown", "html", "baseline", "master"}
     assert ACTION["runs"]["using"] == "composite"
@@ -166,6 +166,7 @@ def test_the_action_installs_imdiag_and_runs_the_gate(tmp_path: Path) -> None:
     home = tmp_path / "home"
     tools = [str(bin_dir), *(os.path.dirname(p) for t in ("node", "npm") if (p := shutil.which(t)))]
     env = {k: v for k, v in os.environ.items() if k.startswith("PIP_")}
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse))  # the runner's pip, with a local mirror
     env.update(PATH=os.pathsep.join([*dict.fromkeys(tools), "/usr/bin", "/bin"]), HOME=str(home),
                XDG_CACHE_HOME=str(home / ".cache"), LANG="C.UTF-8", NO_COLOR="1")
     if (Path.home() / ".npm").is_dir():
