@@ -16,7 +16,14 @@ from imdiag.core.errors import EncodeError
 from imdiag.core.judge import HTTP_PAYLOAD_TOO_LARGE, WS_MESSAGE_TOO_BIG, close_text, refusal_of
 from imdiag.core.model import Cause
 from imdiag.core.path import STICKY_FIX, UPGRADE_FIX, StickinessCheck, body_limit_setting
-from imdiag.core.probe_result import Fit, Handshake, MessageVerdict, SizedMessage, TransportLimit
+from imdiag.core.probe_result import (
+    Fit,
+    Handshake,
+    MessageVerdict,
+    ProbeResult,
+    SizedMessage,
+    TransportLimit,
+)
 from imdiag.core.refusal import Refuser
 from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend
 from imdiag.core.wire import Encoder, Transport, encode_json, measure
@@ -285,3 +292,33 @@ def probe_recommendations(messages: Sequence[SizedMessage], profile: ListProfile
     what = f"message #{largest.index} ({largest.type})"
     return (recommend(handshake.max_payload, largest.frame_bytes, what, profile,
                       path=path_limits(limits, handshake.max_payload)),)
+
+
+# --- who refused, in a few words (the terminal and the HTML report) ----------------------------
+
+
+def refused_with(limit: TransportLimit) -> str:
+    """A few characters: ``1009``, ``HTTP 413``, ``HTTP 400``; the diagnosis of a transport not measured."""
+    if limit.diagnosis is not None:
+        return limit.diagnosis.value
+    failure = limit.failure
+    if failure is None:
+        return "-"
+    obs = failure.observation
+    if obs.close_code is not None and obs.http_status is None:
+        return f"close {obs.close_code}" + (f" {obs.close_reason!r}" if obs.close_reason else "")
+    if obs.http_status is not None:
+        return f"HTTP {obs.http_status}"
+    return failure.cause.value if failure.cause else "?"
+
+
+def refused_by(limit: TransportLimit, result: ProbeResult) -> str:
+    """``master``, ``proxy (nginx/1.22.1)``, ``unknown``."""
+    shown = limit.refusal_trial
+    refusal = refusal_of(shown.observation) if shown is not None else None
+    check = result.stickiness
+    if refusal is None and limit.diagnosis is Cause.SESSION_UNKNOWN and check is not None and check.refused_by:
+        return check.refused_by.value  # the sticky-session check's refusals
+    if refusal is None:
+        return "-"
+    return f"{refusal.by.value} ({refusal.server})" if refusal.by is Refuser.PROXY and refusal.server else refusal.by.value

@@ -22,6 +22,7 @@ import imdiag.core.findings as words
 from imdiag import __version__
 from imdiag.core.gate import CellRef, GateResult
 from imdiag.core.model import Cell, MasterInfo, Report
+from imdiag.core.probe_explain import refused_by, refused_with
 from imdiag.core.probe_result import Fit, Outcome, ProbeResult, TransportLimit, Trial, settings_dict
 from imdiag.core.quirks import REFERENCE_VERSIONS, version_drift
 from imdiag.core.units import format_bytes, format_size
@@ -38,6 +39,10 @@ _CAUSE_COLOURS: dict[str, tuple[str, str]] = {
     "batched-oversize": ("#f6ee9c", "#f0e442"),
     "server-decode-error": ("#eaa67a", "#d55e00"),
     "http-error": ("#e6bcd4", "#cc79a7"),
+    # The path's causes (not the message's): greys, told apart by their hatching and their names.
+    "proxy-error": ("#d5c4e0", "#8e6bb0"),
+    "session-unknown": ("#c9d3da", "#5f7a8c"),
+    "upgrade-blocked": ("#ddd2c4", "#8c7356"),
     "connection-closed": ("#8fd3bd", "#009e73"),
     "emit-error": ("#c8c8c8", "#7f7f7f"),
     "timeout": ("#e2e2e2", "#a6a6a6"),
@@ -49,7 +54,10 @@ _CAUSE_NOTES = {
     "oversize-close": "refused for its size: websocket close 1009, HTTP 413, or 400 over maxPayload",
     "batched-oversize": "polling: fits alone, but the POST that batched it did not",
     "server-decode-error": "the bytes arrived and the server failed to decode them (logged)",
-    "http-error": "the POST was answered with another error status",
+    "http-error": "the master answered another error status",
+    "proxy-error": "a proxy or gateway refused, with no size signal (502, 504, its own page)",
+    "session-unknown": "a request reached a master node that does not know the session (no sticky sessions)",
+    "upgrade-blocked": "the websocket handshake is refused on the path, while polling works and offers it",
     "connection-closed": "the connection ended with no size signal",
     "emit-error": "the sender could not encode or write the message",
     "timeout": "no answer from the master in the time allowed",
@@ -104,6 +112,9 @@ def _css() -> str:
                  f"#ffffff 6px 9px); }}")
     rules.append("td.v.c-unknown, .swatch.c-unknown, td.v.c-timeout, .swatch.c-timeout { background-image: "
                  "repeating-linear-gradient(45deg, transparent 0 6px, rgba(0,0,0,.08) 6px 8px); }")
+    path = ", ".join(f"td.v.c-{c}, .swatch.c-{c}" for c in ("proxy-error", "session-unknown", "upgrade-blocked"))
+    rules.append(f"{path} {{ background-image: repeating-linear-gradient(-45deg, transparent 0 5px, "
+                 "rgba(0,0,0,.14) 5px 7px); }")
     return _CSS + "\n".join(rules) + "\n"
 
 
@@ -225,6 +236,8 @@ def tooltip(cell: Cell) -> str:
     if cell.predicted_delivered is not None:
         lines.append(f"model predicted: {'delivered' if cell.predicted_delivered else 'dropped'}"
                      + (" (the master did otherwise)" if cell.disagrees else ""))
+    if cell.refused_by is not None:
+        lines.append(f"refused by: {cell.refused_by.value}")
     if cell.evidence:
         lines.append(f"evidence: {cell.evidence}")
     return "\n".join(lines)
@@ -584,6 +597,7 @@ def _trial_td(t: Trial) -> str:
     symbol = words.OK if delivered else (words.DROP if t.outcome is Outcome.REJECTED else UNKNOWN)
     cls = cause_class(cause, delivered) if t.outcome is not Outcome.INCONCLUSIVE else "c-unknown"
     title = f"{t.size:,} B ({t.purpose}): {t.outcome.value}" + (f", {cause}" if cause and not delivered else "") \
+        + (f"\nrefused by: {t.refused_by.value}" if t.refused_by is not None else "") \
         + (f"\nevidence: {t.evidence}" if t.evidence else "")
     data = (f'data-transport="{_e(t.transport.value)}" data-bytes="{t.size}" data-verdict="{_e(t.outcome.value)}" '
             f'data-cause="{_e(cause or "")}"')
@@ -603,20 +617,30 @@ def _fit_td(fit: Fit) -> str:
 
 
 def _limit_row(limit: TransportLimit, result: ProbeResult) -> list[str]:
-    failure = limit.failure
-    refused = "-"
-    if failure is not None:
-        obs = failure.observation
-        refused = (f"close {obs.close_code}" if obs.close_code is not None and obs.http_status is None
-                   else f"HTTP {obs.http_status}" if obs.http_status is not None
-                   else (failure.cause.value if failure.cause else "?"))
+    note = "not measured: see the summary" if limit.stopped else result.advertised_notes.get(limit.transport, "")
     return [
         _e(limit.transport.value),
         _e(format_bytes(limit.max_accepted)) if limit.max_accepted is not None else "-",
         _e(format_bytes(limit.first_rejected)) if limit.first_rejected is not None else "-",
-        _e(refused), str(len(limit.trials)), f"{limit.seconds:.2f}",
-        _e(limit.stopped or result.advertised_notes.get(limit.transport, "")),
+        _e(refused_with(limit)), _e(refused_by(limit, result)), str(len(limit.trials)), f"{limit.seconds:.2f}",
+        _e(note),
     ]
+
+
+def _probe_words(result: ProbeResult) -> list[str]:
+    """The summary, what happens beyond each measured limit, and the fixes: as the terminal says."""
+    summary = [result.summary.get(t.transport, "") for t in result.transports]
+    if result.stickiness is not None and not result.stickiness.broken:
+        summary.append(result.stickiness.finding())
+    out = ["<h2 id='summary'>Summary</h2>" + _ul(line for line in summary if line)]
+    beyond = [result.explanations.get(t.transport, "") for t in result.transports if not t.diagnosed]
+    if any(beyond):
+        out.append("<h2 id='beyond'>Beyond the limit</h2>" + _ul(line for line in beyond if line))
+    advice = [line for rec in result.recommendations for line in rec.lines()]
+    if advice:
+        out.append("<h2 id='fix'>Fix advice (your largest message against the path's smallest limit)</h2>"
+                   + _ul(dict.fromkeys(advice)))
+    return out
 
 
 def probe_html(result: ProbeResult, *, now: datetime.datetime | None = None) -> str:
@@ -630,9 +654,10 @@ def probe_html(result: ProbeResult, *, now: datetime.datetime | None = None) -> 
     if result.interrupted:
         body.append('<div class="banner fail">interrupted (Ctrl-C): partial results</div>')
     body.append("<h2 id='limits'>The exact limit per transport</h2>" + _table(
-        ["transport", "largest accepted", "smallest refused", "refused with", "trials", "seconds", "note"],
-        [_limit_row(t, result) for t in result.transports], numeric=(1, 2, 4, 5)))
-    body.append("<h2 id='beyond'>Beyond the limit</h2>" + _ul(result.explanations.get(t.transport, "") for t in result.transports))
+        ["transport", "largest accepted", "smallest refused", "refused with", "refused by", "trials", "seconds",
+         "vs advertised maxPayload"],
+        [_limit_row(t, result) for t in result.transports], numeric=(1, 2, 5, 6)))
+    body += _probe_words(result)
     for limit in result.transports:
         rows = "".join(f"<tr><th class=\"row\">{_e(t.purpose)}</th>{_trial_td(t)}</tr>" for t in limit.all_trials)
         body.append(f'<table class="heatmap"><caption><h3>{_e(limit.transport.value)}: every trial, in order</h3>'
@@ -655,7 +680,8 @@ def probe_html(result: ProbeResult, *, now: datetime.datetime | None = None) -> 
         ("transport", hs.transport.value), ("sid", hs.sid), ("upgrades", hs.upgrades),
         ("pingInterval", f"{hs.ping_interval_ms:,} ms"), ("pingTimeout", f"{hs.ping_timeout_ms:,} ms"),
         ("maxPayload", format_bytes(hs.max_payload) if hs.max_payload is not None else "not advertised"),
-        ("namespace", hs.namespace),
+        ("namespace", f"{hs.namespace}: " + (f"accepted (sid {hs.namespace_sid})" if hs.namespace_sid is not None
+                                             else "not joined (no transport the path lets through could join it)")),
     ]))
     body.append("<h2 id='settings'>Settings</h2>" + _kv(settings_dict(s).items()))
     return _page(title, body, now)

@@ -9,10 +9,8 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.core.judge import refusal_of
-from imdiag.core.model import Cause
-from imdiag.core.probe_result import Fit, MessageVerdict, ProbeResult, TransportLimit
-from imdiag.core.refusal import Refuser
+from imdiag.core.probe_explain import refused_by, refused_with
+from imdiag.core.probe_result import Fit, MessageVerdict, ProbeResult
 from imdiag.core.units import format_bytes
 from imdiag.core.wire import Transport
 
@@ -23,33 +21,6 @@ UNKNOWN = "?"
 
 def _bytes(n: int | None) -> str:
     return "-" if n is None else format_bytes(n)
-
-
-def refused_with(limit: TransportLimit) -> str:
-    """A few characters: ``1009``, ``HTTP 413``, ``HTTP 400``; the diagnosis of a transport not measured."""
-    if limit.diagnosis is not None:
-        return limit.diagnosis.value
-    failure = limit.failure
-    if failure is None:
-        return "-"
-    obs = failure.observation
-    if obs.close_code is not None and obs.http_status is None:
-        return f"close {obs.close_code}" + (f" {obs.close_reason!r}" if obs.close_reason else "")
-    if obs.http_status is not None:
-        return f"HTTP {obs.http_status}"
-    return failure.cause.value if failure.cause else "?"
-
-
-def refused_by(limit: TransportLimit, result: ProbeResult) -> str:
-    """``master``, ``proxy (nginx/1.22.1)``, ``unknown``."""
-    shown = limit.refusal_trial
-    refusal = refusal_of(shown.observation) if shown is not None else None
-    check = result.stickiness
-    if refusal is None and limit.diagnosis is Cause.SESSION_UNKNOWN and check is not None and check.refused_by:
-        return check.refused_by.value  # the sticky-session check's refusals
-    if refusal is None:
-        return "-"
-    return f"{refusal.by.value} ({refusal.server})" if refusal.by is Refuser.PROXY and refusal.server else refusal.by.value
 
 
 def handshake_table(result: ProbeResult) -> Table:
