@@ -65,6 +65,7 @@ bench: $(STAMP) node
 	$(BIN)/python benchmarks/bench_probe.py
 	$(BIN)/python benchmarks/bench_probe.py --no-guess  # the worst case: plain bisection to 16MiB
 	$(BIN)/python benchmarks/bench_replay.py
+	$(BIN)/python benchmarks/bench_tap.py
 
 clean:
 	rm -rf $(VENV) imdiag/node/node_modules .pytest_cache .hypothesis build dist

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 
@@ -36,6 +37,27 @@ async def run_imdiag(*args: str, timeout: float, env: Mapping[str, str] | None =
             await proc.wait()
     assert proc.returncode is not None
     return proc.returncode, stdout.decode(), stderr.decode()
+
+
+@contextlib.asynccontextmanager
+async def imdiag_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m imdiag ARGS`` running, with NO_COLOR and pipes; killed on the way out if it still runs."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imdiag", *args, env={**os.environ, "NO_COLOR": "1"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def interrupt(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+    """Ctrl-C, then everything the process still writes (stdout, stderr)."""
+    proc.send_signal(signal.SIGINT)
+    return await asyncio.wait_for(proc.communicate(), TIMEOUT)
 
 
 async def send_observed(

@@ -24,6 +24,7 @@ from imdiag.cli.probe import probe_command
 from imdiag.cli.replay import replay_command
 from imdiag.cli.size import size_command
 from imdiag.cli.sweep import size_sweep
+from imdiag.cli.tap import tap_command
 from imdiag.core.errors import ExitCode
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.command("size")(size_command)
 app.command("probe")(probe_command)
 app.command("gate")(gate_command)
 app.add_typer(node_app)
+app.command("tap")(tap_command)
 
 
 def _version(value: bool) -> None:

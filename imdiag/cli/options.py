@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import typer
 
@@ -78,15 +78,20 @@ def parse_choice(value: str, choices: tuple[str, ...], option: str) -> str:
     return value
 
 
-def parse_url(url: str) -> str:
-    """A live master's URL, namespace as its path: ``http://host:3000/worker``."""
+def _http_url(url: str, option: str, example: str) -> tuple[SplitResult, int | None]:
+    """An http(s)/ws(s) URL with a host and a valid port (or none); InputError naming the option."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-        raise InputError(f"invalid --url {url!r}: expected http(s)://host:port[/namespace], e.g. http://127.0.0.1:3000/worker")
+        raise InputError(f"invalid {option} {url!r}: expected {example}")
     try:
-        parts.port  # noqa: B018 - raises on a port out of range or not a number
+        return parts, parts.port
     except ValueError:
-        raise InputError(f"invalid --url {url!r}: the port is not a number from 0 to 65535") from None
+        raise InputError(f"invalid {option} {url!r}: the port is not a number from 0 to 65535") from None
+
+
+def parse_url(url: str) -> str:
+    """A live master's URL, namespace as its path: ``http://host:3000/worker``."""
+    parts, _ = _http_url(url, "--url", "http(s)://host:port[/namespace], e.g. http://127.0.0.1:3000/worker")
     if parts.query or parts.fragment:
         raise InputError(f"invalid --url {url!r}: no query or fragment; the namespace is the URL path")
     return url
@@ -121,6 +126,32 @@ def parse_auth(value: str | None) -> str | None:
         raise InputError(f"invalid --auth: a JSON {kind} is not an object; Socket.IO auth is an "
                          'object, e.g. \'{"token": "..."}\'')
     return json.dumps(auth, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_upstream(url: str) -> tuple[str, int, bool]:
+    """``--upstream http(s)://host[:port]``: host, port, TLS. No path: the worker's paths pass through."""
+    parts, port = _http_url(url, "--upstream", "http(s)://host:port, e.g. http://127.0.0.1:3000")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise InputError(f"invalid --upstream {url!r}: no path, query or fragment; the worker's request paths "
+                         "(and its namespace) pass through the tap as they are")
+    tls = parts.scheme in ("https", "wss")
+    assert parts.hostname is not None
+    return parts.hostname, port if port is not None else (443 if tls else 80), tls
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``--listen``: ``127.0.0.1:3001``, ``0.0.0.0:3001``, ``[::1]:3001``, ``:3001`` or ``3001``."""
+    value = text.strip()
+    if value.startswith("["):
+        host, _, port_text = value[1:].partition("]")
+        port_text = port_text.removeprefix(":")
+    elif ":" in value:
+        host, _, port_text = value.rpartition(":")
+    else:
+        host, port_text = "", value
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise InputError(f"invalid --listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:3001 (port 0: any free port)")
+    return host or "127.0.0.1", int(port_text)
 
 
 # Socket.IO clients refuse to emit these (socket.io-client: "... is a reserved event name").

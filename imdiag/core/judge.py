@@ -160,6 +160,11 @@ def _unproven(obs: Observation, sent: str) -> Verdict:
     """Nothing refused it and nothing proves it arrived."""
     if obs.barrier is Barrier.TIMEOUT:
         return Verdict(False, Cause.TIMEOUT, f"{sent}: the master answered nothing in time")
+    if obs.barrier is Barrier.RELAYED:
+        acked = ", but the master did not acknowledge it" if obs.ack is Ack.MISSING else ""
+        return Verdict(False, Cause.UNKNOWN,
+                       f"{sent}: passed the upstream ({obs.barrier_answer}){acked}; a tap sees no ledger: "
+                       "only the master's ack proves delivery")
     if obs.barrier is Barrier.PARSED and obs.ack is Ack.MISSING:
         return Verdict(False, Cause.UNKNOWN,
                        f"{sent}: the transport took it and the server answered the next packet "
@@ -194,6 +199,8 @@ def judge(obs: Observation) -> Verdict:
     if obs.encode_error:
         return Verdict(False, Cause.EMIT_ERROR, f"not sent: {obs.encode_error}")
     sent = _sent(obs)
+    if obs.held:
+        return Verdict(False, Cause.OVERSIZE_CLOSE, f"{sent}: never sent to the master: {obs.held}")
     return _refused(obs, sent) or _lost(obs, sent) or _unproven(obs, sent)
 
 

@@ -48,6 +48,7 @@ class Barrier(str, enum.Enum):
     PARSED = "parsed"  # a live server answered a later protocol packet (no ledger to ask)
     TIMEOUT = "timeout"  # no answer within the time allowed
     CLOSED = "closed"  # the connection ended first
+    RELAYED = "relayed"  # a tap saw the upstream take it and refuse nothing (``barrier_answer`` says how)
     NONE = "none"  # no barrier was sent (nothing was sent, or the connection never opened)
 
 
@@ -94,6 +95,7 @@ class Observation:
     ledger_bytes: int | None = None
     server_errors: tuple[str, ...] = ()  # errors the master logged meanwhile
     disconnect_reason: str = ""  # the master's own disconnect reason for this connection
+    held: str = ""  # why a tap kept it from the master (``--hold-oversize``)
     seconds: float = 0.0  # writing the frame / POST until the transport's answer
 
     @property
@@ -186,6 +188,90 @@ class ReplayDetails:
     recommendations: tuple[Recommendation, ...] = ()
 
 
+class Outcome(str, enum.Enum):
+    """What a tap saw happen to a message it relayed (the verdict still comes from the judge)."""
+
+    IN_FLIGHT = "in-flight"  # nothing decided it yet (or before the tap stopped)
+    PASSED = "passed"  # the upstream took it and refused nothing
+    ACKED = "acked"  # the master acknowledged it
+    REFUSED = "refused"  # the upstream refused it: close 1009, HTTP 413/400...
+    LOST = "lost"  # the session ended before anything showed it passed
+    HELD = "held"  # --hold-oversize kept it from the master
+
+
+@dataclass(frozen=True)
+class TapMessage:
+    """What a tap adds to the cell of a message it relayed (same ``index``)."""
+
+    index: int
+    t: float  # seconds since the tap started, when the message arrived whole
+    sid: str  # the Engine.IO session
+    namespace: str
+    event: str
+    ack_id: int | None
+    packet_bytes: int  # the Engine.IO packet's own bytes (text part)
+    attachment_bytes: tuple[int, ...]  # each binary attachment as sent (frame, or ``b`` record)
+    max_payload: int | None  # the upstream's maxPayload for this session
+    over_limit: bool  # flagged: a frame or POST body over max_payload
+    outcome: Outcome
+    proof: str  # what decided the outcome
+    refused_by: str = ""  # master, proxy or unknown (refused or held)
+    refused_by_evidence: str = ""
+
+
+@dataclass(frozen=True)
+class TapSession:
+    """One Engine.IO session that crossed the tap."""
+
+    sid: str
+    peer: str  # the worker's address
+    transport: Transport  # the first one
+    opened_t: float
+    max_payload: int | None
+    ping_interval_ms: int | None
+    upgrades: tuple[str, ...]
+    upgraded_t: float | None = None
+    namespaces: tuple[str, ...] = ()
+    messages: int = 0
+    closed_t: float | None = None
+    closed_by: str = ""  # master, worker, tap, or "" while open
+    close_reason: str = ""
+    close_code: int | None = None
+    refused: bool = False  # the session ended with a refusal
+    reconnect_of: str = ""  # the earlier session of the same worker, when one was refused
+
+
+@dataclass(frozen=True)
+class TypeStats:
+    """The live table's row: one (namespace, event, type)."""
+
+    namespace: str
+    event: str
+    type: str
+    count: int
+    bytes_min: int
+    bytes_p50: int
+    bytes_max: int
+    over_limit: int
+    outcomes: Mapping[str, int]  # Outcome value -> messages
+    max_payload: int | None
+    last_refusal: str = ""
+
+
+@dataclass(frozen=True)
+class TapDetails:
+    """What a tap adds to its cells: the upstream, the sessions, each message's path."""
+
+    upstream: str
+    listen: str
+    hold_oversize: bool
+    stopped_by: str  # duration, ctrl-c, or the error that ended it
+    sessions: tuple[TapSession, ...]
+    messages: tuple[TapMessage, ...]
+    by_type: tuple[TypeStats, ...]
+    messages_not_kept: int = 0  # over the report's cap: counted in by_type, no cell
+
+
 @dataclass(frozen=True)
 class Report:
     command: str
@@ -194,4 +280,4 @@ class Report:
     masters: Sequence[MasterInfo] = ()
     interrupted: bool = False
     elapsed_s: float = 0.0
-    details: ReplayDetails | None = None
+    details: ReplayDetails | TapDetails | None = None

@@ -19,6 +19,8 @@ from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any
 
+import orjson
+
 from imdiag.core.errors import EncodeError
 
 RECORD_SEPARATOR = "\x1e"
@@ -26,7 +28,7 @@ RECORD_SEPARATOR = "\x1e"
 # Engine.IO v4 packet types (single ASCII digit prefix).
 EIO_OPEN, EIO_CLOSE, EIO_PING, EIO_PONG, EIO_MESSAGE, EIO_UPGRADE, EIO_NOOP = "0123456"
 # Socket.IO v5 packet types, carried inside an Engine.IO MESSAGE.
-SIO_CONNECT, SIO_DISCONNECT, SIO_EVENT, SIO_ACK, SIO_CONNECT_ERROR = "01234"
+SIO_CONNECT, SIO_DISCONNECT, SIO_EVENT, SIO_ACK, SIO_CONNECT_ERROR, SIO_BINARY_EVENT, SIO_BINARY_ACK = "0123456"
 
 
 class Encoder(str, enum.Enum):
@@ -178,6 +180,19 @@ def utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+_UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
+_NOT_4_BYTE_LEAD = bytes(b for b in range(256) if not 0xF0 <= b <= 0xF7)
+
+
+def js_length_utf8(data: bytes) -> int:
+    """``.length`` in JavaScript of the string whose UTF-8 bytes are ``data``, without decoding:
+    one code unit per character, two for each 4-byte character (outside the BMP)."""
+    if data.isascii():
+        return len(data)
+    characters = len(data.translate(None, _UTF8_CONTINUATION))
+    return characters + len(data.translate(None, _NOT_4_BYTE_LEAD))
+
+
 # --- Socket.IO / Engine.IO packets ---------------------------------------------------------
 
 
@@ -310,28 +325,130 @@ def parse_open(packet: str) -> OpenInfo:
 
 @dataclass(frozen=True)
 class SioPacket:
-    """A Socket.IO packet received from the server (text only)."""
+    """A Socket.IO packet (text part only; binary attachments travel as packets of their own)."""
 
     type: str
     namespace: str
     ack_id: int | None
     data: Any
+    attachments: int = 0  # BINARY_EVENT / BINARY_ACK: how many attachment packets follow
+
+
+def _sio_head(body: str) -> tuple[str, int, str, int | None, int]:
+    """Type, attachment count, namespace, ack id, and where the JSON data starts:
+    ``5`` ``1-`` ``/worker,`` ``7`` ``[...]``."""
+    if not body:
+        raise ValueError("empty Socket.IO packet")
+    kind, pos, attachments = body[0], 1, 0
+    if kind in (SIO_BINARY_EVENT, SIO_BINARY_ACK):
+        dash = body.find("-", pos)
+        if dash < 0 or not body[pos:dash].isdigit():
+            raise ValueError(f"a binary packet without its attachment count: {body[:40]!r}")
+        attachments, pos = int(body[pos:dash]), dash + 1
+    namespace = "/"
+    if body.startswith("/", pos):
+        comma = body.find(",", pos)
+        end = len(body) if comma < 0 else comma
+        namespace, pos = body[pos:end], min(end + 1, len(body))
+    digits = pos
+    while digits < len(body) and body[digits] in "0123456789":
+        digits += 1
+    ack_id = int(body[pos:digits]) if digits > pos else None
+    return kind, attachments, namespace, ack_id, digits
 
 
 def parse_sio(body: str) -> SioPacket:
     """Parse the Socket.IO part of an Engine.IO MESSAGE (without the leading ``4``)."""
-    if not body:
-        raise ValueError("empty Socket.IO packet")
-    kind, rest = body[0], body[1:]
-    namespace = "/"
-    if rest.startswith("/"):
-        comma = rest.find(",")
-        namespace, rest = (rest, "") if comma < 0 else (rest[:comma], rest[comma + 1 :])
-    digits = len(rest) - len(rest.lstrip("0123456789"))
-    ack_id = int(rest[:digits]) if digits else None
-    rest = rest[digits:]
+    kind, attachments, namespace, ack_id, start = _sio_head(body)
+    rest = body[start:]
     data = json.loads(rest) if rest else None
-    return SioPacket(type=kind, namespace=namespace, ack_id=ack_id, data=data)
+    return SioPacket(type=kind, namespace=namespace, ack_id=ack_id, data=data, attachments=attachments)
+
+
+@dataclass(frozen=True)
+class EventPacket:
+    """A Socket.IO EVENT or BINARY_EVENT as a client sent it, with the figures a tap reports."""
+
+    namespace: str
+    event: str | None  # None when the arguments do not start with an event name
+    ack_id: int | None
+    attachments: int
+    message: Any  # the first argument after the event name (None when there is none)
+    json_bytes: int  # UTF-8 bytes of that argument's JSON text, as sent
+    js_length: int  # JSON.stringify(argument).length: UTF-16 code units
+    encoder: Encoder  # which encoder the text looks like (python escapes non-ASCII)
+
+    @property
+    def type(self) -> str | None:
+        """The message's ``type`` field, when it has one."""
+        if isinstance(self.message, dict) and isinstance(self.message.get("type"), str):
+            return str(self.message["type"])
+        return None
+
+
+_EVENT_NAME_RE = re.compile(rb'\s*\[\s*"(?:[^"\\]|\\.)*"\s*,\s*')
+_ESCAPED_NON_ASCII_RE = re.compile(rb"\\u(?:00[89a-fA-F]|0[1-9a-fA-F]|[1-9a-fA-F])")
+# Digits as 0, exponent letters as e, signs as -: one translate, then two substring tests find a
+# fraction (0.) or an exponent (0e-) without a regex scan.
+_NUMBER_SHAPES = bytes.maketrans(b"123456789E+", b"000000000e-")
+
+
+def _maybe_not_stringify(text: bytes) -> bool:
+    """Whether JSON.stringify might not have written ``text`` as it is: escapes, fractions and
+    exponents (a python sender writes 1.0 and 1e-05, JSON.stringify 1 and 0.00001). False positives
+    only cost the exact, slower path."""
+    if b"\\" in text:
+        return True
+    dot, sign = b"." in text, b"-" in text or b"+" in text  # single bytes: memchr speed
+    if not dot and not sign:
+        return False
+    shapes = text.translate(_NUMBER_SHAPES)
+    return (dot and b"0." in shapes) or (b"0e-" in shapes)
+
+
+_HEAD_WINDOW = 4096  # a packet's head (type, namespace, ack id) fits in this many bytes
+
+
+def _loads(data: bytes) -> tuple[Any, bool]:
+    """The value, and whether orjson read it (it refuses NaN, Infinity and integers past 64 bits,
+    which JSON.stringify writes differently anyway)."""
+    try:
+        return orjson.loads(data), True
+    except orjson.JSONDecodeError:
+        return json.loads(data), False
+
+
+def parse_event(packet: bytes) -> EventPacket:
+    """Parse a Socket.IO EVENT/BINARY_EVENT (the bytes after the Engine.IO ``4``); ValueError if
+    it is not one. The argument's sizes are taken from the bytes as sent, not re-encoded."""
+    prefix = packet[:_HEAD_WINDOW].decode("utf-8", "ignore")
+    kind, attachments, namespace, ack_id, start_char = _sio_head(prefix)
+    if kind not in (SIO_EVENT, SIO_BINARY_EVENT):
+        raise ValueError(f"not a Socket.IO EVENT: {prefix[:40]!r}")
+    start = len(prefix[:start_char].encode())
+    data = packet[start:]
+    args, plain = _loads(data) if data.strip() else (None, True)
+    if not isinstance(args, list) or not args or not isinstance(args[0], str):
+        return EventPacket(namespace, None, ack_id, attachments, args, len(data), 0, Encoder.NODE)
+    if len(args) < 2:
+        return EventPacket(namespace, args[0], ack_id, attachments, None, 0, 0, Encoder.NODE)
+    name = _EVENT_NAME_RE.match(data)
+    if name is None:
+        raise ValueError(f"unexpected arguments layout: {data[:60]!r}")
+    if len(args) == 2:
+        text = data[name.end():].rstrip()[:-1].rstrip()
+    else:  # several arguments: where the first one ends takes a JSON scanner
+        rest = data[name.end():].decode()
+        text = rest[:json.JSONDecoder().raw_decode(rest)[1]].encode()
+    message = args[1]
+    python = b"\\u" in text and text.isascii() and _ESCAPED_NON_ASCII_RE.search(text) is not None
+    if not plain or _maybe_not_stringify(text):
+        # Escapes or number forms JSON.stringify may write differently: measure what it would write.
+        length = js_length(encode_json(message, Encoder.NODE))
+    else:
+        length = js_length_utf8(text)  # JSON.stringify(JSON.parse(text)) is this very text
+    return EventPacket(namespace, args[0], ack_id, attachments, message, len(text), length,
+                       Encoder.PYTHON if python else Encoder.NODE)
 
 
 def split_polling_body(body: str) -> Sequence[str]:

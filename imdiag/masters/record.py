@@ -1,4 +1,4 @@
-"""Record what a master received as a replayable capture (``fake-master --record FILE``).
+"""Record messages as a replayable capture (``fake-master --record FILE``, ``tap --record FILE``).
 
 A ledger observer: each arrival becomes one JSON Lines record in the fixture format
 (``{"t", "event", "namespace", "type", "payload", ...}``), written and flushed at once, so a
@@ -8,7 +8,7 @@ crash loses nothing already received. imdiag's own barrier messages are not reco
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from imdiag.core.captures import dumps_record
 from imdiag.core.entries import BARRIER_TYPE, Arrival, Entry
@@ -30,10 +30,13 @@ class Recorder:
     def on_entry(self, entry: Entry) -> None:
         if not isinstance(entry, Arrival) or entry.type == BARRIER_TYPE:
             return
+        self.write(entry.message, t=entry.t, event=entry.event, namespace=entry.namespace)
+
+    def write(self, message: Any, *, t: float, event: str, namespace: str) -> None:
+        """One message, ``t`` seconds on the caller's clock (the file counts from the first record)."""
         if self._start is None:
-            self._start = entry.t  # t counts from the first arrival of this recording
-        t = round(entry.t - self._start, 6)
-        line = dumps_record(entry.message, t=t, event=entry.event, namespace=entry.namespace)
+            self._start = t
+        line = dumps_record(message, t=round(t - self._start, 6), event=event, namespace=namespace)
         self._file.write(line + "\n")
         self._file.flush()
         self.count += 1

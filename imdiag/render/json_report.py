@@ -12,7 +12,7 @@ from typing import Any
 
 from imdiag import __version__
 from imdiag.core.judge import refusal_of
-from imdiag.core.model import Cell, MasterInfo, ReplayDetails, Report
+from imdiag.core.model import Cell, MasterInfo, ReplayDetails, Report, TapDetails
 from imdiag.core.path import StickinessCheck
 from imdiag.core.probe_result import (
     Handshake,
@@ -24,6 +24,7 @@ from imdiag.core.probe_result import (
 )
 from imdiag.core.refusal import Refusal
 from imdiag.core.sizing import Recommendation
+from imdiag.render.tap import message_dict, session_dict
 
 SCHEMA = "imdiag.report/1"
 
@@ -113,10 +114,30 @@ def replay_to_dict(details: ReplayDetails) -> dict[str, Any]:
     }
 
 
+def tap_to_dict(details: TapDetails) -> dict[str, Any]:
+    """What ``imdiag tap`` adds: the sessions, each message's path (by the cells' ``index``), per type."""
+    return {"tap": {
+        "upstream": details.upstream, "listen": details.listen, "hold_oversize": details.hold_oversize,
+        "stopped_by": details.stopped_by, "messages_not_kept": details.messages_not_kept,
+        "sessions": [session_dict(s) for s in details.sessions],
+        "messages": [message_dict(m) for m in details.messages],
+        "by_type": [
+            {"namespace": r.namespace, "event": r.event, "type": r.type, "count": r.count, "bytes_min": r.bytes_min, "bytes_p50": r.bytes_p50,
+             "bytes_max": r.bytes_max, "max_payload": r.max_payload, "over_limit": r.over_limit,
+             "outcomes": dict(r.outcomes), "last_refusal": r.last_refusal or None}
+            for r in details.by_type
+        ],
+    }}
+
+
 def report_to_dict(report: Report, *, now: datetime.datetime | None = None) -> dict[str, Any]:
-    cells = sorted(report.cells, key=cell_sort_key)
+    # A tap's cells keep the order the messages arrived in (their index).
+    order = (lambda c: c.index or 0) if isinstance(report.details, TapDetails) else cell_sort_key
+    cells = sorted(report.cells, key=order)
     out = _envelope(report.command, report.settings, report.interrupted, report.elapsed_s, report.masters, cells, now)
-    if report.details is not None:
+    if isinstance(report.details, TapDetails):
+        out.update(tap_to_dict(report.details))
+    elif report.details is not None:
         out.update(replay_to_dict(report.details))
     out["cells"] = [cell_to_dict(c) for c in cells]
     return out

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from imdiag.core.findings import DROP, OK, PARSED, findings, parsed_only, short_cause, why_lines
-from imdiag.core.model import Cell, Report
+from imdiag.core.model import Cell, ReplayDetails, Report
 from imdiag.core.sizing import MessageSize, Recommendation, headroom, js_length_explanation
 from imdiag.core.units import format_size
 from imdiag.core.wire import Encoder
@@ -203,7 +203,7 @@ def replay_renderables(report: Report) -> list[RenderableType]:
     scaled = scale_table(cells, scales)
     if scaled is not None:
         out.append(scaled)
-    details = report.details
+    details = report.details if isinstance(report.details, ReplayDetails) else None
     lines = list(details.notes) if details is not None else []
     why = why_lines(cells)
     lines += why[:15] + ([f"... {len(why) - 15} more drops in --json"] if len(why) > 15 else [])

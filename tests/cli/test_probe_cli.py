@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import signal
-import ssl
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from imdiag.masters.python import PythonMaster
 
-from ..helpers import SCALE, TIMEOUT, assert_one_line_error, html_page, run_imdiag, serving
+from ..helpers import (
+    SCALE,
+    TIMEOUT,
+    assert_one_line_error,
+    html_page,
+    imdiag_process,
+    interrupt,
+    run_imdiag,
+    serving,
+)
 
 NS = "/worker"
 
@@ -143,21 +145,6 @@ async def test_cli_bad_url_is_a_usage_error():
     assert_one_line_error(code, stderr, 2, "invalid --url 'ftp://127.0.0.1/worker'")
 
 
-@pytest.fixture
-def self_signed(tmp_path: Path) -> ssl.SSLContext:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a self-signed certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1"],
-        check=True, capture_output=True, timeout=TIMEOUT * 3,
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context
-
-
 async def test_cli_tls_failures_are_one_line(self_signed):
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", html_page)
@@ -204,19 +191,12 @@ async def test_ctrl_c_prints_and_writes_what_was_measured(tmp_path):
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     out = tmp_path / "partial.json"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imdiag", "probe", "--url", f"http://127.0.0.1:{runner.addresses[0][1]}{NS}",
-        "--transport", "websocket", "--timeout", "30", "--json", str(out),
-        env={**os.environ, "NO_COLOR": "1"}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        await asyncio.wait_for(trial_started.wait(), TIMEOUT)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        async with imdiag_process("probe", "--url", f"http://127.0.0.1:{runner.addresses[0][1]}{NS}",
+                                  "--transport", "websocket", "--timeout", "30", "--json", str(out)) as proc:
+            await asyncio.wait_for(trial_started.wait(), TIMEOUT)
+            stdout, stderr = await interrupt(proc)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         await runner.cleanup()
     text = stderr.decode()
     assert proc.returncode == 130, text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass
@@ -18,15 +19,16 @@ class Counts:
     ws_text_payloads: list[int] = field(default_factory=list)  # payload length of each text frame
 
 
-class Relay:
+class LoopbackRelay:
+    """A TCP relay on 127.0.0.1 to ``target_port``; subclasses say what one connection does (``_relay``)."""
+
     def __init__(self, target_port: int):
         self.target_port = target_port
-        self.counts = Counts()
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> Relay:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -42,10 +44,29 @@ class Relay:
         await self._server.wait_closed()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await self._relay(client_r, client_w, server_r, server_w)
+        finally:
+            self._tasks.discard(task)
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
+                     server_r: asyncio.StreamReader, server_w: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class Relay(LoopbackRelay):
+    def __init__(self, target_port: int):
+        super().__init__(target_port)
+        self.counts = Counts()
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
+                     server_r: asyncio.StreamReader, server_w: asyncio.StreamWriter) -> None:
         up = asyncio.create_task(self._client_to_server(client_r, server_w))
         down = asyncio.create_task(self._pipe(server_r, client_w))
-        self._tasks |= {up, down}
         try:
             await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
         finally:

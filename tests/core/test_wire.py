@@ -16,9 +16,11 @@ from imdiag.core.wire import (
     event_packet,
     frame_overhead,
     js_length,
+    js_length_utf8,
     js_number,
     js_stringify,
     measure,
+    parse_event,
     parse_open,
     parse_sio,
     polling_body,
@@ -146,3 +148,51 @@ def test_parse_open_and_sio():
 def test_parse_open_refuses_a_bad_open_packet_with_a_value_error(packet):
     with pytest.raises(ValueError):
         parse_open(packet)
+
+
+@given(st.text())
+def test_js_length_from_utf8_bytes_equals_js_length(text):
+    assert js_length_utf8(text.encode("utf-8", "surrogatepass")) == js_length(text)
+
+
+def test_parse_sio_reads_the_attachment_count():
+    pkt = parse_sio('52-/worker,7["message",{"_placeholder":true,"num":0}]')
+    assert (pkt.type, pkt.attachments, pkt.namespace, pkt.ack_id) == ("5", 2, "/worker", 7)
+    with pytest.raises(ValueError, match="attachment count"):
+        parse_sio('5["x"]')
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    json_values,
+    st.sampled_from(["/", "/worker", "/名字"]),
+    st.one_of(st.none(), st.integers(0, 10**6)),
+    st.sampled_from(["message", "事件", 'a"b']),
+    st.sampled_from(list(Encoder)),
+)
+def test_parse_event_sizes_the_argument_as_sent(value, namespace, ack_id, event, encoder):
+    message = {"type": "t", "payload": value}
+    text = encode_json(message, encoder)
+    packet = event_packet(event_args(event, text, encoder), namespace, ack_id)
+    parsed = parse_event(packet[1:].encode("utf-8", "surrogatepass"))
+    assert (parsed.namespace, parsed.event, parsed.ack_id, parsed.type) == (namespace, event, ack_id, "t")
+    assert parsed.json_bytes == len(text.encode("utf-8", "surrogatepass"))
+    assert parsed.js_length == js_length(encode_json(message, Encoder.NODE))  # JSON.stringify(msg).length
+    if not text.isascii():
+        assert parsed.encoder is Encoder.NODE
+
+
+def test_parse_event_shapes():
+    binary = parse_event(b'51-/worker,3["file",{"type":"f","data":{"_placeholder":true,"num":0}}]')
+    assert (binary.attachments, binary.ack_id, binary.event, binary.type) == (1, 3, "file", "f")
+    several = parse_event(b'2["m",{"type":"a"},{"more":1}]')
+    assert (several.json_bytes, several.type) == (len(b'{"type":"a"}'), "a")
+    spaced = parse_event(b'2[ "m" , {"type":"a"} ]')  # not what clients send, still read exactly
+    assert spaced.json_bytes == len(b'{"type":"a"}')
+    python = parse_event(b'2["m",{"type":"\\u4f60"}]')
+    assert (python.encoder, python.js_length, python.type) == (Encoder.PYTHON, len('{"type":"你"}'), "你")
+    assert parse_event(b'2["m"]').message is None and parse_event(b'2[1,2]').event is None
+    with pytest.raises(ValueError):
+        parse_event(b'0/worker,')  # a CONNECT, not an event
+    with pytest.raises(ValueError):
+        parse_event(b'2["m",{"type":')  # cut short
