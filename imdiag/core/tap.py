@@ -12,7 +12,7 @@ happened to each message from what the upstream did next, never from the message
   it refused a later frame; or, over websocket, it kept the session open ``SETTLE_S`` after
   taking the whole frame (websocket servers refuse at the frame header).
 - *acked*: the master acknowledged it (the only proof of delivery a tap can see).
-- *refused*: a 1009 close, an HTTP 413/400... with who answered it (``refusals.refused_by``).
+- *refused*: a 1009 close, an HTTP 413/400... with who answered it (``imdiag.core.refusal``).
 - *lost*: the session ended (for another frame, or the upstream died) before anything showed
   it passed.
 
@@ -43,7 +43,7 @@ from imdiag.core.model import (
     TapSession,
     TypeStats,
 )
-from imdiag.core.refusals import Refuser, refused_by
+from imdiag.core.refusal import Refusal, close_refusal, http_refusal
 from imdiag.core.units import format_bytes
 from imdiag.core.wire import (
     EIO_CLOSE,
@@ -238,7 +238,7 @@ class _Message:
     outcome: Outcome = Outcome.IN_FLIGHT
     proof: str = ""
     acked: bool = False
-    refuser: Refuser | None = None
+    refused_by: tuple[str, str] | None = None  # who refused (master, proxy, unknown, tap) and the evidence
     answer: Observation | None = None  # the transport-level part of its observation
 
     def key(self) -> tuple[str, str, str]:
@@ -307,7 +307,7 @@ class _Exchange:
     sid: str
     messages: list[_Message] = field(default_factory=list)
     decoded: bool = False
-    answer: tuple[int, str, Refuser] | None = None  # status, body, who
+    answer: tuple[int, str, str] | None = None  # status, body, Server header
     held: bool = False
 
 
@@ -361,16 +361,21 @@ def _hold_answer(server_header: str) -> Hold:
     return Hold(status=413, response=b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
-_BY = {"master": "the master", "proxy": "a proxy", "tap": "the tap", "unknown": "unknown"}
+_BY = {"master": "the master", "proxy": "a proxy", "tap": "the tap", "unknown": "an unknown party"}
+HELD_BY_TAP = ("tap", "held by imdiag tap (--hold-oversize), answered as the master would")
 
 
-def refusal_text(outcome: Outcome, who: Refuser | None, observed: Observation) -> str:
+def refusal_text(outcome: Outcome, by: str, observed: Observation) -> str:
     """``close 1009 from the master``, ``HTTP 413 from a proxy``, ``held by the tap``: a refusal in a few words."""
     if outcome is Outcome.HELD:
         return "held by the tap (--hold-oversize)"
     signal = f"close {observed.close_code}" if observed.close_code is not None else \
         f"HTTP {observed.http_status}" if observed.http_status is not None else "the session ended"
-    return f"{signal} from {_BY.get(who.who, who.who)}" if who is not None else signal
+    return f"{signal} from {_BY.get(by, by)}" if by else signal
+
+
+def _by(refusal: Refusal) -> tuple[str, str]:
+    return refusal.by.value, f"{refusal.evidence()}: {refusal.how}"
 
 
 class Tracker:
@@ -466,19 +471,21 @@ class Tracker:
         if request.is_upgrade:
             self._emit(Upgraded(self.now(), sid, f"refused: HTTP {response.status} {text[:80]!r}"))
             return
-        who = refused_by(status=response.status, server=response.headers.get("server"), body=text)
+        server = response.headers.get("server")
         if request.method == "POST" and exchange in self._exchanges:
-            self._exchanges[exchange].answer = (response.status, text[:500], who)
+            self._exchanges[exchange].answer = (response.status, text[:500], server)
             if self._exchanges[exchange].decoded:
                 self._settle_exchange(exchange)
         elif request.method == "GET" and response.status == 200 and body is not None:
             for packet in text.split(RECORD_SEPARATOR):
                 self._server_packet(session, packet)
-        if response.status != 200 and session.closed_t is None:
-            status = f"HTTP {response.status}" + (f" {text[:80]!r}" if text else "")
-            self._close(session, who.who if who.who != "unknown" else "master",
-                        f"the {request.method} was answered {status}", refused=request.method == "POST"
-                        and response.status in (400, 413))
+        if response.status != 200:
+            refused = request.method == "POST" and response.status in (400, 413)
+            session.refused = session.refused or refused
+            if session.closed_t is None:
+                status = f"HTTP {response.status}" + (f" {text[:80]!r}" if text else "")
+                by = http_refusal(response.status, text, server).by.value
+                self._close(session, by, f"the {request.method} was answered {status}", refused=refused)
 
     def exchange_failed(self, exchange: int, error: str) -> None:
         """A POST got no answer: the connection ended first."""
@@ -575,8 +582,7 @@ class Tracker:
         """A worker's message has been forwarded whole: held, refused already, or in flight."""
         if state.holding:
             self._settle(msg, Outcome.HELD, "held by the tap (--hold-oversize); the worker was answered close 1009",
-                         Observation(body_bytes=msg.wire_bytes, held=self._held_text(msg)),
-                         refused_by(close_code=WS_MESSAGE_TOO_BIG))
+                         Observation(body_bytes=msg.wire_bytes, held=self._held_text(msg)), HELD_BY_TAP)
         elif state.refusal is not None:
             code, reason = state.refusal
             state.refusal = None
@@ -822,18 +828,18 @@ class Tracker:
         )
 
     def _record(self, msg: _Message) -> TapMessage:
-        who = msg.refuser
+        who = msg.refused_by
         return TapMessage(
             index=msg.index, t=msg.t, sid=msg.sid, namespace=msg.namespace, event=msg.event, ack_id=msg.ack_id,
             packet_bytes=msg.packet_bytes, attachment_bytes=tuple(msg.attachment_bytes), max_payload=msg.max_payload,
             over_limit=msg.over_limit, outcome=msg.outcome, proof=msg.proof,
-            refused_by=who.who if who else "", refused_by_evidence=who.evidence if who else "",
+            refused_by=who[0] if who else "", refused_by_evidence=who[1] if who else "",
         )
 
     def _settle(self, msg: _Message, outcome: Outcome, proof: str, answer: Observation,
-                who: Refuser | None = None) -> None:
+                who: tuple[str, str] | None = None) -> None:
         previous = msg.outcome
-        msg.outcome, msg.proof, msg.answer, msg.refuser = outcome, proof, answer, who
+        msg.outcome, msg.proof, msg.answer, msg.refused_by = outcome, proof, answer, who
         session = self._session(msg.sid)
         if session is not None and msg in session.inflight:
             session.inflight.remove(msg)
@@ -843,7 +849,7 @@ class Tracker:
             stats.outcomes[previous.value] -= 1
             stats.outcomes[outcome.value] += 1
             if outcome in (Outcome.REFUSED, Outcome.HELD):
-                stats.last_refusal = refusal_text(msg.outcome, who, cell.observed)
+                stats.last_refusal = refusal_text(msg.outcome, who[0] if who else "", cell.observed)
         self._emit(Settled(self.now(), self._record(msg), cell))
 
     def _pass(self, msg: _Message, proof: str, http_status: int | None = None) -> None:
@@ -858,7 +864,8 @@ class Tracker:
     def _refuse_ws(self, msg: _Message, code: int, reason: str) -> None:
         self._settle(msg, Outcome.REFUSED, f"the master {close_text(code, reason, 'closed')}",
                      Observation(body_bytes=msg.wire_bytes, close_code=code, close_reason=reason, closed=True,
-                                 barrier=Barrier.CLOSED), refused_by(close_code=code))
+                                 barrier=Barrier.CLOSED),
+                     _by(close_refusal(code, reason, msg.wire_bytes, msg.max_payload)))
 
     def _prove(self, session: _Session, seq: int, proof: str, conn: int | None = None) -> None:
         """The upstream answered the worker's packet number ``seq``: everything before it was read."""
@@ -911,7 +918,7 @@ class Tracker:
         if record is None or record.answer is None or not record.decoded:
             return
         del self._exchanges[exchange]
-        status, body, who = record.answer
+        status, body, server = record.answer
         for msg in record.messages:
             if msg.outcome is not Outcome.IN_FLIGHT:
                 continue
@@ -919,14 +926,14 @@ class Tracker:
                 self._pass(msg, f"the POST was answered HTTP 200 {body[:20]!r}", http_status=200)
             else:
                 self._settle(msg, Outcome.REFUSED, f"the POST was answered HTTP {status} {body[:80]!r}",
-                             Observation(body_bytes=msg.wire_bytes, http_status=status, http_body=body, closed=True,
-                                         barrier=Barrier.CLOSED), who)
+                             Observation(body_bytes=msg.wire_bytes, http_status=status, http_body=body,
+                                         http_server=server, closed=True, barrier=Barrier.CLOSED),
+                             _by(http_refusal(status, body, server)))
 
     def _hold_post(self, session: _Session, record: _Exchange) -> None:
-        who = Refuser("tap", "held by imdiag tap (--hold-oversize), answered as the master would")
         for msg in record.messages:
             self._settle(msg, Outcome.HELD, "held by the tap (--hold-oversize)",
-                         Observation(body_bytes=msg.wire_bytes, held=self._held_text(msg)), who)
+                         Observation(body_bytes=msg.wire_bytes, held=self._held_text(msg)), HELD_BY_TAP)
         if session.closed_t is None:
             self._close(session, "tap", "held an oversize POST (--hold-oversize): answered the worker as the master "
                         "would and closed the session upstream", refused=True)

@@ -15,7 +15,6 @@ from rich.table import Table
 from rich.text import Text
 
 from imdiag.core.model import Cell, Outcome, Report, TapDetails, TapMessage, TapSession, TypeStats
-from imdiag.core.refusals import Refuser
 from imdiag.core.tap import (
     LateAck,
     NamespaceJoined,
@@ -32,7 +31,8 @@ from imdiag.core.tap import (
 from imdiag.core.units import format_bytes
 
 SID_WIDTH = 8  # sids are shown shortened in live lines (the JSON has them whole)
-_BY = {"master": "the master", "proxy": "a proxy", "worker": "the worker", "tap": "the tap", "unknown": "someone"}
+_BY = {"master": "the master", "proxy": "a proxy", "worker": "the worker", "tap": "the tap",
+       "unknown": "an unknown party"}
 _SHOWN_OUTCOMES = (Outcome.PASSED, Outcome.ACKED, Outcome.REFUSED, Outcome.LOST, Outcome.HELD, Outcome.IN_FLIGHT)
 
 
@@ -216,8 +216,7 @@ def _refusals_by_type(details: TapDetails, cells: Iterable[Cell]) -> dict[tuple[
     for cell in cells:
         m = by_index.get(cell.index if cell.index is not None else -1)
         if m is not None and m.outcome is Outcome.REFUSED:
-            who = Refuser(m.refused_by, m.refused_by_evidence) if m.refused_by else None
-            out[(m.namespace, m.event, cell.type)][refusal_text(m.outcome, who, cell.observed)] += 1
+            out[(m.namespace, m.event, cell.type)][refusal_text(m.outcome, m.refused_by, cell.observed)] += 1
     return out
 
 
