@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imdiag.masters.node import NodeMaster, node_ready  # noqa: E402
-from tests.node_worker import NodeWorker, kind  # noqa: E402
+from imdiag.masters.node import NodeMaster, node_ready
+from tests.node_worker import NodeWorker, kind
 
 NS = "/bench"
 TIMEOUT = 120.0

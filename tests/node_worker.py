@@ -5,21 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
-from imdiag.masters.node import NODE_DIR
+from imdiag.masters.node_packages import node_env
 
 WORKER_JS = Path(__file__).parent / "node" / "worker.js"
 REPO = Path(__file__).parent.parent
 Event = dict[str, Any]
-
-
-def node_env() -> dict[str, str]:
-    """socket.io-client is resolved from the pinned packages next to the Node master."""
-    return {**os.environ, "NODE_PATH": str(NODE_DIR / "node_modules")}
 
 
 class NodeWorker:

@@ -2,7 +2,8 @@
 /*
  * A real socket.io-client worker for the tests and the tap benchmark, driven by JSON lines.
  *
- * Usage: NODE_PATH=<node_modules> node worker.js '{"url":"http://127.0.0.1:3001/worker","options":{...},"count":1}'
+ * Usage: IMDIAG_NODE_PREFIX=<dir with node_modules> node worker.js '{"url":"http://127.0.0.1:3001/worker","options":{...},"count":1}'
+ * (the pinned packages, as imdiag/masters/node_packages.py locates them; master.js loads them the same way).
  * Each of `count` sockets is its own Manager (its own Engine.IO session). Options are passed to
  * io() as they are (defaults: the library's, i.e. polling then the upgrade to websocket).
  * Commands on stdin, one JSON object per line:
@@ -15,8 +16,13 @@
  * (reason, description), connect_error (message), ack (seq), bench (seconds, latencies_ms).
  */
 const fs = require("fs");
-const { io } = require("socket.io-client");
+const Module = require("module");
+const path = require("path");
 const readline = require("readline");
+
+const prefix = process.env.IMDIAG_NODE_PREFIX;
+const load = prefix ? Module.createRequire(path.join(prefix, "package.json")) : require;
+const { io } = load("socket.io-client");
 
 const config = JSON.parse(process.argv[2]);
 const sockets = [];
