@@ -214,9 +214,14 @@ class RelayedConnection:
             self.observer.connection_closed(self.conn)
 
     def close(self) -> None:
-        """Stop relaying (the tap is stopping): close both sides now (what is buffered goes out first)."""
+        """Stop relaying (the tap is stopping): close both sides now. A side that stopped reading
+        would hold a close until its buffer drains, so that side is aborted instead."""
+        self._worker_idle.set()  # nothing more will arrive: no end waits for a message to finish
         for sink in (self.to_worker, self.to_upstream):
-            sink.writer.transport.close()
+            if sink.buffered:
+                sink.writer.transport.abort()
+            else:
+                sink.writer.transport.close()
 
     # --- worker -> upstream --------------------------------------------------------------------
 
@@ -242,6 +247,8 @@ class RelayedConnection:
         lost = lost_error(source.writer)
         if lost is not None and not error:
             error = _error_text(lost)
+        if side == "worker":
+            self._worker_idle.set()  # the worker's side is over: no message of it is still arriving
         self.observer.conn_ended(self.conn, side, error)
         if side == "master":
             with contextlib.suppress(TimeoutError):
