@@ -64,13 +64,16 @@ class Disconnect:
 Entry = Arrival | ServerError | Connect | Disconnect
 
 
+def _canonical(message: Any) -> bytes:
+    try:
+        return orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # ints past 64 bits, which orjson refuses
+        return json.dumps(message, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def canonical_digest(message: Any) -> str:
     """Digest that matches a message whatever encoder sent it (key order and escapes aside)."""
-    try:
-        canonical = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # ints past 64 bits, which orjson refuses
-        canonical = json.dumps(message, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical).hexdigest()[:16]
+    return hashlib.sha256(_canonical(message)).hexdigest()[:16]
 
 
 def reencoded_bytes(message: Any) -> int:
@@ -78,3 +81,10 @@ def reencoded_bytes(message: Any) -> int:
         return len(orjson.dumps(message))
     except TypeError:
         return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def digest_and_bytes(message: Any) -> tuple[str, int]:
+    """``canonical_digest()`` and ``reencoded_bytes()`` from one serialization (sorted keys do
+    not change its length): what a master computes for every arrival, 16 MB ones included."""
+    canonical = _canonical(message)
+    return hashlib.sha256(canonical).hexdigest()[:16], len(canonical)

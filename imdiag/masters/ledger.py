@@ -38,6 +38,11 @@ class Ledger:
         self._by_id: dict[str, Arrival] = {}
         self._changed = asyncio.Event()
 
+    @property
+    def keep_messages(self) -> bool:
+        """Arrivals keep the whole message (a recording master), not only type, id and digest."""
+        return self._keep_messages
+
     def _next(self) -> tuple[int, float]:
         return self._count, round(time.monotonic() - self._start, 6)
 

@@ -7,10 +7,7 @@ websocket with a 1009 close without reason text, polling with HTTP 413 and an em
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
 import string
 from typing import Any
 
@@ -207,86 +204,6 @@ async def test_ledger_order_is_dispatch_order(session: aiohttp.ClientSession, tr
             assert seqs == sorted(seqs)
         finally:
             await conn.close()
-
-
-# --- process lifecycle: no Node process outlives its master ---------------------------------
-
-
-@pytest.mark.node
-async def test_stop_ends_the_process_by_closing_stdin() -> None:
-    master = NodeMaster(limit=1000)
-    await master.start()
-    pid = master.pid
-    assert pid is not None and _alive(pid)
-    await master.stop()
-    assert not _alive(pid)
-    assert master.returncode == 0  # it left on its own when stdin closed, no signal needed
-    await master.stop()  # idempotent
-
-
-@pytest.mark.node
-async def test_no_process_survives_an_exception_inside_async_with() -> None:
-    pids: list[int] = []
-    with pytest.raises(RuntimeError, match="boom"):
-        async with NodeMaster(limit=1000) as master:
-            assert master.pid is not None
-            pids.append(master.pid)
-            raise RuntimeError("boom")
-    assert pids and not _alive(pids[0])
-
-
-@pytest.mark.node
-async def test_no_process_survives_a_cancelled_task() -> None:
-    started = asyncio.Event()
-    pids: list[int] = []
-
-    async def serve() -> None:
-        async with NodeMaster(limit=1000) as master:
-            assert master.pid is not None
-            pids.append(master.pid)
-            started.set()
-            await asyncio.Event().wait()
-
-    task = asyncio.create_task(serve())
-    await asyncio.wait_for(started.wait(), TIMEOUT)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert not _alive(pids[0])
-
-
-@pytest.mark.node
-async def test_cancelling_stop_kills_the_process() -> None:
-    master = NodeMaster(limit=1000)
-    await master.start()
-    proc = master._proc
-    assert proc is not None
-    stopping = asyncio.create_task(master.stop())
-    await asyncio.sleep(0)  # let stop() reach its first await (a yield, not a delay)
-    stopping.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await stopping
-    await asyncio.wait_for(proc.wait(), TIMEOUT)
-    assert not _alive(proc.pid)
-
-
-@pytest.mark.node
-async def test_a_master_that_dies_is_recorded_in_the_ledger() -> None:
-    async with NodeMaster(limit=1000) as master:
-        assert master.pid is not None
-        mark = master.ledger.mark()
-        os.kill(master.pid, signal.SIGKILL)
-        found = await master.ledger.wait_until(
-            lambda e: isinstance(e, ServerError) and "exited with code -9" in e.message, mark, TIMEOUT
-        )
-        assert found is not None
-
-
-@pytest.mark.node
-async def test_port_in_use_is_a_target_error() -> None:
-    async with NodeMaster(limit=1000) as first:
-        with pytest.raises(TargetError, match="EADDRINUSE"):
-            await NodeMaster(limit=1000, port=first.port).start()
 
 
 async def test_not_ready_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:

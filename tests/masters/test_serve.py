@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import socketio
@@ -75,3 +76,24 @@ async def test_a_streaming_ledger_keeps_nothing_but_numbers_what_it_streams():
     assert ledger.entries == [] and ledger.find("x") is None
     assert [e.seq for e in streamed] == [0, 1, 2]
     assert streamed[1].message is big  # the recorder sees the whole message as it arrives
+
+
+@pytest.mark.parametrize("kind", ["python", pytest.param("node", marks=pytest.mark.node)])
+async def test_fake_master_exits_3_when_its_server_process_dies(kind):
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    master = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imdiag", "fake-master", "--master", kind, "--port", "0", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(master.stdout.readline(), TIMEOUT * 2)
+        children = [int(p) for p in Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()]
+        assert len(children) == 1
+        os.kill(children[0], 9)  # the server's process dies on its own
+        _, stderr = await asyncio.wait_for(master.communicate(), TIMEOUT)
+    finally:
+        if master.returncode is None:
+            master.kill()
+            await master.wait()
+    assert master.returncode == 3
+    assert stderr.decode().strip() == f"imdiag: error: the {kind} master exited with code -9"

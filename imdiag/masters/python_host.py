@@ -1,0 +1,203 @@
+"""The python master's process: python-socketio ``AsyncServer``s on aiohttp, nothing emulated.
+
+Started by ``PythonMaster`` as ``python -m imdiag.masters.python_host``; it serves every master
+it is asked for and reports what they see, in the master protocol (``imdiag.masters.child``).
+Each master is a real ``socketio.AsyncServer`` with ``max_http_buffer_size`` set to the limit,
+bound to a loopback port: whatever python-socketio, python-engineio and aiohttp do at that limit
+is what it does (aiohttp refuses a websocket frame of exactly the limit; python-engineio reads
+a POST body with one ``read(length)`` and can cut it), observed and reported, never patched.
+Its ledger lines: what the handler received (type, id, ``canonical_digest``, bytes), each
+connect and disconnect with python-socketio's reason, and every error the server logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+from importlib.metadata import version
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from imdiag.core.entries import digest_and_bytes
+from imdiag.core.quirks import PYTHON_DECODE_ERROR_LOGS
+
+VERSIONED = ("python-socketio", "python-engineio", "aiohttp")
+COMMAND_LINE_LIMIT = 1 << 20
+
+
+def report(line: dict[str, Any]) -> None:
+    """One line to the parent, written whole before the server goes on (dispatch order)."""
+    try:
+        text = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate in a decoded string: escape everything
+        text = json.dumps(line, separators=(",", ":")).encode()
+    view = memoryview(text + b"\n")
+    while view:
+        try:
+            view = view[os.write(1, view):]  # fd 1 is a blocking pipe: a slow parent slows the server
+        except BrokenPipeError:
+            os._exit(0)  # the parent is gone
+
+
+class _ReportLogHandler(logging.Handler):
+    """Turns the server's own error log lines into ledger lines (observation, not a patch)."""
+
+    def __init__(self, key: str):
+        super().__init__(level=logging.WARNING)
+        self.key = key
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = ""
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            error = f"{type(exc).__name__}: {exc}"
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call must not break the master
+            message = str(record.msg)
+        decode = any(message.startswith(m) for m in PYTHON_DECODE_ERROR_LOGS)
+        report({"key": self.key, "event": "error", "logger": record.name, "message": message[:500],
+                "error": error[:500], "decode": decode})
+
+
+def _summary(message: Any) -> Any:
+    """What an arrival line carries of a message that is not recorded: its type and id."""
+    if not isinstance(message, dict):
+        return None
+    return {k: message[k] for k in ("type", "id") if k in message}
+
+
+class HostedMaster:
+    """One python-socketio ``AsyncServer`` on aiohttp at one limit and port."""
+
+    def __init__(self, key: str, options: dict[str, Any]):
+        self.key = key
+        self.limit = int(options["limit"])
+        self.namespace = str(options.get("namespace", "/"))
+        self.path = str(options.get("path", "/socket.io/"))
+        self.host = str(options.get("host", "127.0.0.1"))
+        self.port = int(options.get("port", 0))
+        self.record = bool(options.get("record", False))
+        # One logger per master, so errors are attributed to the right one.
+        logger = logging.getLogger(f"imdiag.master.{key}")
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+        logger.addHandler(_ReportLogHandler(key))
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp", max_http_buffer_size=self.limit, logger=logger, engineio_logger=logger,
+            cors_allowed_origins="*",
+        )
+        self._register_handlers()
+        self._runner: web.AppRunner | None = None
+
+    def _register_handlers(self) -> None:
+        key, ns, record = self.key, self.namespace, self.record
+
+        async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+            report({"key": key, "event": "connect", "sid": sid, "namespace": ns})
+
+        async def on_disconnect(sid: str, reason: Any = None) -> None:
+            report({"key": key, "event": "disconnect", "sid": sid, "namespace": ns, "reason": str(reason)})
+
+        async def on_any(event: str, sid: str, *args: Any) -> bool:
+            # The first argument is the message; the line is written before any await, so
+            # arrivals keep the order in which the server dispatched them.
+            message = args[0] if args else None
+            digest, size = digest_and_bytes(message)
+            report({"key": key, "event": "arrival", "sid": sid, "namespace": ns, "name": event,
+                    "message": message if record else _summary(message), "digest": digest, "bytes": size})
+            return True  # acknowledges, when the sender asked for an ack
+
+        self.sio.on("connect", on_connect, namespace=ns)
+        self.sio.on("disconnect", on_disconnect, namespace=ns)
+        self.sio.on("*", on_any, namespace=ns)
+
+    async def start(self) -> int:
+        app = web.Application()
+        self.sio.attach(app, socketio_path=self.path.strip("/"))
+        # On stop, give requests still in flight 50 ms, then cancel them. python-engineio
+        # holds a long-poll GET for up to pingInterval + pingTimeout (45 s) even after the
+        # client closed its session, and aiohttp would wait up to 60 s for it by default.
+        # (aiohttp reads 0 as "no timeout", hence a small positive bound.)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.05)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        server = site._server
+        assert server is not None and server.sockets
+        sock: socket.socket = server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            # Sessions are closed with the server; shutdown() also stops its background tasks.
+            await self.sio.shutdown()
+            await runner.cleanup()
+
+
+async def _command(masters: dict[str, HostedMaster], command: dict[str, Any]) -> None:
+    key = str(command.get("key"))
+    if command.get("cmd") == "start":
+        try:
+            master = HostedMaster(key, command)
+            port = await master.start()
+        except OSError as exc:
+            where = f"{command.get('host')}:{command.get('port')}"
+            report({"key": key, "event": "failed", "error": f"cannot listen on {where}: {exc.strerror or exc}"})
+            return
+        except (ValueError, TypeError, KeyError) as exc:
+            report({"key": key, "event": "failed", "error": f"bad start command: {exc}"})
+            return
+        masters[key] = master
+        report({"key": key, "event": "listening", "port": port})
+    elif command.get("cmd") == "stop":
+        stopping = masters.pop(key, None)
+        if stopping is not None:
+            await stopping.stop()
+        report({"key": key, "event": "stopped"})
+
+
+async def serve() -> None:
+    """Serve commands from stdin until it closes; then stop every master and return."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=COMMAND_LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    masters: dict[str, HostedMaster] = {}
+    tasks: set[asyncio.Task[None]] = set()
+    report({"event": "ready", "versions": {pkg: version(pkg) for pkg in VERSIONED}})
+    try:
+        while line := await reader.readline():
+            try:
+                command = json.loads(line)
+            except ValueError:
+                continue  # not from imdiag; nothing to answer
+            # Commands run side by side: six masters stop in the time of one.
+            task = asyncio.create_task(_command(masters, command))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        if tasks:
+            await asyncio.wait(tasks)
+        await asyncio.gather(*(m.stop() for m in masters.values()), return_exceptions=True)
+
+
+def main() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
