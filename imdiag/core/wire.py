@@ -13,7 +13,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from json.encoder import encode_basestring
@@ -286,6 +286,42 @@ def event_frame(message_json: bytes, *, encoder: Encoder, event: str = "message"
     """The exact bytes of one websocket frame payload / one polling record for a message."""
     head, tail = frame_parts(event, namespace, ack_id, encoder)
     return b"".join((head, message_json, tail))
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A frame made piece by piece as it is written: its exact size, and its bytes in order.
+
+    A 16 MB frame that the server refuses at its header is then never made whole: only the
+    pieces written before the answer are. ``pieces()`` starts from the first byte each call.
+    """
+
+    size: int
+    pieces: Callable[[], Iterable[bytes]]
+
+
+Packet = bytes | Streamed  # one websocket frame payload / one polling record
+
+
+def packet_size(packet: Packet) -> int:
+    return packet.size if isinstance(packet, Streamed) else len(packet)
+
+
+def packet_pieces(packet: Packet) -> Iterable[bytes]:
+    return packet.pieces() if isinstance(packet, Streamed) else (packet,)
+
+
+def streamed_event_frame(json_bytes: int, json_pieces: Callable[[], Iterable[bytes]], *, encoder: Encoder,
+                         event: str = "message", namespace: str = "/", ack_id: int | None = None) -> Streamed:
+    """``event_frame()`` of a message given as pieces of ``json_bytes`` bytes in all."""
+    head, tail = frame_parts(event, namespace, ack_id, encoder)
+
+    def pieces() -> Iterator[bytes]:
+        yield head
+        yield from json_pieces()
+        yield tail
+
+    return Streamed(len(head) + json_bytes + len(tail), pieces)
 
 
 # --- Parsing what the server sends ---------------------------------------------------------
