@@ -16,6 +16,7 @@ import contextlib
 import errno
 import os
 import select
+import socket
 import ssl
 import time
 from collections.abc import Coroutine, Iterator, Sequence
@@ -27,6 +28,8 @@ import aiohttp
 import aiohttp.payload
 from aiohttp._websocket.helpers import websocket_mask  # aiohttp's own (C) client masking
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.http_writer import StreamWriter
 
 from imdiag.core.errors import TargetError
 from imdiag.core.model import HttpAnswer
@@ -109,7 +112,7 @@ class SendResult:
 
 # Large frames and bodies are written in chunks of this size (a multiple of 4: websocket masking
 # continues from chunk to chunk); before each one the client looks for the server's answer.
-WRITE_CHUNK = 1 << 18
+WRITE_CHUNK = 1 << 16
 # A POST body's first write, with the request head: a body up to this size goes out in one
 # write, as aiohttp writes any body. A server that reads a body with one read() (python-engineio)
 # cuts it at what has arrived, so the pace of the first bytes is part of what is measured.
@@ -120,14 +123,41 @@ def has_input(transport: asyncio.BaseTransport) -> bool:
     """The server has sent something not read yet (data, a close, a reset): a look, no read.
 
     Checked before each chunk: a write that meets a reset makes asyncio close the connection
-    without reading what came before it (a close frame, an HTTP 413), so that must be read first.
+    without reading what came before it (a close frame, an HTTP 413), so that is read first.
     """
     sock = transport.get_extra_info("socket")
-    if sock is None:
+    if sock is None or sock.fileno() < 0:
         return False
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
+
+
+def keep_the_answer(transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol) -> None:
+    """After a write that closed the transport: hand the protocol what the server sent before
+    its reset, as asyncio would have read it.
+
+    A reset can land between the look (``has_input``) and the write. The write then fails and
+    asyncio closes the connection without reading what the kernel still holds before the reset:
+    the server's close frame (1009 would become 1006) or its HTTP 413. It is read here, once, from
+    a duplicate of the socket (the kernel returns queued data before the reset's error).
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0 or not isinstance(protocol, asyncio.Protocol):
+        return
+    answer = bytearray()
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as duplicate:
+            duplicate.setblocking(False)
+            for _ in range(64):  # bounded: what a server sends before it resets, not a stream
+                data = duplicate.recv(1 << 16)
+                if not data:
+                    break
+                answer += data
+    except OSError:  # nothing more (would block, or the reset's own error)
+        pass
+    if answer:
+        protocol.data_received(bytes(answer))
 
 
 def write_chunks(packets: Sequence[Packet], separator: bytes = b"", first: int = WRITE_CHUNK) -> Iterator[bytes | memoryview]:
@@ -483,6 +513,8 @@ class WebSocketConnection(Connection):
                     return False  # answered: the rest would only be discarded
                 raise ConnectionResetError("the server closed the connection before this frame")
             transport.write(header + masked if i == 0 else masked)
+            if transport.is_closing():  # this write met a reset
+                keep_the_answer(transport, protocol)
             progress.written += len(chunk)
             if protocol._paused:  # the kernel is full: wait until it takes more
                 await protocol._drain_helper()
@@ -521,20 +553,24 @@ class _ChunkedBody(aiohttp.payload.Payload):
         await self.write_with_length(writer, None)
 
     async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        assert isinstance(writer, StreamWriter)  # aiohttp's client writes bodies through one
         progress = self._progress
         try:
             for i, chunk in enumerate(write_chunks(self._packets, self._separator, FIRST_POST_WRITE)):
                 transport = writer.transport
                 if transport is None or transport.is_closing() or (i and has_input(transport)):
                     break
-                await writer.write(chunk)  # aiohttp waits while the kernel is full
+                await writer.write(chunk, drain=False)  # written at once (no wait inside) ...
+                if transport.is_closing():  # ... so a close now is this write meeting a reset
+                    keep_the_answer(transport, writer.protocol)
                 progress.written += len(chunk)
+                await writer.drain()  # aiohttp's flow control: wait while the kernel is full
         except ConnectionError:  # closed under the write: the response (or its absence) tells why
             pass
         if progress.written < self._total:
             # Half a body is on this connection: it must not carry another request.
-            protocol = getattr(writer, "protocol", None)
-            if protocol is not None:
+            protocol = writer.protocol
+            if isinstance(protocol, ResponseHandler):
                 protocol.force_close()
 
 

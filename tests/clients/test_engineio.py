@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import re
+import socket
+import struct
 import sys
 
 import pytest
@@ -240,3 +242,41 @@ async def test_pings_are_answered_between_frames(session):
         finally:
             await conn.close()
     assert packet is not None and packet.data == ["PONG", "are you there"]
+
+
+async def test_a_close_frame_before_a_reset_survives_a_write_that_meets_the_reset(session):
+    """The server's close frame (1009) and then its reset are both in the kernel when the client
+    writes: the write fails, asyncio closes without reading, and the client still reads 1009.
+
+    Made certain here by pausing the client's reading until the reset has come."""
+    reset = asyncio.Event()
+
+    async def refusing(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str('0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}')
+        await ws.receive()  # the namespace CONNECT
+        await ws.send_str('40{"sid":"n1"}')
+        await ws.receive()  # "go": the client no longer reads
+        await ws._writer.send_frame(b"\x03\xf1", web.WSMsgType.CLOSE)  # 1009
+        assert request.transport is not None
+        request.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        request.transport.abort()  # close at once, with a reset
+        reset.set()
+        return ws
+
+    async with serving(refusing) as url:
+        conn = await open_connection(Endpoint(url), Transport.WEBSOCKET, session, TIMEOUT)
+        try:
+            assert isinstance(conn, WebSocketConnection) and conn.ws is not None
+            transport = conn.ws._writer.transport
+            transport.pause_reading()
+            await conn.send([b"42[\"go\"]"])
+            await asyncio.wait_for(reset.wait(), TIMEOUT)
+            sent = await conn.send([b"4" + b"x" * 300_000])
+            closed = await asyncio.wait_for(asyncio.shield(conn.closed), TIMEOUT)
+        finally:
+            await conn.close()
+    assert sent.written_bytes < 300_001
+    assert closed.code == 1009, closed
