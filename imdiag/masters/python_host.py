@@ -197,6 +197,9 @@ async def serve() -> None:
 def main() -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
+    # Every line went out with a blocking write and every server has stopped: no need to wait
+    # for the interpreter to tear down socketio and aiohttp (the parent waits for this exit).
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -89,9 +89,13 @@ function canonical(value) {
   return text === undefined ? "null" : text;
 }
 
+function digestOf(canonicalText) {
+  return crypto.createHash("sha256").update(canonicalText, "utf8").digest("hex").slice(0, 16);
+}
+
 /** The ledger digest: sha256 of canonical JSON (sorted keys, compact), 16 hex digits. */
 function digest(message) {
-  return crypto.createHash("sha256").update(canonical(message), "utf8").digest("hex").slice(0, 16);
+  return digestOf(canonical(message));
 }
 
 function errorText(err) {
@@ -138,7 +142,8 @@ function startMaster(servers, opts) {
       const ack = args.length && typeof args[args.length - 1] === "function" ? args.pop() : null;
       const msg = args[0];
       const isObject = msg !== null && typeof msg === "object" && !Array.isArray(msg);
-      const text = JSON.stringify(msg);
+      // One serialization for both: sorted keys do not change JSON.stringify's length.
+      const text = canonical(msg);
       report({
         key,
         event: "arrival",
@@ -146,8 +151,8 @@ function startMaster(servers, opts) {
         namespace: ns,
         name,
         message: isObject ? { type: msg.type, id: msg.id } : null,
-        digest: digest(msg),
-        bytes: text === undefined ? 4 : Buffer.byteLength(text),
+        digest: digestOf(text),
+        bytes: Buffer.byteLength(text),
         // onAny runs before socket.io's own "ignore packet received after disconnection" check.
         connected: socket.connected,
       });
