@@ -27,4 +27,4 @@ class PythonMaster(ChildMaster):
     hosts = min(usable_cpus(), 4)
 
     def host_command(self) -> HostCommand:
-        return HostCommand((sys.executable, "-m", HOST_MODULE), "the python master")
+        return HostCommand((sys.executable, "-m", HOST_MODULE, "aiohttp"), "the python master")

@@ -1,7 +1,9 @@
 """The python master's process: python-socketio ``AsyncServer``s on aiohttp, nothing emulated.
 
-Started by ``PythonMaster`` as ``python -m imdiag.masters.python_host``; it serves every master
-it is asked for and reports what they see, in the master protocol (``imdiag.masters.child``).
+Started by ``PythonMaster`` as ``python -m imdiag.masters.python_host aiohttp``; it serves every
+master it is asked for and reports what they see, in the master protocol (``imdiag.masters.child``).
+The argument names the web server the ``AsyncServer`` runs on (``WEB_SERVERS``): another one
+(an ASGI server, say) is one more entry there and one more ``ChildMaster`` naming it.
 Each master is a real ``socketio.AsyncServer`` with ``max_http_buffer_size`` set to the limit,
 bound to a loopback port: whatever python-socketio, python-engineio and aiohttp do at that limit
 is what it does (aiohttp refuses a websocket frame of exactly the limit; python-engineio reads
@@ -28,7 +30,7 @@ from aiohttp import web
 from imdiag.core.entries import digest_and_bytes
 from imdiag.core.quirks import PYTHON_DECODE_ERROR_LOGS
 
-VERSIONED = ("python-socketio", "python-engineio", "aiohttp")
+VERSIONED = ("python-socketio", "python-engineio")  # and the web server's own packages
 COMMAND_LINE_LIMIT = 1 << 20
 
 
@@ -74,10 +76,51 @@ def _summary(message: Any) -> Any:
     return {k: message[k] for k in ("type", "id") if k in message}
 
 
-class HostedMaster:
-    """One python-socketio ``AsyncServer`` on aiohttp at one limit and port."""
+class AiohttpServer:
+    """The ``AsyncServer`` attached to an aiohttp ``web.Application`` on its own TCP site."""
 
-    def __init__(self, key: str, options: dict[str, Any]):
+    async_mode = "aiohttp"
+    packages = ("aiohttp",)
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, sio: socketio.AsyncServer, host: str, port: int, path: str) -> int:
+        """Listen; the port it got."""
+        app = web.Application()
+        sio.attach(app, socketio_path=path.strip("/"))
+        # On stop, give requests still in flight 50 ms, then cancel them. python-engineio
+        # holds a long-poll GET for up to pingInterval + pingTimeout (45 s) even after the
+        # client closed its session, and aiohttp would wait up to 60 s for it by default.
+        # (aiohttp reads 0 as "no timeout", hence a small positive bound.)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.05)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        server = site._server
+        assert server is not None and server.sockets
+        sock: socket.socket = server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+
+# The web servers a python host can run its masters on, by the name on its command line.
+WEB_SERVERS: dict[str, type[AiohttpServer]] = {"aiohttp": AiohttpServer}
+
+
+class HostedMaster:
+    """One python-socketio ``AsyncServer`` at one limit and port, on the host's web server."""
+
+    def __init__(self, key: str, options: dict[str, Any], web_server: type[AiohttpServer]):
         self.key = key
         self.limit = int(options["limit"])
         self.namespace = str(options.get("namespace", "/"))
@@ -91,11 +134,12 @@ class HostedMaster:
         logger.setLevel(logging.WARNING)
         logger.addHandler(_ReportLogHandler(key))
         self.sio = socketio.AsyncServer(
-            async_mode="aiohttp", max_http_buffer_size=self.limit, logger=logger, engineio_logger=logger,
-            cors_allowed_origins="*",
+            async_mode=web_server.async_mode, max_http_buffer_size=self.limit, logger=logger,
+            engineio_logger=logger, cors_allowed_origins="*",
         )
         self._register_handlers()
-        self._runner: web.AppRunner | None = None
+        self._web = web_server()
+        self._started = False
 
     def _register_handlers(self) -> None:
         key, ns, record = self.key, self.namespace, self.record
@@ -120,39 +164,24 @@ class HostedMaster:
         self.sio.on("*", on_any, namespace=ns)
 
     async def start(self) -> int:
-        app = web.Application()
-        self.sio.attach(app, socketio_path=self.path.strip("/"))
-        # On stop, give requests still in flight 50 ms, then cancel them. python-engineio
-        # holds a long-poll GET for up to pingInterval + pingTimeout (45 s) even after the
-        # client closed its session, and aiohttp would wait up to 60 s for it by default.
-        # (aiohttp reads 0 as "no timeout", hence a small positive bound.)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.05)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError:
-            await self._runner.cleanup()
-            self._runner = None
-            raise
-        server = site._server
-        assert server is not None and server.sockets
-        sock: socket.socket = server.sockets[0]
-        return int(sock.getsockname()[1])
+        port = await self._web.start(self.sio, self.host, self.port, self.path)
+        self._started = True
+        return port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
+        if self._started:
+            self._started = False
             # Sessions are closed with the server; shutdown() also stops its background tasks.
             await self.sio.shutdown()
-            await runner.cleanup()
+            await self._web.stop()
 
 
-async def _command(masters: dict[str, HostedMaster], command: dict[str, Any]) -> None:
+async def _command(masters: dict[str, HostedMaster], command: dict[str, Any],
+                   web_server: type[AiohttpServer]) -> None:
     key = str(command.get("key"))
     if command.get("cmd") == "start":
         try:
-            master = HostedMaster(key, command)
+            master = HostedMaster(key, command, web_server)
             port = await master.start()
         except OSError as exc:
             where = f"{command.get('host')}:{command.get('port')}"
@@ -170,14 +199,15 @@ async def _command(masters: dict[str, HostedMaster], command: dict[str, Any]) ->
         report({"key": key, "event": "stopped"})
 
 
-async def serve() -> None:
+async def serve(web_server: type[AiohttpServer]) -> None:
     """Serve commands from stdin until it closes; then stop every master and return."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=COMMAND_LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     masters: dict[str, HostedMaster] = {}
     tasks: set[asyncio.Task[None]] = set()
-    report({"event": "ready", "versions": {pkg: version(pkg) for pkg in VERSIONED}})
+    versioned = (*VERSIONED, *web_server.packages)
+    report({"event": "ready", "versions": {pkg: version(pkg) for pkg in versioned}})
     try:
         while line := await reader.readline():
             try:
@@ -185,7 +215,7 @@ async def serve() -> None:
             except ValueError:
                 continue  # not from imdiag; nothing to answer
             # Commands run side by side: six masters stop in the time of one.
-            task = asyncio.create_task(_command(masters, command))
+            task = asyncio.create_task(_command(masters, command, web_server))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     finally:
@@ -195,8 +225,12 @@ async def serve() -> None:
 
 
 def main() -> None:
+    name = sys.argv[1] if len(sys.argv) > 1 else "aiohttp"
+    if name not in WEB_SERVERS:
+        print(f"unknown web server {name!r}; known: {', '.join(WEB_SERVERS)}", file=sys.stderr)
+        sys.exit(2)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        asyncio.run(serve(WEB_SERVERS[name]))
     # Every line went out with a blocking write and every server has stopped: no need to wait
     # for the interpreter to tear down socketio and aiohttp (the parent waits for this exit).
     os._exit(0)

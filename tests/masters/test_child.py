@@ -159,7 +159,7 @@ def test_every_server_kind_is_a_child_master() -> None:
 async def test_the_python_host_answers_commands_in_the_protocol() -> None:
     """The host program alone: ready, listening, failed (bad limit), stopped, and exit on EOF."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imdiag.masters.python_host",
+        sys.executable, "-m", "imdiag.masters.python_host", "aiohttp",
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None

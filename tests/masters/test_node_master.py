@@ -7,7 +7,6 @@ websocket with a 1009 close without reason text, polling with HTTP 413 and an em
 
 from __future__ import annotations
 
-import os
 import string
 from typing import Any
 
@@ -36,14 +35,6 @@ from imdiag.masters.node import NodeMaster, node_ready
 from ..helpers import TIMEOUT, send_observed
 
 CATALOG = Catalog(5)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _send(conn: Connection, master: NodeMaster, frames: list[bytes], ids: list[str], namespace: str = "/") -> list[Any]:
