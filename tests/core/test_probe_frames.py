@@ -20,7 +20,7 @@ from imdiag.core.probe_frames import (
     ack_id=st.one_of(st.none(), st.integers(0, 999)),
 )
 def test_a_streamed_probe_frame_is_the_probe_frame(extra, namespace, ack_id):
-    names = dict(probe_type=PROBE_TYPE, probe_id="p7", event="message", namespace=namespace, ack_id=ack_id)
+    names = {"probe_type": PROBE_TYPE, "probe_id": "p7", "event": "message", "namespace": namespace, "ack_id": ack_id}
     size = smallest_probe_frame(**names) + extra
     streamed = probe_frame_streamed(size, **names)
     pieces = list(streamed.pieces())
