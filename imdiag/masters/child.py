@@ -260,7 +260,9 @@ class MasterHost:
 class ChildMaster(Master):
     """A master whose server runs in a master host; subclasses name the host's command."""
 
-    hosts: ClassVar[int] = 1  # how many host processes this kind's masters spread over
+    # How many host processes this kind's masters spread over: a host decodes what its masters
+    # receive on one core (JSON decoding is a sweep's largest cost), and each host is a start-up.
+    hosts: ClassVar[int] = min(usable_cpus(), 4)
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)

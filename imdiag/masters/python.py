@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from imdiag.masters.child import ChildMaster, HostCommand, usable_cpus
+from imdiag.masters.child import ChildMaster, HostCommand
 
 SERVER_NAME = "python"
 HOST_MODULE = "imdiag.masters.python_host"
@@ -22,9 +22,6 @@ class PythonMaster(ChildMaster):
     """python-socketio's ``AsyncServer`` on aiohttp, ``max_http_buffer_size`` = limit."""
 
     server = SERVER_NAME
-    # A host decodes what its masters receive on one core: python's JSON decoding is the
-    # sweep's largest cost, so the masters spread over the cores (each host costs a start-up).
-    hosts = min(usable_cpus(), 4)
 
     def host_command(self) -> HostCommand:
         return HostCommand((sys.executable, "-m", HOST_MODULE, "aiohttp"), "the python master")

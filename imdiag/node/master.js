@@ -16,7 +16,7 @@
  *   {"key","event":"disconnect","sid","namespace","reason"}
  *   {"key","event":"error","logger","message","error","decode"}
  * It exits on SIGTERM/SIGINT and when its stdin closes, so it never outlives its parent.
- * Required as a module, it only exports its canonical JSON digest (for the tests).
+ * Required as a module, it only exports its canonical JSON and digest (for the tests).
  */
 
 const crypto = require("crypto");
@@ -89,13 +89,58 @@ function canonical(value) {
   return text === undefined ? "null" : text;
 }
 
-function digestOf(canonicalText) {
-  return crypto.createHash("sha256").update(canonicalText, "utf8").digest("hex").slice(0, 16);
+// The fast way to canonical JSON, for the JSON values a server decodes: copy each object with
+// its keys inserted in sorted order and let JSON.stringify (native) write it. Exact unless a key
+// is integer-like (JS lists those first, whatever the insertion order) or holds a character at
+// or above U+D800 (JS sorts by UTF-16 unit, python by code point): then canonical() above.
+const SLOW = Symbol("slow");
+const plainKeys = new Map();
+
+function plainKey(key) {
+  let plain = plainKeys.get(key);
+  if (plain === undefined) {
+    plain = !/[\uD800-\uFFFF]/.test(key) && !(/^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 4294967295);
+    if (plainKeys.size < 100000) plainKeys.set(key, plain);
+  }
+  return plain;
+}
+
+function sortedCopy(value) {
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = sortedCopy(value[i]);
+    return out;
+  }
+  if (value !== null && typeof value === "object") {
+    if (typeof value.toJSON === "function") throw SLOW;
+    const keys = Object.keys(value);
+    for (const key of keys) if (!plainKey(key)) throw SLOW;
+    keys.sort();
+    const out = {};
+    for (const key of keys) out[key] = sortedCopy(value[key]);
+    return out;
+  }
+  return value;
+}
+
+/** canonical(value), the same text, several times faster on what JSON.parse returns. */
+function canonicalText(value) {
+  try {
+    const text = JSON.stringify(sortedCopy(value));
+    return text === undefined ? "null" : text;
+  } catch (err) {
+    if (err === SLOW) return canonical(value);
+    throw err;
+  }
+}
+
+function digestOf(text) {
+  return crypto.createHash("sha256").update(text, "utf8").digest("hex").slice(0, 16);
 }
 
 /** The ledger digest: sha256 of canonical JSON (sorted keys, compact), 16 hex digits. */
 function digest(message) {
-  return digestOf(canonical(message));
+  return digestOf(canonicalText(message));
 }
 
 function errorText(err) {
@@ -143,7 +188,7 @@ function startMaster(servers, opts) {
       const msg = args[0];
       const isObject = msg !== null && typeof msg === "object" && !Array.isArray(msg);
       // One serialization for both: sorted keys do not change JSON.stringify's length.
-      const text = canonical(msg);
+      const text = canonicalText(msg);
       report({
         key,
         event: "arrival",
@@ -228,4 +273,4 @@ if (require.main === module) {
 }
 
 // Exported for the interop tests, which compare these with their python counterparts.
-module.exports = { canonical, digest };
+module.exports = { canonical, canonicalText, digest };
