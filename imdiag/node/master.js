@@ -5,13 +5,16 @@
  * asked for, with nothing emulated on top (defaults except maxHttpBufferSize, path).
  *
  * Usage: node master.js, then one JSON command per line on stdin:
- *   {"cmd":"start","key":"1","limit":1000000,"namespace":"/","path":"/socket.io/","host":"127.0.0.1","port":0}
+ *   {"cmd":"start","key":"1","limit":1000000,"namespace":"/","path":"/socket.io/","host":"127.0.0.1","port":0,"csr":false}
+ *     csr: connectionStateRecovery on (socket.io's defaults), and the master then emits one small
+ *     "imdiag:tick" event to each worker at once and every second, as real masters send events:
+ *     a client can only recover its session once it holds the offset of a received event.
  *   {"cmd":"stop","key":"1"}
  * It reports to its parent as JSON lines on stdout, one per observation, each written with a
  * blocking write as the server dispatches, so the parent's ledger order is the server's order:
  *   {"event":"ready","versions":{...}}
  *   {"key","event":"listening","port":N} | {"key","event":"failed","error"} | {"key","event":"stopped"}
- *   {"key","event":"connect","sid":..,"namespace":..}
+ *   {"key","event":"connect","sid":..,"namespace":..,"recovered":..}
  *   {"key","event":"arrival","sid","namespace","name","message":{"type","id"},"digest","bytes","connected"}
  *   {"key","event":"disconnect","sid","namespace","reason"}
  *   {"key","event":"error","logger","message","error","decode"}
@@ -149,6 +152,8 @@ function errorText(err) {
   return String(err);
 }
 
+const TICK_MS = 1000;
+
 function startMaster(servers, opts) {
   const key = String(opts.key);
   if (!Number.isInteger(opts.limit) || opts.limit < 1) {
@@ -156,7 +161,9 @@ function startMaster(servers, opts) {
     return;
   }
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { maxHttpBufferSize: opts.limit, path: opts.path || "/socket.io/" });
+  const serverOpts = { maxHttpBufferSize: opts.limit, path: opts.path || "/socket.io/" };
+  if (opts.csr) serverOpts.connectionStateRecovery = {};
+  const io = new Server(httpServer, serverOpts);
   const nsp = io.of(opts.namespace || "/");
 
   io.engine.on("connection_error", (err) => {
@@ -177,7 +184,14 @@ function startMaster(servers, opts) {
 
   nsp.on("connection", (socket) => {
     const ns = socket.nsp.name;
-    report({ key, event: "connect", sid: socket.id, namespace: ns });
+    report({ key, event: "connect", sid: socket.id, namespace: ns, recovered: socket.recovered });
+    if (opts.csr) {
+      let ticks = 0;
+      const tick = () => socket.emit("imdiag:tick", { n: ++ticks });
+      tick();
+      const timer = setInterval(tick, TICK_MS);
+      socket.on("disconnect", () => clearInterval(timer));
+    }
     // socket.io-parser throws on an EVENT it cannot decode (invalid JSON -> "invalid payload");
     // socket.io's Client catches it, emits "error" on each joined socket, then closes the session.
     socket.on("error", (err) => {
