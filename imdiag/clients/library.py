@@ -1,0 +1,397 @@
+"""Real client libraries as the worker, and the send-and-observe pipeline for them.
+
+A ``LibraryClient`` (``node_client.NodeClient``: socket.io-client in a Node process;
+``python_client.PythonClient``: python-socketio's ``AsyncClient``) owns its connection: it
+encodes, batches, buffers and reconnects by itself, and reports what it did as typed events
+(``imdiag.core.worker``) on one timeline.
+
+``LibraryLane`` emits each message through the client, then a barrier message through the same
+client, as imdiag's own worker does, and decides from the master's ledger and the client's
+events, never from a timer, when a message that is not in the ledger never will be:
+
+- the ledger holds the barrier, and the barrier went out on the same session (socket id and
+  incarnation) as the message: one session's packets are dispatched in order;
+- or the session the message went out on has ended on the master's side (the ledger holds its
+  disconnect): a session dispatches nothing after its disconnect. When the client reconnected in
+  between, a barrier that arrived on the *new* session proves nothing about the old one by
+  itself: only the old session's end does. A message emitted while the client was down waits in
+  its send buffer and leaves before the barrier, on the same new session, so the barrier covers it;
+- or the client says it never wrote it (emit raised, or it discarded it with a closed session);
+- or the client will not reconnect and still holds it: it is pending for good.
+
+Nothing here decides a verdict: each message becomes one ``Observation`` (for
+``imdiag.core.judge``) and one ``ClientView`` (the worker's view).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
+from imdiag.core.errors import TargetError
+from imdiag.core.model import Barrier, Observation
+from imdiag.core.wire import Transport
+from imdiag.core.worker import (
+    ClientEvent,
+    ClientKind,
+    ClientView,
+    Connected,
+    ConnectFailed,
+    Disconnected,
+    Dropped,
+    Emitted,
+    Flushed,
+    GaveUp,
+    Replaced,
+    Sent,
+    Written,
+    client_view,
+)
+from imdiag.masters.ledger import Ledger
+
+_barrier_ids = itertools.count(1)
+
+
+class LibraryClient:
+    """A real Socket.IO client library driven by imdiag; its reports go to ``events``."""
+
+    kind: ClientKind
+    library_name = ""
+
+    def __init__(self, url: str, namespace: str, path: str, transport: Transport, timeout: float):
+        self.url = url  # http://host:port
+        self.namespace = namespace
+        self.path = path
+        self.transport = transport
+        self.timeout = timeout
+        self.events: list[ClientEvent] = []
+        self.versions: dict[str, str] = {}
+        self.connected = False
+        self.sid: str | None = None
+        self.gave_up = False  # the library said it will not reconnect by itself
+        self._changed = asyncio.Event()
+
+    # --- to be provided by each library --------------------------------------------------
+
+    async def _open(self) -> None:
+        """Start the library's client (it connects by itself)."""
+        raise NotImplementedError
+
+    async def emit(self, seq: int, event: str, text: str, value: Any) -> Emitted:
+        """Emit one message (``text``: its JSON; ``value``: the same, parsed)."""
+        raise NotImplementedError
+
+    async def _replace(self) -> None:
+        raise NotImplementedError
+
+    async def settled(self) -> None:
+        """After a connect event: until the library's own state says connected."""
+        return None
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------------
+
+    @property
+    def library(self) -> str:
+        return f"{self.library_name} {self.versions.get(self.library_name, '?')}"
+
+    def add(self, event: ClientEvent) -> None:
+        self.events.append(event)
+        if isinstance(event, Connected):
+            self.connected, self.sid, self.gave_up = True, event.sid, False
+        elif isinstance(event, Disconnected):
+            self.connected, self.sid = False, None
+            if event.will_reconnect is False:
+                self.gave_up = True
+        elif isinstance(event, GaveUp):
+            self.gave_up = True
+        # Wake every waiter, then re-arm (as the ledger does).
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def changed(self) -> asyncio.Event:
+        """Set when the next event arrives."""
+        return self._changed
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Until ``predicate()`` holds (re-checked at each event), at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            changed = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({changed}, timeout=left)
+            finally:
+                changed.cancel()
+        return True
+
+    async def start(self) -> None:
+        """Open the client and wait (bounded) for its first connection."""
+        await self._open()
+        mark = len(self.events)
+        ok = await self.wait_until(lambda: self.connected or any(
+            isinstance(e, ConnectFailed) for e in self.events[mark:]), self.timeout)
+        if not self.connected:
+            failed = [e.message for e in self.events[mark:] if isinstance(e, ConnectFailed)]
+            why = f": {failed[-1]}" if failed else (f" within {self.timeout:g} s" if not ok else "")
+            raise TargetError(f"the {self.kind.value} client could not connect to {self.url}{self.namespace}{why}")
+
+    async def replace(self) -> None:
+        """Close the library's client and start a new one (after it gave up)."""
+        self.add(Replaced(self.now()))
+        await self._replace()
+
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def pending(self) -> set[int]:
+        """Messages emitted into the send buffer and neither sent nor discarded since."""
+        buffered = {e.seq for e in self.events if isinstance(e, Emitted) and e.buffered}
+        for e in self.events:
+            if isinstance(e, Flushed):
+                buffered -= set(e.seqs)
+            elif isinstance(e, Dropped):
+                buffered -= set(e.unsent) | set(e.in_flight)
+        return buffered
+
+
+@dataclass(frozen=True)
+class LibraryMessage:
+    """One message to emit: its JSON, parsed value, how the ledger names it, its model bytes."""
+
+    text: str
+    value: Any
+    message_id: str | None
+    digest: str | None
+    model_frame_bytes: int
+
+
+@dataclass
+class _Sent:
+    seq: int
+    message: LibraryMessage
+    mark: int  # ledger position before the emit
+    barrier_seq: int | None = None
+    barrier_id: str = ""
+    fate: str | None = None  # see LibraryLane._fate
+
+
+class LibraryLane:
+    """One client library sending to one master: emit, barrier, fate, worker's view."""
+
+    def __init__(self, client: LibraryClient, ledger: Ledger, *, event: str, timeout: float,
+                 advertised_max_payload: int | None):
+        self.client = client
+        self.ledger = ledger
+        self.event = event
+        self.timeout = timeout
+        self.advertised_max_payload = advertised_max_payload
+        self._seqs = itertools.count(1)
+
+    async def send(self, message: LibraryMessage) -> _Sent:
+        """Emit the message, then a barrier through the same client. The barrier waits until
+        the library has handed the message to its transport (or buffered it, or refused it):
+        emitted at once, it would ride in the message's own POST (python-engineio batches what
+        is queued) and change the very size being measured."""
+        sent = _Sent(next(self._seqs), message, self.ledger.mark())
+        await self.client.emit(sent.seq, self.event, message.text, message.value)
+        await self.client.wait_until(lambda: self._handed_over(sent.seq), self.timeout)
+        barrier_id = f"b{next(_barrier_ids)}"
+        barrier = {"type": BARRIER_TYPE, "id": barrier_id}
+        sent.barrier_seq, sent.barrier_id = next(self._seqs), barrier_id
+        await self.client.emit(sent.barrier_seq, self.event, f'{{"type":"{BARRIER_TYPE}","id":"{barrier_id}"}}', barrier)
+        return sent
+
+    # --- deciding a message's fate ------------------------------------------------------------
+
+    def _arrival(self, sent: _Sent) -> Arrival | None:
+        m = sent.message
+        if m.message_id is not None:
+            return self.ledger.find(m.message_id, sent.mark)
+        return self.ledger.find_digest(m.digest, sent.mark) if m.digest else None
+
+    def _session_of(self, seq: int) -> tuple[str, int] | None:
+        """The session a message went out on: its socket id, and which incarnation of that id
+        (a recovered session keeps its id)."""
+        incarnation: dict[str, int] = {}
+        for e in self.client.events:
+            if isinstance(e, Connected):
+                incarnation[e.sid] = incarnation.get(e.sid, 0) + 1
+            elif isinstance(e, Flushed) and seq in e.seqs:
+                return (e.sid, incarnation.get(e.sid, 0)) if e.sid else None
+        return None
+
+    def _ended_on_master(self, session: tuple[str, int]) -> bool:
+        sid, incarnation = session
+        ends = sum(1 for e in self.ledger.entries if isinstance(e, Disconnect) and e.sid == sid)
+        return ends >= incarnation
+
+    def _fate(self, sent: _Sent) -> str | None:
+        """"delivered", or why its absence is final, or None (not decided yet)."""
+        if self._arrival(sent) is not None:
+            return "delivered"
+        emitted = next((e for e in self.client.events if isinstance(e, Emitted) and e.seq == sent.seq), None)
+        if emitted is None:
+            return None
+        if emitted.error:
+            return "raised"
+        if any(isinstance(e, Dropped) and sent.seq in e.unsent for e in self.client.events):
+            return "dropped"
+        session = self._session_of(sent.seq)
+        if session is None:
+            # Still in the send buffer: pending for good once the library will not reconnect.
+            return "pending" if self.client.gave_up and sent.seq in self.client.pending() else None
+        if self._ended_on_master(session):
+            return "session-ended"
+        barrier_arrived = sent.barrier_id and self.ledger.find(sent.barrier_id, sent.mark) is not None
+        if barrier_arrived and sent.barrier_seq is not None and self._session_of(sent.barrier_seq) == session:
+            return "barrier"
+        return None
+
+    async def settle(self, sent: _Sent) -> None:
+        """Until the message's fate is decided, at most the timeout."""
+        deadline = time.monotonic() + self.timeout
+        while (fate := self._fate(sent)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            waits = {asyncio.ensure_future(self.ledger.changed().wait()),
+                     asyncio.ensure_future(self.client.changed().wait())}
+            try:
+                await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+        if fate != "delivered":
+            # The master runs handlers as tasks scheduled before the disconnect it recorded:
+            # one turn of the loop lets any of them record their arrival first.
+            await asyncio.sleep(0)  # sleep-ok: a yield to the loop, not a wait for time
+            if self._arrival(sent) is not None:
+                fate = "delivered"
+        sent.fate = fate
+        # The worker's view needs the client's own account, which may come a moment after the
+        # master's: that the transport took the message (or what became of it), and, when the
+        # master saw the session end, that the client saw it too (one that never does is a finding).
+        await self.client.wait_until(lambda: self._client_done(sent.seq) and (
+            sent.barrier_seq is None or self._client_done(sent.barrier_seq)), self.timeout)
+        if fate == "session-ended":
+            await self.client.wait_until(lambda: self._client_saw_end(sent.seq), self.timeout)
+
+    def _handed_over(self, seq: int) -> bool:
+        for e in self.client.events:
+            if isinstance(e, Emitted) and e.seq == seq and (e.error or e.buffered):
+                return True
+            if isinstance(e, Flushed) and seq in e.seqs or isinstance(e, Dropped) and seq in e.in_flight + e.unsent:
+                return True
+        return False
+
+    def _client_done(self, seq: int) -> bool:
+        for e in self.client.events:
+            if isinstance(e, Emitted) and e.seq == seq and e.error:
+                return True
+            if isinstance(e, (Written, Dropped)) and seq in (e.seqs if isinstance(e, Written) else e.in_flight + e.unsent):
+                return True
+        return self.client.gave_up and seq in self.client.pending()
+
+    def _client_saw_end(self, seq: int) -> bool:
+        flushed = False
+        for e in self.client.events:
+            flushed = flushed or (isinstance(e, Flushed) and seq in e.seqs)
+            if flushed and isinstance(e, Disconnected):
+                return True
+        return False
+
+    async def aftermath(self, sent: _Sent) -> None:
+        """If the message's session ended: until the client is back, gave up, or the timeout."""
+        view = self.view(sent)
+        if view.disconnect is None:
+            return
+        at = self.client.events.index(view.disconnect)
+        await self.client.wait_until(lambda: self.client.gave_up or any(
+            isinstance(e, Connected) for e in self.client.events[at:]), self.timeout)
+
+    async def ready(self) -> None:
+        """Before a sweep's next message: a connected client. The library reconnects by itself;
+        one that gave up (or is not back within the timeout) is replaced, and that is recorded."""
+        client = self.client
+        if client.connected:
+            await client.settled()
+            return
+        await client.wait_until(lambda: client.connected or client.gave_up, self.timeout)
+        if not client.connected:
+            await client.replace()
+            await client.wait_until(lambda: client.connected, self.timeout)
+            if not client.connected:
+                raise TargetError(f"the {client.kind.value} client could not reconnect to {client.url} "
+                                  f"within {self.timeout:g} s")
+        await client.settled()
+
+    # --- results ------------------------------------------------------------------------------
+
+    def view(self, sent: _Sent, *, final: bool = False) -> ClientView:
+        pending = final and sent.seq in self.client.pending()
+        return client_view(self.client.events, sent.seq, client=self.client.kind.value, library=self.client.library,
+                           model_frame_bytes=sent.message.model_frame_bytes, pending=pending)
+
+    def observe(self, sent: _Sent, *, final: bool = False) -> tuple[Observation, ClientView]:
+        """The message's observation for the judge, and the worker's view."""
+        view = self.view(sent, final=final)
+        arrival = self._arrival(sent)
+        entries = self.ledger.since(sent.mark)
+        errors = tuple(f"{e.message}: {e.error}" if e.error else e.message
+                       for e in entries if isinstance(e, ServerError) and e.decode)
+        master_reason = next((e.reason for e in entries if isinstance(e, Disconnect) and e.sid == view.sent_sid), "")
+        fate = sent.fate
+        closed = arrival is None and (fate in ("session-ended", "dropped") or view.sent in (Sent.IN_FLIGHT, Sent.DROPPED))
+        d = view.disconnect if closed else None
+        status = d.http_status if d is not None else None
+        if status is None and closed:
+            status = view.write_status  # the in-flight POST's answer, when it came after the disconnect
+        if status is None and view.transport == "polling" and view.sent is Sent.WRITTEN:
+            status = 200  # the library took the POST's 2xx answer as written
+        barrier = {
+            "delivered": Barrier.PASSED, "barrier": Barrier.PASSED, "session-ended": Barrier.CLOSED,
+            "dropped": Barrier.CLOSED,
+        }.get(fate or "", Barrier.TIMEOUT if fate is None and view.sent is not Sent.PENDING else Barrier.NONE)
+        obs = Observation(
+            body_bytes=view.body_bytes or 0,
+            packets_in_body=view.packets_in_body or 1,
+            # A message the library never encoded: imdiag's model of its packet.
+            message_bytes=view.frame_bytes if view.frame_bytes is not None else sent.message.model_frame_bytes,
+            advertised_max_payload=self.advertised_max_payload,
+            emit_error=view.emit_error,
+            client_kept={Sent.DROPPED: "dropped", Sent.PENDING: "pending"}.get(view.sent, "") if arrival is None else "",
+            http_status=status,
+            close_code=d.close_code if d is not None else None,
+            close_reason=d.close_reason if d is not None else "",
+            close_error=self._close_error(view) if closed else "",
+            closed=closed,
+            barrier=barrier,
+            ledger_seq=arrival.seq if arrival else None,
+            ledger_bytes=arrival.bytes if arrival else None,
+            server_errors=errors,
+            disconnect_reason=master_reason,
+        )
+        return obs, view
+
+    def _close_error(self, view: ClientView) -> str:
+        """How the client says the session ended, in its words."""
+        parts = []
+        if view.write_error:
+            parts.append(f"the write failed: {view.write_error}")
+        d = view.disconnect
+        if d is not None:
+            said = f"disconnect {d.reason!r}" + (f" ({d.description})" if d.description else "")
+            parts.append(f"the {self.client.kind.value} client reported {said}")
+        return "; ".join(parts)
+
+
