@@ -5,19 +5,25 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 
 from imdiag.cli.common import fail, scaled_timeout
 from imdiag.cli.gating import GateOptions, with_gate_options
 from imdiag.cli.measure import run_measured
 from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
-    EncoderOption,
+    ClientEncoderOption,
+    ClientOption,
+    CsrOption,
     EventOption,
     HtmlOption,
     JsonOption,
     MasterOption,
     TimeoutOption,
     TransportsOption,
+    check_csr,
+    client_encoder,
+    parse_client,
     parse_masters,
     parse_namespace,
     parse_sizes,
@@ -25,11 +31,11 @@ from imdiag.cli.options import (
     parse_types,
 )
 from imdiag.core.errors import ImdiagError
-from imdiag.core.model import MasterInfo
+from imdiag.core.model import MasterInfo, Report
 from imdiag.core.plan import DEFAULT_LADDER, DEFAULT_LIMITS, SweepSettings
 from imdiag.core.units import format_size
-from imdiag.core.wire import Encoder
 from imdiag.render.terminal import sweep_renderables
+from imdiag.render.worker import worker_renderables
 
 
 def _lane_line(run: MasterInfo, count: int) -> str:
@@ -51,8 +57,10 @@ def size_sweep(
     ] = None,
     types: Annotated[list[str] | None, typer.Option("--types", "-t", metavar="TYPES", help="Message types (default: all seven).")] = None,
     transports: TransportsOption = None,
-    encoder: EncoderOption = Encoder.NODE,
+    encoder: ClientEncoderOption = None,
     master: MasterOption = "python",
+    client: ClientOption = "imdiag",
+    csr: CsrOption = False,
     namespace: Annotated[str, typer.Option(help="Socket.IO namespace, e.g. /worker.")] = "/",
     event: EventOption = "message",
     boundary: Annotated[bool, typer.Option(help="Also send frames of exactly L-1, L and L+1 bytes.")] = True,
@@ -68,18 +76,22 @@ def size_sweep(
     from imdiag.runners.sweep import run_sweep
 
     try:
+        worker = parse_client(client)
+        masters = parse_masters(master)
         settings = SweepSettings(
             limits=parse_sizes(limits, DEFAULT_LIMITS, limit=True),
             sizes=parse_sizes(sizes, DEFAULT_LADDER),
             types=parse_types(types),
-            transports=parse_transports(transports),
-            encoder=encoder,
+            transports=parse_transports(transports, worker),
+            encoder=client_encoder(worker, encoder),
             namespace=parse_namespace(namespace),
             event=event,
             seed=seed,
             boundary=boundary,
             timeout_s=scaled_timeout(timeout),
-            masters=parse_masters(master),
+            masters=masters,
+            client=worker,
+            csr=check_csr(csr, masters),
         )
         ensure_node_packages(settings.masters)
     except ImdiagError as exc:
@@ -91,5 +103,9 @@ def size_sweep(
             settings, cells, on_cell=measured, on_planned=planned,
             on_lane_done=lambda run, count: note(_lane_line(run, count)),
         ),
-        sweep_renderables, gate,
+        _renderables, gate,
     )
+
+
+def _renderables(report: Report) -> list[RenderableType]:
+    return sweep_renderables(report) + worker_renderables(report)

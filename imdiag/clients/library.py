@@ -29,8 +29,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
 from imdiag.core.errors import TargetError
@@ -82,8 +81,8 @@ class LibraryClient:
         """Start the library's client (it connects by itself)."""
         raise NotImplementedError
 
-    async def emit(self, seq: int, event: str, text: str, value: Any) -> Emitted:
-        """Emit one message (``text``: its JSON; ``value``: the same, parsed)."""
+    async def emit(self, seq: int, event: str, text: str) -> Emitted:
+        """Emit one message, given as its JSON text (the library parses and re-encodes it)."""
         raise NotImplementedError
 
     async def _replace(self) -> None:
@@ -91,7 +90,6 @@ class LibraryClient:
 
     async def settled(self) -> None:
         """After a connect event: until the library's own state says connected."""
-        return None
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -166,19 +164,22 @@ class LibraryClient:
 
 @dataclass(frozen=True)
 class LibraryMessage:
-    """One message to emit: its JSON, parsed value, how the ledger names it, its model bytes."""
+    """One message to emit: its JSON, how the ledger names it, its packet by imdiag's model."""
 
     text: str
-    value: Any
     message_id: str | None
     digest: str | None
     model_frame_bytes: int
+    event: str | None = None  # None: the lane's event
 
 
 @dataclass
-class _Sent:
+class SentMessage:
+    """A message the lane emitted, and what is known of its fate."""
+
     seq: int
     message: LibraryMessage
+    event: str
     mark: int  # ledger position before the emit
     barrier_seq: int | None = None
     barrier_id: str = ""
@@ -196,28 +197,53 @@ class LibraryLane:
         self.timeout = timeout
         self.advertised_max_payload = advertised_max_payload
         self._seqs = itertools.count(1)
+        self._by_digest: dict[str, list[SentMessage]] = {}
 
-    async def send(self, message: LibraryMessage) -> _Sent:
-        """Emit the message, then a barrier through the same client. The barrier waits until
-        the library has handed the message to its transport (or buffered it, or refused it):
-        emitted at once, it would ride in the message's own POST (python-engineio batches what
-        is queued) and change the very size being measured."""
-        sent = _Sent(next(self._seqs), message, self.ledger.mark())
-        await self.client.emit(sent.seq, self.event, message.text, message.value)
+    async def send(self, message: LibraryMessage) -> SentMessage:
+        """Emit the message through the client."""
+        sent = SentMessage(next(self._seqs), message, message.event or self.event, self.ledger.mark())
+        if message.message_id is None and message.digest:
+            self._by_digest.setdefault(message.digest, []).append(sent)
+        await self.client.emit(sent.seq, sent.event, message.text)
+        sent.message = replace(message, text="")  # the library has it now; a lane keeps no bodies
+        return sent
+
+    async def barrier(self, sent: SentMessage) -> None:
+        """Emit the message's barrier through the same client, once the library has handed the
+        message to its transport (or buffered it, or refused it): emitted at once, the barrier
+        would ride in the message's own POST (python-engineio batches what is queued) and
+        change the very size being measured."""
         await self.client.wait_until(lambda: self._handed_over(sent.seq), self.timeout)
         barrier_id = f"b{next(_barrier_ids)}"
-        barrier = {"type": BARRIER_TYPE, "id": barrier_id}
         sent.barrier_seq, sent.barrier_id = next(self._seqs), barrier_id
-        await self.client.emit(sent.barrier_seq, self.event, f'{{"type":"{BARRIER_TYPE}","id":"{barrier_id}"}}', barrier)
-        return sent
+        await self.client.emit(sent.barrier_seq, sent.event, f'{{"type":"{BARRIER_TYPE}","id":"{barrier_id}"}}')
+
+    async def follow(self, sent: SentMessage) -> None:
+        """The barrier, then the fate."""
+        await self.barrier(sent)
+        await self.settle(sent)
 
     # --- deciding a message's fate ------------------------------------------------------------
 
-    def _arrival(self, sent: _Sent) -> Arrival | None:
+    def _arrival(self, sent: SentMessage) -> Arrival | None:
+        """Its arrival in the ledger, by id, else by digest. Identical messages (one digest)
+        take successive arrivals in the order they were emitted."""
         m = sent.message
         if m.message_id is not None:
             return self.ledger.find(m.message_id, sent.mark)
-        return self.ledger.find_digest(m.digest, sent.mark) if m.digest else None
+        if not m.digest:
+            return None
+        twins = self._by_digest.get(m.digest, [sent])
+        arrivals = [e for e in self.ledger.since(min(t.mark for t in twins))
+                    if isinstance(e, Arrival) and e.digest == m.digest]
+        taken: set[int] = set()
+        for twin in twins:
+            found = next((a for a in arrivals if a.seq not in taken and a.seq >= twin.mark), None)
+            if twin is sent:
+                return found
+            if found is not None:
+                taken.add(found.seq)
+        return None
 
     def _session_of(self, seq: int) -> tuple[str, int] | None:
         """The session a message went out on: its socket id, and which incarnation of that id
@@ -235,7 +261,7 @@ class LibraryLane:
         ends = sum(1 for e in self.ledger.entries if isinstance(e, Disconnect) and e.sid == sid)
         return ends >= incarnation
 
-    def _fate(self, sent: _Sent) -> str | None:
+    def _fate(self, sent: SentMessage) -> str | None:
         """"delivered", or why its absence is final, or None (not decided yet)."""
         if self._arrival(sent) is not None:
             return "delivered"
@@ -257,7 +283,7 @@ class LibraryLane:
             return "barrier"
         return None
 
-    async def settle(self, sent: _Sent) -> None:
+    async def settle(self, sent: SentMessage) -> None:
         """Until the message's fate is decided, at most the timeout."""
         deadline = time.monotonic() + self.timeout
         while (fate := self._fate(sent)) is None:
@@ -310,7 +336,7 @@ class LibraryLane:
                 return True
         return False
 
-    async def aftermath(self, sent: _Sent) -> None:
+    async def aftermath(self, sent: SentMessage) -> None:
         """If the message's session ended: until the client is back, gave up, or the timeout."""
         view = self.view(sent)
         if view.disconnect is None:
@@ -337,12 +363,12 @@ class LibraryLane:
 
     # --- results ------------------------------------------------------------------------------
 
-    def view(self, sent: _Sent, *, final: bool = False) -> ClientView:
+    def view(self, sent: SentMessage, *, final: bool = False) -> ClientView:
         pending = final and sent.seq in self.client.pending()
         return client_view(self.client.events, sent.seq, client=self.client.kind.value, library=self.client.library,
                            model_frame_bytes=sent.message.model_frame_bytes, pending=pending)
 
-    def observe(self, sent: _Sent, *, final: bool = False) -> tuple[Observation, ClientView]:
+    def observe(self, sent: SentMessage, *, final: bool = False) -> tuple[Observation, ClientView]:
         """The message's observation for the judge, and the worker's view."""
         view = self.view(sent, final=final)
         arrival = self._arrival(sent)

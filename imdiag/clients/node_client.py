@@ -161,7 +161,7 @@ class NodeClient(LibraryClient):
         except (BrokenPipeError, ConnectionResetError):
             raise TargetError("the node client exited" + (f": {' | '.join(self._stderr)}" if self._stderr else "")) from None
 
-    async def emit(self, seq: int, event: str, text: str, value: Any) -> Emitted:
+    async def emit(self, seq: int, event: str, text: str) -> Emitted:
         header = json.dumps({"op": "emit", "seq": seq, "event": event})
         await self._command(header.encode() + b"\n", text.encode("utf-8", "surrogatepass") + b"\n")
         found: list[Emitted] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -239,9 +240,11 @@ class PythonClient(LibraryClient):
         except (socketio.exceptions.ConnectionError, ValueError) as exc:
             self.add(ConnectFailed(self.now(), str(exc)))
 
-    async def emit(self, seq: int, event: str, text: str, value: Any) -> Emitted:
+    async def emit(self, seq: int, event: str, text: str) -> Emitted:
         sio, observer = self.sio, self._observer
         assert sio is not None and observer is not None
+        # The library encodes what it is given: the parsed message, as a python worker holds it.
+        value = json.loads(text)
         before, sid_before = bool(sio.connected), self.current_sid()
         observer.current = seq
         error = ""
@@ -273,15 +276,15 @@ class PythonClient(LibraryClient):
             return
         eio = sio.eio
         try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                if eio.state == "connected":
-                    # Not sio.disconnect(): it waits for the long-poll GET to return (up to
-                    # pingInterval, 25 s). abort=True sends CLOSE and stops without waiting.
-                    await eio.disconnect(abort=True)
-                else:
-                    await sio.shutdown()  # stops a reconnection under way
-        except (TimeoutError, Exception):  # noqa: BLE001 - closing at any cost
-            pass
+            # Closing at any cost: whatever the library raises here changes nothing.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    if eio.state == "connected":
+                        # Not sio.disconnect(): it waits for the long-poll GET to return (up to
+                        # pingInterval, 25 s). abort=True sends CLOSE and stops without waiting.
+                        await eio.disconnect(abort=True)
+                    else:
+                        await sio.shutdown()  # stops a reconnection under way
         finally:
             # Whatever the library still runs (its long-poll GET, a reconnection) ends here.
             for task in (eio.read_loop_task, eio.write_loop_task, sio._reconnect_task):

@@ -92,8 +92,8 @@ class Flushed:
 
     t: float
     seqs: tuple[int, ...]  # the emitted messages in it (other packets - pongs - are not listed)
-    body_bytes: int  # the POST body, or the sum of the frames, as the library's encoder made them
-    packets: int
+    body_bytes: int  # the POST body (polling), or the sum of the frames (websocket), by the library's encoder
+    packets: int  # all packets in the batch, pongs included
     frame_bytes: tuple[int, ...]  # each listed message's own packet, in seqs order
     transport: str
     sid: str | None  # the socket id at the time
@@ -148,6 +148,8 @@ class ClientView:
 
     client: str  # "node" or "python"
     library: str  # e.g. "socket.io-client 4.8.1"
+    seq: int  # the order in which the lane emitted its messages
+    t: float  # when emit() was called, seconds on the client's clock
     emit: str  # "returned" or "raised"
     emit_error: str
     connected: bool  # socket.connected when emit() was called
@@ -245,21 +247,25 @@ def client_view(events: Sequence[ClientEvent], seq: int, *, client: str, library
             reconnected = False
         gave_up = gave_up or disconnect.will_reconnect is False
     index = flushed.seqs.index(seq) if flushed is not None else -1
+    own = flushed.frame_bytes[index] if flushed is not None else None
+    # Over websocket each packet is a frame of its own; over polling the batch is one POST body.
+    body = (own if flushed.transport == "websocket" else flushed.body_bytes) if flushed is not None else None
+    packets = (1 if flushed.transport == "websocket" else flushed.packets) if flushed is not None else None
     extensions = ""
     for e in events[:start + 1]:
         if isinstance(e, (Connected, Upgraded)):
             extensions = e.extensions
     return ClientView(
-        client=client, library=library,
+        client=client, library=library, seq=seq, t=round(emitted.t, 3),
         emit="raised" if emitted.error else "returned", emit_error=emitted.error,
         connected=emitted.connected_before, sid=emitted.sid_before,
         connected_after=emitted.connected_after, sid_after=emitted.sid_after,
         buffered=emitted.buffered, sent=sent,
         transport=flushed.transport if flushed is not None else None, sent_sid=sent_sid,
-        body_bytes=flushed.body_bytes if flushed is not None else None,
-        frame_bytes=flushed.frame_bytes[index] if flushed is not None else None,
+        body_bytes=body,
+        frame_bytes=own,
         model_frame_bytes=model_frame_bytes,
-        packets_in_body=flushed.packets if flushed is not None else None,
+        packets_in_body=packets,
         write_status=written_by.http_status if written_by is not None else dropped.http_status if dropped else None,
         write_error=dropped.error if dropped is not None and written_by is None else "",
         extensions=extensions if flushed is not None and flushed.transport == "websocket" else "",

@@ -25,7 +25,9 @@ from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
 from imdiag.core.quirks import rule
 from imdiag.core.wire import Transport, streamed_event_frame
-from imdiag.masters import Master, new_master, started
+from imdiag.core.worker import ClientKind
+from imdiag.masters import Master, master_options, new_master, started
+from imdiag.runners.libraries import run_sweep_lane
 
 MasterFactory = Callable[[str, int, SweepSettings], Master]
 CellFn = Callable[[Cell], None]
@@ -33,7 +35,7 @@ CellFn = Callable[[Cell], None]
 
 def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
     """A master of the given server kind ("python" or "node") at ``limit``."""
-    return new_master(server, limit, settings.namespace)
+    return new_master(server, limit, settings.namespace, **master_options(server, settings.csr))
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,10 @@ async def run_sweep(
     runs: list[MasterInfo] = []
 
     async def lane_task(lane: _Lane, session: aiohttp.ClientSession) -> None:
-        run = await _run_lane(lane, settings, session, record)
+        if settings.client is ClientKind.IMDIAG:
+            run = await _run_lane(lane, settings, session, record)
+        else:
+            run = await run_sweep_lane(lane.master, lane.transport, lane.messages, settings, session, record)
         runs.append(run)
         if on_lane_done is not None:
             on_lane_done(run, len(lane.messages))
