@@ -173,6 +173,13 @@ class LibraryMessage:
     event: str | None = None  # None: the lane's event
 
 
+def _ledger_key(message: LibraryMessage) -> tuple[str, str] | None:
+    """How the ledger names a message: its id, else the digest of what the master decodes."""
+    if message.message_id is not None:
+        return ("id", message.message_id)
+    return ("digest", message.digest) if message.digest else None
+
+
 @dataclass
 class SentMessage:
     """A message the lane emitted, and what is known of its fate."""
@@ -197,13 +204,14 @@ class LibraryLane:
         self.timeout = timeout
         self.advertised_max_payload = advertised_max_payload
         self._seqs = itertools.count(1)
-        self._by_digest: dict[str, list[SentMessage]] = {}
+        self._twins: dict[tuple[str, str], list[SentMessage]] = {}
 
     async def send(self, message: LibraryMessage) -> SentMessage:
         """Emit the message through the client."""
         sent = SentMessage(next(self._seqs), message, message.event or self.event, self.ledger.mark())
-        if message.message_id is None and message.digest:
-            self._by_digest.setdefault(message.digest, []).append(sent)
+        key = _ledger_key(message)
+        if key is not None:
+            self._twins.setdefault(key, []).append(sent)
         await self.client.emit(sent.seq, sent.event, message.text)
         sent.message = replace(message, text="")  # the library has it now; a lane keeps no bodies
         return sent
@@ -226,16 +234,14 @@ class LibraryLane:
     # --- deciding a message's fate ------------------------------------------------------------
 
     def _arrival(self, sent: SentMessage) -> Arrival | None:
-        """Its arrival in the ledger, by id, else by digest. Identical messages (one digest)
-        take successive arrivals in the order they were emitted."""
-        m = sent.message
-        if m.message_id is not None:
-            return self.ledger.find(m.message_id, sent.mark)
-        if not m.digest:
+        """Its arrival in the ledger, by id, else by digest. Messages with the same id (or
+        digest) take successive arrivals in the order they were emitted."""
+        key = _ledger_key(sent.message)
+        if key is None:
             return None
-        twins = self._by_digest.get(m.digest, [sent])
+        twins = self._twins.get(key, [sent])
         arrivals = [e for e in self.ledger.since(min(t.mark for t in twins))
-                    if isinstance(e, Arrival) and e.digest == m.digest]
+                    if isinstance(e, Arrival) and (e.message_id if key[0] == "id" else e.digest) == key[1]]
         taken: set[int] = set()
         for twin in twins:
             found = next((a for a in arrivals if a.seq not in taken and a.seq >= twin.mark), None)

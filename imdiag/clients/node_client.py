@@ -31,6 +31,7 @@ from imdiag.core.worker import (
     Emitted,
     Flushed,
     GaveUp,
+    Received,
     Upgraded,
     Written,
 )
@@ -68,6 +69,8 @@ def _event(report: dict[str, Any], sid: str | None) -> ClientEvent | None:
                        tuple(int(f) for f in report.get("frames", ())), str(report.get("transport", "")), report.get("id"))
     if kind == "written":
         return Written(t, seqs)
+    if kind == "received":
+        return Received(t, str(report.get("event", "")))
     if kind == "dropped":
         return Dropped(t, tuple(int(s) for s in report.get("in_flight", ())), tuple(int(s) for s in report.get("unsent", ())))
     return None

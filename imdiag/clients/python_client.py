@@ -35,6 +35,7 @@ from imdiag.core.worker import (
     Emitted,
     Flushed,
     GaveUp,
+    Received,
     Written,
 )
 
@@ -221,7 +222,7 @@ class PythonClient(LibraryClient):
             self.add(ConnectFailed(self.now(), str(data)))
 
         async def on_any(event: str, *args: Any) -> None:
-            return None  # the master's own events (e.g. --csr ticks): received, nothing to do
+            self.add(Received(self.now(), event))  # the master's own events (e.g. --csr ticks)
 
         sio.on("connect", on_connect, namespace=ns)
         sio.on("disconnect", on_disconnect, namespace=ns)

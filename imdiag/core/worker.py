@@ -120,13 +120,22 @@ class Dropped:
 
 
 @dataclass(frozen=True)
+class Received:
+    """An event from the master (with --csr, its ticks: what a client recovers a session with)."""
+
+    t: float
+    event: str
+
+
+@dataclass(frozen=True)
 class Replaced:
     """imdiag closed the client and started a new one: the library would not come back."""
 
     t: float
 
 
-ClientEvent = Connected | Upgraded | Disconnected | GaveUp | ConnectFailed | Emitted | Flushed | Written | Dropped | Replaced
+ClientEvent = (Connected | Upgraded | Disconnected | GaveUp | ConnectFailed | Emitted | Flushed | Written | Dropped
+               | Received | Replaced)
 
 
 # --- the worker's view of one message ------------------------------------------------------------
@@ -242,7 +251,9 @@ def client_view(events: Sequence[ClientEvent], seq: int, *, client: str, library
             if isinstance(e, GaveUp):
                 gave_up = True
             if isinstance(e, Replaced):
+                # A new client, not this one reconnecting: the library never came back by itself.
                 replaced = True
+                break
         if reconnected is None:
             reconnected = False
         gave_up = gave_up or disconnect.will_reconnect is False

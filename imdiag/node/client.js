@@ -22,6 +22,7 @@
  *   {"ev":"flush","seqs","packets","bytes","frames","transport","engine","id"}   the engine handed a batch to its transport
  *   {"ev":"written","seqs"}      that batch was written (websocket: handed to ws; polling: the POST was answered 200)
  *   {"ev":"dropped","engine","in_flight","unsent"}   the session closed with these still in the engine's buffer
+ *   {"ev":"received","event"}   an event from the master (the --csr ticks): the client now holds an offset
  *   {"ev":"status","connected","id","recovered","active","send_buffer","received"}
  * What the library does is observed through its own events (onAnyOutgoing, the engine's
  * packetCreate / flush / drain / close) and the one counter they need (the engine's
@@ -177,8 +178,9 @@ function main() {
       const seq = message !== null && typeof message === "object" ? seqOf.get(message) : undefined;
       current = seq === undefined ? null : seq;
     });
-    socket.onAny(() => {
+    socket.onAny((event) => {
       received += 1;
+      report({ ev: "received", event: String(event) });
     });
     socket.on("connect", () => {
       const engine = manager.engine;

@@ -129,3 +129,24 @@ def test_no_node_process_left_after_a_failing_run():
     assert proc.returncode == 3
     assert stderr.startswith("imdiag: error: cannot reach") and "Traceback" not in stderr
     assert _processes_with(marker) == []
+
+
+def test_no_node_client_or_master_left_after_ctrl_c(tmp_path):
+    """--client node: each lane's socket.io-client runs in a Node process of its own; Ctrl-C stops them all."""
+    marker = uuid.uuid4().hex
+    out = tmp_path / "partial.json"
+    proc = _run(marker, "--client", "node", "--transports", "websocket", "--limits", "20KB,10MB",
+                "--types", "worker:heartbeat,worker:messages:update", "--sizes", "1KB", "--json", str(out))
+    try:
+        line = proc.stderr.readline()  # a lane finished: masters and clients are up
+        assert line.startswith("measured "), line
+        assert len(_processes_with(marker)) >= 3, "node masters and clients should be running now"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=TIMEOUT * 3)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True and any("client" in c for c in report["cells"])
+    assert _processes_with(marker) == []
