@@ -31,26 +31,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from imdiag.core import worker as w
 from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
 from imdiag.core.errors import TargetError
 from imdiag.core.model import Barrier, Observation
 from imdiag.core.wire import Transport
-from imdiag.core.worker import (
-    ClientEvent,
-    ClientKind,
-    ClientView,
-    Connected,
-    ConnectFailed,
-    Disconnected,
-    Dropped,
-    Emitted,
-    Flushed,
-    GaveUp,
-    Replaced,
-    Sent,
-    Written,
-    client_view,
-)
 from imdiag.masters.ledger import Ledger
 
 _barrier_ids = itertools.count(1)
@@ -59,8 +44,7 @@ _barrier_ids = itertools.count(1)
 class LibraryClient:
     """A real Socket.IO client library driven by imdiag; its reports go to ``events``."""
 
-    kind: ClientKind
-    library_name = ""
+    kind: w.ClientKind
 
     def __init__(self, url: str, namespace: str, path: str, transport: Transport, timeout: float):
         self.url = url  # http://host:port
@@ -68,7 +52,7 @@ class LibraryClient:
         self.path = path
         self.transport = transport
         self.timeout = timeout
-        self.events: list[ClientEvent] = []
+        self.events: list[w.ClientEvent] = []
         self.versions: dict[str, str] = {}
         self.connected = False
         self.sid: str | None = None
@@ -81,7 +65,7 @@ class LibraryClient:
         """Start the library's client (it connects by itself)."""
         raise NotImplementedError
 
-    async def emit(self, seq: int, event: str, text: str) -> Emitted:
+    async def emit(self, seq: int, event: str, text: str) -> w.Emitted:
         """Emit one message, given as its JSON text (the library parses and re-encodes it)."""
         raise NotImplementedError
 
@@ -98,17 +82,18 @@ class LibraryClient:
 
     @property
     def library(self) -> str:
-        return f"{self.library_name} {self.versions.get(self.library_name, '?')}"
+        name = w.LIBRARY_NAMES[self.kind]
+        return f"{name} {self.versions.get(name, '?')}"
 
-    def add(self, event: ClientEvent) -> None:
+    def add(self, event: w.ClientEvent) -> None:
         self.events.append(event)
-        if isinstance(event, Connected):
+        if isinstance(event, w.Connected):
             self.connected, self.sid, self.gave_up = True, event.sid, False
-        elif isinstance(event, Disconnected):
+        elif isinstance(event, w.Disconnected):
             self.connected, self.sid = False, None
             if event.will_reconnect is False:
                 self.gave_up = True
-        elif isinstance(event, GaveUp):
+        elif isinstance(event, w.GaveUp):
             self.gave_up = True
         # Wake every waiter, then re-arm (as the ledger does).
         self._changed.set()
@@ -137,15 +122,15 @@ class LibraryClient:
         await self._open()
         mark = len(self.events)
         ok = await self.wait_until(lambda: self.connected or any(
-            isinstance(e, ConnectFailed) for e in self.events[mark:]), self.timeout)
+            isinstance(e, w.ConnectFailed) for e in self.events[mark:]), self.timeout)
         if not self.connected:
-            failed = [e.message for e in self.events[mark:] if isinstance(e, ConnectFailed)]
+            failed = [e.message for e in self.events[mark:] if isinstance(e, w.ConnectFailed)]
             why = f": {failed[-1]}" if failed else (f" within {self.timeout:g} s" if not ok else "")
             raise TargetError(f"the {self.kind.value} client could not connect to {self.url}{self.namespace}{why}")
 
-    async def replace(self) -> None:
+    async def replace(self, why: str) -> None:
         """Close the library's client and start a new one (after it gave up)."""
-        self.add(Replaced(self.now()))
+        self.add(w.Replaced(self.now(), why))
         await self._replace()
 
     def now(self) -> float:
@@ -153,11 +138,11 @@ class LibraryClient:
 
     def pending(self) -> set[int]:
         """Messages emitted into the send buffer and neither sent nor discarded since."""
-        buffered = {e.seq for e in self.events if isinstance(e, Emitted) and e.buffered}
+        buffered = {e.seq for e in self.events if isinstance(e, w.Emitted) and e.buffered}
         for e in self.events:
-            if isinstance(e, Flushed):
+            if isinstance(e, w.Flushed):
                 buffered -= set(e.seqs)
-            elif isinstance(e, Dropped):
+            elif isinstance(e, w.Dropped):
                 buffered -= set(e.unsent) | set(e.in_flight)
         return buffered
 
@@ -256,9 +241,9 @@ class LibraryLane:
         (a recovered session keeps its id)."""
         incarnation: dict[str, int] = {}
         for e in self.client.events:
-            if isinstance(e, Connected):
+            if isinstance(e, w.Connected):
                 incarnation[e.sid] = incarnation.get(e.sid, 0) + 1
-            elif isinstance(e, Flushed) and seq in e.seqs:
+            elif isinstance(e, w.Flushed) and seq in e.seqs:
                 return (e.sid, incarnation.get(e.sid, 0)) if e.sid else None
         return None
 
@@ -271,12 +256,12 @@ class LibraryLane:
         """"delivered", or why its absence is final, or None (not decided yet)."""
         if self._arrival(sent) is not None:
             return "delivered"
-        emitted = next((e for e in self.client.events if isinstance(e, Emitted) and e.seq == sent.seq), None)
+        emitted = next((e for e in self.client.events if isinstance(e, w.Emitted) and e.seq == sent.seq), None)
         if emitted is None:
             return None
         if emitted.error:
             return "raised"
-        if any(isinstance(e, Dropped) and sent.seq in e.unsent for e in self.client.events):
+        if any(isinstance(e, w.Dropped) and sent.seq in e.unsent for e in self.client.events):
             return "dropped"
         session = self._session_of(sent.seq)
         if session is None:
@@ -320,25 +305,25 @@ class LibraryLane:
 
     def _handed_over(self, seq: int) -> bool:
         for e in self.client.events:
-            if isinstance(e, Emitted) and e.seq == seq and (e.error or e.buffered):
+            if isinstance(e, w.Emitted) and e.seq == seq and (e.error or e.buffered):
                 return True
-            if isinstance(e, Flushed) and seq in e.seqs or isinstance(e, Dropped) and seq in e.in_flight + e.unsent:
+            if isinstance(e, w.Flushed) and seq in e.seqs or isinstance(e, w.Dropped) and seq in e.in_flight + e.unsent:
                 return True
         return False
 
     def _client_done(self, seq: int) -> bool:
         for e in self.client.events:
-            if isinstance(e, Emitted) and e.seq == seq and e.error:
+            if isinstance(e, w.Emitted) and e.seq == seq and e.error:
                 return True
-            if isinstance(e, (Written, Dropped)) and seq in (e.seqs if isinstance(e, Written) else e.in_flight + e.unsent):
+            if isinstance(e, (w.Written, w.Dropped)) and seq in (e.seqs if isinstance(e, w.Written) else e.in_flight + e.unsent):
                 return True
         return self.client.gave_up and seq in self.client.pending()
 
     def _client_saw_end(self, seq: int) -> bool:
         flushed = False
         for e in self.client.events:
-            flushed = flushed or (isinstance(e, Flushed) and seq in e.seqs)
-            if flushed and isinstance(e, Disconnected):
+            flushed = flushed or (isinstance(e, w.Flushed) and seq in e.seqs)
+            if flushed and isinstance(e, w.Disconnected):
                 return True
         return False
 
@@ -349,7 +334,7 @@ class LibraryLane:
             return
         at = self.client.events.index(view.disconnect)
         await self.client.wait_until(lambda: self.client.gave_up or any(
-            isinstance(e, Connected) for e in self.client.events[at:]), self.timeout)
+            isinstance(e, w.Connected) for e in self.client.events[at:]), self.timeout)
 
     async def ready(self) -> None:
         """Before a sweep's next message: a connected client. The library reconnects by itself;
@@ -360,7 +345,7 @@ class LibraryLane:
             return
         await client.wait_until(lambda: client.connected or client.gave_up, self.timeout)
         if not client.connected:
-            await client.replace()
+            await client.replace("the library gave up" if client.gave_up else f"not back within {self.timeout:g} s")
             await client.wait_until(lambda: client.connected, self.timeout)
             if not client.connected:
                 raise TargetError(f"the {client.kind.value} client could not reconnect to {client.url} "
@@ -369,12 +354,12 @@ class LibraryLane:
 
     # --- results ------------------------------------------------------------------------------
 
-    def view(self, sent: SentMessage, *, final: bool = False) -> ClientView:
+    def view(self, sent: SentMessage, *, final: bool = False) -> w.ClientView:
         pending = final and sent.seq in self.client.pending()
-        return client_view(self.client.events, sent.seq, client=self.client.kind.value, library=self.client.library,
+        return w.client_view(self.client.events, sent.seq, client=self.client.kind.value, library=self.client.library,
                            model_frame_bytes=sent.message.model_frame_bytes, pending=pending)
 
-    def observe(self, sent: SentMessage, *, final: bool = False) -> tuple[Observation, ClientView]:
+    def observe(self, sent: SentMessage, *, final: bool = False) -> tuple[Observation, w.ClientView]:
         """The message's observation for the judge, and the worker's view."""
         view = self.view(sent, final=final)
         arrival = self._arrival(sent)
@@ -383,17 +368,17 @@ class LibraryLane:
                        for e in entries if isinstance(e, ServerError) and e.decode)
         master_reason = next((e.reason for e in entries if isinstance(e, Disconnect) and e.sid == view.sent_sid), "")
         fate = sent.fate
-        closed = arrival is None and (fate in ("session-ended", "dropped") or view.sent in (Sent.IN_FLIGHT, Sent.DROPPED))
+        closed = arrival is None and (fate in ("session-ended", "dropped") or view.sent in (w.Sent.IN_FLIGHT, w.Sent.DROPPED))
         d = view.disconnect if closed else None
         status = d.http_status if d is not None else None
         if status is None and closed:
             status = view.write_status  # the in-flight POST's answer, when it came after the disconnect
-        if status is None and view.transport == "polling" and view.sent is Sent.WRITTEN:
+        if status is None and view.transport == "polling" and view.sent is w.Sent.WRITTEN:
             status = 200  # the library took the POST's 2xx answer as written
         barrier = {
             "delivered": Barrier.PASSED, "barrier": Barrier.PASSED, "session-ended": Barrier.CLOSED,
             "dropped": Barrier.CLOSED,
-        }.get(fate or "", Barrier.TIMEOUT if fate is None and view.sent is not Sent.PENDING else Barrier.NONE)
+        }.get(fate or "", Barrier.TIMEOUT if fate is None and view.sent is not w.Sent.PENDING else Barrier.NONE)
         obs = Observation(
             body_bytes=view.body_bytes or 0,
             packets_in_body=view.packets_in_body or 1,
@@ -401,7 +386,7 @@ class LibraryLane:
             message_bytes=view.frame_bytes if view.frame_bytes is not None else sent.message.model_frame_bytes,
             advertised_max_payload=self.advertised_max_payload,
             emit_error=view.emit_error,
-            client_kept={Sent.DROPPED: "dropped", Sent.PENDING: "pending"}.get(view.sent, "") if arrival is None else "",
+            client_kept={w.Sent.DROPPED: "dropped", w.Sent.PENDING: "pending"}.get(view.sent, "") if arrival is None else "",
             http_status=status,
             close_code=d.close_code if d is not None else None,
             close_reason=d.close_reason if d is not None else "",
@@ -415,7 +400,7 @@ class LibraryLane:
         )
         return obs, view
 
-    def _close_error(self, view: ClientView) -> str:
+    def _close_error(self, view: w.ClientView) -> str:
         """How the client says the session ended, in its words."""
         parts = []
         if view.write_error:

@@ -13,74 +13,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
+import os
 import subprocess
 from collections import deque
 from typing import Any
 
 from imdiag.clients.library import LibraryClient
+from imdiag.core import worker as w
 from imdiag.core.errors import TargetError
 from imdiag.core.wire import Transport
-from imdiag.core.worker import (
-    ClientEvent,
-    ClientKind,
-    Connected,
-    ConnectFailed,
-    Disconnected,
-    Dropped,
-    Emitted,
-    Flushed,
-    GaveUp,
-    Received,
-    Upgraded,
-    Written,
-)
-from imdiag.masters.node import NODE_DIR, START_TIMEOUT_S, node_ready, terminate
+from imdiag.masters.child import START_TIMEOUT_S, stop_process
+from imdiag.masters.node import NODE_DIR, node_ready, node_script
 
 CLIENT_JS = NODE_DIR / "client.js"
 _LINE_LIMIT = 1 << 20  # reports are short: ids, counts, reasons
 
 
-def _event(report: dict[str, Any], sid: str | None) -> ClientEvent | None:
+def _event(report: dict[str, Any], sid: str | None) -> w.ClientEvent | None:
     """One client.js report as a timeline event (``sid``: the client's socket id before it)."""
     kind, t = report.get("ev"), float(report.get("t", 0.0)) / 1000
     seqs = tuple(int(s) for s in report.get("seqs", ()))
     if kind == "connect":
-        return Connected(t, str(report.get("id", "")), bool(report.get("recovered")), str(report.get("transport", "")),
+        return w.Connected(t, str(report.get("id", "")), bool(report.get("recovered")), str(report.get("transport", "")),
                          str(report.get("extensions", "")))
     if kind == "upgrade":
-        return Upgraded(t, str(report.get("transport", "")), str(report.get("extensions", "")))
+        return w.Upgraded(t, str(report.get("transport", "")), str(report.get("extensions", "")))
     if kind == "disconnect":
-        return Disconnected(
+        return w.Disconnected(
             t, sid or "", str(report.get("reason", "")), str(report.get("description", "")), report.get("code"),
             str(report.get("close_reason", "")), report.get("status"), bool(report.get("active")),
         )
     if kind == "connect_error":
-        return ConnectFailed(t, str(report.get("message", "")))
+        return w.ConnectFailed(t, str(report.get("message", "")))
     if kind == "reconnect_failed":
-        return GaveUp(t)
+        return w.GaveUp(t, "reconnect_failed")
     if kind == "emit":
-        return Emitted(
+        return w.Emitted(
             t, int(report["seq"]), str(report.get("threw", "")), bool(report.get("connected_before")),
             report.get("id_before"), bool(report.get("connected")), report.get("id"), bool(report.get("buffered")),
         )
     if kind == "flush":
-        return Flushed(t, seqs, int(report.get("bytes", 0)), int(report.get("packets", 0)),
+        return w.Flushed(t, seqs, int(report.get("bytes", 0)), int(report.get("packets", 0)),
                        tuple(int(f) for f in report.get("frames", ())), str(report.get("transport", "")), report.get("id"))
     if kind == "written":
-        return Written(t, seqs)
+        return w.Written(t, seqs)
     if kind == "received":
-        return Received(t, str(report.get("event", "")))
+        return w.Received(t, str(report.get("event", "")), report.get("id"))
     if kind == "dropped":
-        return Dropped(t, tuple(int(s) for s in report.get("in_flight", ())), tuple(int(s) for s in report.get("unsent", ())))
+        return w.Dropped(t, tuple(int(s) for s in report.get("in_flight", ())), tuple(int(s) for s in report.get("unsent", ())))
     return None
 
 
 class NodeClient(LibraryClient):
     """socket.io-client in ``imdiag/node/client.js``: reconnection on, buffering on, its transports."""
 
-    kind = ClientKind.NODE
-    library_name = "socket.io-client"
+    kind = w.ClientKind.NODE
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -99,14 +86,16 @@ class NodeClient(LibraryClient):
         reason = node_ready()
         if reason is not None:
             raise TargetError(reason)
-        node = shutil.which("node")
-        assert node is not None
+        argv, env = node_script(CLIENT_JS)
         transports = None if self.transport is Transport.DEFAULT else [self.transport.value]
         options = {"url": self.url, "namespace": self.namespace, "path": self.path, "transports": transports}
         self._ready = asyncio.get_running_loop().create_future()
         self._proc = await asyncio.create_subprocess_exec(
-            node, str(CLIENT_JS), json.dumps(options), cwd=NODE_DIR,
+            *argv, json.dumps(options), cwd=NODE_DIR, env={**os.environ, **dict(env)},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, limit=_LINE_LIMIT,
+            # A session of its own, as the master hosts: a Ctrl-C at the terminal reaches imdiag
+            # alone, which then closes its clients (and writes what was measured).
+            start_new_session=True,
         )
         try:
             self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._drain_stderr())]
@@ -146,7 +135,7 @@ class NodeClient(LibraryClient):
             detail = " | ".join(self._stderr) or "no output"
             self._ready.set_exception(TargetError(f"the node client exited with code {self._proc.returncode}: {detail}"))
         self.exited.set()
-        self.add(GaveUp(self._last_t))  # a client whose process is gone will not come back
+        self.add(w.GaveUp(self._last_t, f"client.js exited ({self._proc.returncode})"))  # it will not come back
 
     async def _drain_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
@@ -164,13 +153,13 @@ class NodeClient(LibraryClient):
         except (BrokenPipeError, ConnectionResetError):
             raise TargetError("the node client exited" + (f": {' | '.join(self._stderr)}" if self._stderr else "")) from None
 
-    async def emit(self, seq: int, event: str, text: str) -> Emitted:
+    async def emit(self, seq: int, event: str, text: str) -> w.Emitted:
         header = json.dumps({"op": "emit", "seq": seq, "event": event})
         await self._command(header.encode() + b"\n", text.encode("utf-8", "surrogatepass") + b"\n")
-        found: list[Emitted] = []
+        found: list[w.Emitted] = []
 
         def emitted() -> bool:
-            found[:] = [e for e in reversed(self.events) if isinstance(e, Emitted) and e.seq == seq][:1]
+            found[:] = [e for e in reversed(self.events) if isinstance(e, w.Emitted) and e.seq == seq][:1]
             return bool(found) or self.exited.is_set()
 
         # A 16 MB message takes Node a moment to parse and encode: bounded like any other answer.
@@ -186,7 +175,8 @@ class NodeClient(LibraryClient):
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
-                await terminate(proc)  # stdin closes: client.js disconnects its socket and exits
+                # stdin closes: client.js disconnects its socket and exits; its reports all read.
+                await stop_process(proc, self._tasks)
         finally:
             for task in self._tasks:
                 if not task.done():

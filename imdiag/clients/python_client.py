@@ -25,19 +25,8 @@ import engineio
 import socketio
 
 from imdiag.clients.library import LibraryClient
+from imdiag.core import worker as w
 from imdiag.core.wire import RECORD_SEPARATOR, Transport
-from imdiag.core.worker import (
-    ClientKind,
-    Connected,
-    ConnectFailed,
-    Disconnected,
-    Dropped,
-    Emitted,
-    Flushed,
-    GaveUp,
-    Received,
-    Written,
-)
 
 CLOSE_TIMEOUT_S = 2.0  # bounds each step of closing the library's client
 _SETTLE_TURNS = 100
@@ -55,6 +44,18 @@ class _LastWarning(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):
             self.last = record.getMessage()[:300]
+
+
+def _client_logger() -> tuple[logging.Logger, _LastWarning]:
+    """One logger per client, so that each one's warnings are its own."""
+    global _instances
+    _instances += 1
+    logger = logging.getLogger(f"imdiag.client.{_instances}")
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    warnings = _LastWarning()
+    logger.addHandler(warnings)
+    return logger, warnings
 
 
 class _Observer:
@@ -76,13 +77,13 @@ class _Observer:
             self.queued.append((encoded, seq))
         elif seq is not None:
             # python-engineio drops a packet sent while its state is not "connected", silently.
-            self.client.add(Dropped(self.client.now(), (), (seq,)))
+            self.client.add(w.Dropped(self.client.now(), (), (seq,)))
 
     def take(self, count: int, transport: str, body_bytes: int) -> list[int]:
         taken = [self.queued.popleft() for _ in range(min(count, len(self.queued)))]
         mine = [(text, seq) for text, seq in taken if seq is not None]
         if mine:
-            self.client.add(Flushed(
+            self.client.add(w.Flushed(
                 self.client.now(), tuple(seq for _, seq in mine), body_bytes, len(taken),
                 tuple(len(text.encode("utf-8")) for text, _ in mine), transport, self.client.current_sid(),
             ))
@@ -91,13 +92,13 @@ class _Observer:
     def answered(self, seqs: list[int], status: int | None, error: str = "") -> None:
         if status is not None and 200 <= status < 300 and not error:
             if seqs:
-                self.client.add(Written(self.client.now(), tuple(seqs), status))
+                self.client.add(w.Written(self.client.now(), tuple(seqs), status))
             return
         self.failed_status, self.failed_error = status, error
         if self.ended:
             # The session was reset while this write was in flight (the server's CLOSE won the race).
             if seqs:
-                self.client.add(Dropped(self.client.now(), tuple(seqs), (), status, error))
+                self.client.add(w.Dropped(self.client.now(), tuple(seqs), (), status, error))
         elif seqs:
             self.in_flight = seqs
 
@@ -106,7 +107,7 @@ class _Observer:
         self.ended = True
         unsent = tuple(seq for _, seq in self.queued if seq is not None)
         if self.in_flight or unsent:
-            self.client.add(Dropped(self.client.now(), tuple(self.in_flight), unsent, self.failed_status, self.failed_error))
+            self.client.add(w.Dropped(self.client.now(), tuple(self.in_flight), unsent, self.failed_status, self.failed_error))
         self.queued.clear()
         self.in_flight = []
 
@@ -156,7 +157,7 @@ def _watch_frames(ws: Any, obs: _Observer) -> None:
             obs.answered(seqs, None, f"{type(exc).__name__}: {exc}")
             raise
         if seqs:
-            obs.client.add(Written(obs.client.now(), tuple(seqs)))
+            obs.client.add(w.Written(obs.client.now(), tuple(seqs)))
 
     ws.send_str = observed_send_str
 
@@ -169,18 +170,11 @@ class _ObservedClient(socketio.AsyncClient):  # type: ignore[misc]
 class PythonClient(LibraryClient):
     """python-socketio's AsyncClient, library defaults (reconnection on, 1 s delay +- 50%)."""
 
-    kind = ClientKind.PYTHON
-    library_name = "python-socketio"
+    kind = w.ClientKind.PYTHON
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        global _instances
-        _instances += 1
-        self._logger = logging.getLogger(f"imdiag.client.{_instances}")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.WARNING)
-        self._warnings = _LastWarning()
-        self._logger.addHandler(self._warnings)
+    def __init__(self, url: str, namespace: str, path: str, transport: Transport, timeout: float):
+        super().__init__(url, namespace, path, transport, timeout)
+        self._logger, self._warnings = _client_logger()
         self._t0 = time.monotonic()
         self.sio: _ObservedClient | None = None
         self._observer: _Observer | None = None
@@ -205,24 +199,24 @@ class PythonClient(LibraryClient):
             self._warnings.last = ""
             observer.ended, observer.failed_status = False, None
             transport = sio.transport() or ""
-            self.add(Connected(self.now(), sio.get_sid(ns) or "", False, transport))
+            self.add(w.Connected(self.now(), sio.get_sid(ns) or "", False, transport))
 
         async def on_disconnect(reason: Any = None) -> None:
             ws = observer.ws
             code = ws.close_code if ws is not None and sio.transport() == "websocket" else None
-            self.add(Disconnected(
+            self.add(w.Disconnected(
                 self.now(), self.sid or "", str(reason), self._warnings.last, code, "",
                 observer.failed_status,
             ))
 
         async def on_final() -> None:
-            self.add(GaveUp(self.now()))
+            self.add(w.GaveUp(self.now(), "__disconnect_final"))
 
         async def on_connect_error(data: Any = None) -> None:
-            self.add(ConnectFailed(self.now(), str(data)))
+            self.add(w.ConnectFailed(self.now(), str(data)))
 
         async def on_any(event: str, *args: Any) -> None:
-            self.add(Received(self.now(), event))  # the master's own events (e.g. --csr ticks)
+            self.add(w.Received(self.now(), event, self.sid))  # the master's own events (e.g. --csr ticks)
 
         sio.on("connect", on_connect, namespace=ns)
         sio.on("disconnect", on_disconnect, namespace=ns)
@@ -239,9 +233,9 @@ class PythonClient(LibraryClient):
             await self.sio.connect(self.url, namespaces=[self.namespace], transports=transports,
                                    socketio_path=self.path.strip("/") or "/", wait_timeout=self.timeout)
         except (socketio.exceptions.ConnectionError, ValueError) as exc:
-            self.add(ConnectFailed(self.now(), str(exc)))
+            self.add(w.ConnectFailed(self.now(), str(exc)))
 
-    async def emit(self, seq: int, event: str, text: str) -> Emitted:
+    async def emit(self, seq: int, event: str, text: str) -> w.Emitted:
         sio, observer = self.sio, self._observer
         assert sio is not None and observer is not None
         # The library encodes what it is given: the parsed message, as a python worker holds it.
@@ -251,11 +245,11 @@ class PythonClient(LibraryClient):
         error = ""
         try:
             await sio.emit(event, value, namespace=self.namespace)
-        except Exception as exc:  # what emit() raises is the observation
+        except Exception as exc:  # noqa: BLE001 - what emit() raises is the observation
             error = f"{type(exc).__name__}: {exc}"
         finally:
             observer.current = None
-        emitted = Emitted(self.now(), seq, error, before, sid_before, bool(sio.connected), self.current_sid(), False)
+        emitted = w.Emitted(self.now(), seq, error, before, sid_before, bool(sio.connected), self.current_sid(), False)
         self.add(emitted)
         return emitted
 

@@ -27,12 +27,15 @@ class ClientKind(str, enum.Enum):
 
 
 LIBRARY_CLIENTS = (ClientKind.NODE, ClientKind.PYTHON)
+LIBRARY_NAMES = {ClientKind.NODE: "socket.io-client", ClientKind.PYTHON: "python-socketio"}
 
 # --- the timeline a library client reports (times in seconds on the client's own clock) --------
 
 
 @dataclass(frozen=True)
 class Connected:
+    """A session began: the first connection, or the library reconnected."""
+
     t: float
     sid: str  # the Socket.IO socket id (socket.id / get_sid(namespace))
     recovered: bool  # socket.recovered: the server restored the session (connectionStateRecovery)
@@ -42,13 +45,26 @@ class Connected:
 
 @dataclass(frozen=True)
 class Upgraded:
+    """The session moved to another transport (the default's polling -> websocket upgrade)."""
+
     t: float
     transport: str
     extensions: str = ""
 
 
 @dataclass(frozen=True)
+class Received:
+    """An event from the master (with --csr, its ticks: what a client recovers a session with)."""
+
+    t: float
+    event: str
+    sid: str | None  # the session it came on
+
+
+@dataclass(frozen=True)
 class Disconnected:
+    """The session ended, as the library reported it."""
+
     t: float
     sid: str  # the session that ended
     reason: str  # the library's reason: "transport close", "transport error", "server disconnect"...
@@ -61,15 +77,10 @@ class Disconnected:
 
 @dataclass(frozen=True)
 class GaveUp:
-    """The library will not reconnect by itself (python-socketio: the disconnect was final)."""
+    """The library will not reconnect by itself."""
 
     t: float
-
-
-@dataclass(frozen=True)
-class ConnectFailed:
-    t: float
-    message: str
+    signal: str  # how the library said so, e.g. python-socketio's "__disconnect_final"
 
 
 @dataclass(frozen=True)
@@ -120,18 +131,19 @@ class Dropped:
 
 
 @dataclass(frozen=True)
-class Received:
-    """An event from the master (with --csr, its ticks: what a client recovers a session with)."""
-
-    t: float
-    event: str
-
-
-@dataclass(frozen=True)
 class Replaced:
     """imdiag closed the client and started a new one: the library would not come back."""
 
     t: float
+    why: str
+
+
+@dataclass(frozen=True)
+class ConnectFailed:
+    """A connection attempt failed (connect_error)."""
+
+    t: float
+    message: str
 
 
 ClientEvent = (Connected | Upgraded | Disconnected | GaveUp | ConnectFailed | Emitted | Flushed | Written | Dropped

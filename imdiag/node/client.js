@@ -22,7 +22,7 @@
  *   {"ev":"flush","seqs","packets","bytes","frames","transport","engine","id"}   the engine handed a batch to its transport
  *   {"ev":"written","seqs"}      that batch was written (websocket: handed to ws; polling: the POST was answered 200)
  *   {"ev":"dropped","engine","in_flight","unsent"}   the session closed with these still in the engine's buffer
- *   {"ev":"received","event"}   an event from the master (the --csr ticks): the client now holds an offset
+ *   {"ev":"received","event","id"}   an event from the master (the --csr ticks): the client now holds an offset
  *   {"ev":"status","connected","id","recovered","active","send_buffer","received"}
  * What the library does is observed through its own events (onAnyOutgoing, the engine's
  * packetCreate / flush / drain / close) and the one counter they need (the engine's
@@ -30,44 +30,21 @@
  * It exits when its stdin closes, on SIGTERM/SIGINT, or on EPIPE: it never outlives imdiag.
  */
 
-const fs = require("fs");
 const path = require("path");
 const { performance } = require("perf_hooks");
 
-const { io } = require("socket.io-client");
-const clientDir = path.dirname(require.resolve("engine.io-client"));
-const parser = require(require.resolve("engine.io-parser", { paths: [clientDir] }));
+const { load, packageVersion, report: writeLine } = require("./lines.js");
+
+const { io } = load("socket.io-client");
+// engine.io-parser as engine.io-client itself loads it (the copy its own encoder uses).
+const clientDir = path.dirname(load.resolve("engine.io-client"));
+const parser = load(load.resolve("engine.io-parser", { paths: [clientDir] }));
 
 const started = performance.now();
 
-function packageVersion(name, from) {
-  // The copy the client loads: ws and the parsers resolved from engine.io-client's own directory.
-  let dir = path.dirname(require.resolve(name, from ? { paths: [from] } : undefined));
-  for (;;) {
-    const file = path.join(dir, "package.json");
-    if (fs.existsSync(file)) {
-      const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
-      if (pkg.name === name && pkg.version) return pkg.version;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) return "unknown";
-    dir = parent;
-  }
-}
-
 function report(obj) {
-  // Blocking writes, in order, as in master.js: a report never waits in a queue behind the loop.
   obj.t = Math.round((performance.now() - started) * 1000) / 1000;
-  const buf = Buffer.from(JSON.stringify(obj) + "\n", "utf8");
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(1, buf, off);
-    } catch (err) {
-      if (err.code === "EAGAIN") continue;
-      process.exit(0); // EPIPE: imdiag is gone
-    }
-  }
+  writeLine(obj);
 }
 
 function text(value) {
@@ -90,7 +67,9 @@ function disconnectDetails(details) {
     out.code = context.code;
     out.close_reason = String(context.reason || "");
   }
-  if (typeof description === "number") out.status = description;
+  // xhr status 0: no HTTP answer at all (the server destroyed the request's socket).
+  if (typeof description === "number" && description) out.status = description;
+  else if (typeof description === "number") out.description += ": no HTTP response (status 0)";
   else if (context && typeof context.status === "number" && context.status) out.status = context.status;
   if (details instanceof Error && details.description !== undefined && typeof details.description !== "number") {
     out.description += ": " + text(details.description);
@@ -180,7 +159,7 @@ function main() {
     });
     socket.onAny((event) => {
       received += 1;
-      report({ ev: "received", event: String(event) });
+      report({ ev: "received", event: String(event), id: socket.id || null });
     });
     socket.on("connect", () => {
       const engine = manager.engine;

@@ -23,48 +23,12 @@
  */
 
 const crypto = require("crypto");
-const fs = require("fs");
 const http = require("http");
-const Module = require("module");
-const path = require("path");
 const readline = require("readline");
 
-// The pinned npm packages: from the directory imdiag chose (IMDIAG_NODE_PREFIX, see
-// imdiag/masters/node_packages.py), else next to this file (a clone after `make node`).
-const prefix = process.env.IMDIAG_NODE_PREFIX;
-const load = prefix ? Module.createRequire(path.join(prefix, "package.json")) : require;
+const { load, packageVersion, report } = require("./lines.js");
+
 const { Server } = load("socket.io");
-
-function packageVersion(name) {
-  // Packages hide package.json behind "exports": walk up from the resolved entry point.
-  let dir = path.dirname(load.resolve(name));
-  for (;;) {
-    const file = path.join(dir, "package.json");
-    if (fs.existsSync(file)) {
-      const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
-      if (pkg.name === name && pkg.version) return pkg.version;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) return "unknown";
-    dir = parent;
-  }
-}
-
-function report(obj) {
-  // fs.writeSync, not process.stdout: stdout on a pipe queues in memory once the pipe is full
-  // (measured), so lines could be lost on exit. A blocking write keeps each line in dispatch
-  // order and on the pipe before the server goes on; a slow parent slows the server instead.
-  const buf = Buffer.from(JSON.stringify(obj) + "\n", "utf8");
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(1, buf, off);
-    } catch (err) {
-      if (err.code === "EAGAIN") continue; // fd 1 made non-blocking by someone: retry
-      process.exit(0); // EPIPE: the parent is gone
-    }
-  }
-}
 
 function cmpCodePoints(a, b) {
   // Python sorts keys by code point; JS's default sort is by UTF-16 unit (differs past U+FFFF).

@@ -147,7 +147,7 @@ def _after_refusal(cells: Sequence[Cell]) -> str:
         if view.reconnected and view.reconnect_s is not None:
             kind = "same id, socket.recovered" if view.recovered else "same id" if not view.new_session else "new id"
             outcomes[f"{said} -> reconnected, {kind}"].append(view.reconnect_s)
-        elif view.replaced:
+        elif view.replaced or view.gave_up:
             outcomes[f"{said} -> never reconnected" + (" (the library gave up)" if view.gave_up else "")].append(-1)
         else:
             outcomes[f"{said} -> not reconnected when the run ended"].append(-1)
@@ -199,23 +199,28 @@ def summary_table(groups: dict[LaneKey, list[Cell]]) -> Table:
 
 
 def worker_findings(groups: dict[LaneKey, list[Cell]]) -> list[str]:
+    """What a reader must not miss, once per kind (the lanes named), not once per lane."""
     out = []
-    for (master, limit, transport), cells in groups.items():
-        lane = f"{master} master, limit {format_size(limit)}, {transport}"
-        differ = [c for c in cells if _view(c).bytes_agree is False]
-        if differ:
-            c = differ[0]
-            v = _view(c)
-            out.append(f"{lane}: the client's own encoder made {len(differ)} packet(s) of another size than imdiag's wire "
-                       f"model, e.g. {c.type}: {format_bytes(v.frame_bytes or 0)} vs {format_bytes(v.model_frame_bytes)}")
-        deflated = [c for c in cells if "permessage-deflate" in _view(c).extensions]
-        if deflated:
-            out.append(f"{lane}: the websocket negotiated permessage-deflate: frames of 1,024 B and more cross the wire "
-                       "compressed, and the server applies its limit to the inflated message")
-        silent = [c for c in cells if not c.delivered and _view(c).emit == "returned" and _view(c).connected]
-        if silent:
-            out.append(f"{lane}: {len(silent)} message(s) never arrived although emit() returned while connected: "
-                       "the worker had nothing to log but success")
+    differ = [(k, c) for k, cells in groups.items() for c in cells if _view(c).bytes_agree is False]
+    if differ:
+        (master, _, transport), c = differ[0]
+        v = _view(c)
+        out.append(f"the client's own encoder made {len(differ)} packet(s) of another size than imdiag's wire model, "
+                   f"e.g. {c.type} to the {master} master ({transport}): {format_bytes(v.frame_bytes or 0)} vs "
+                   f"{format_bytes(v.model_frame_bytes)}")
+    deflated = sorted({k[0] for k, cells in groups.items() if any("permessage-deflate" in _view(c).extensions for c in cells)})
+    for master in deflated:
+        out.append(f"{master} master: the websocket negotiated permessage-deflate: frames of 1,024 B and more cross the "
+                   "wire compressed, and the server applies its limit to the inflated message")
+    silent = [c for cells in groups.values() for c in cells
+              if not c.delivered and _view(c).emit == "returned" and _view(c).connected]
+    lost = [c for cells in groups.values() for c in cells if not c.delivered]
+    if silent:
+        out.append(f"{len(silent)} of the {len(lost)} message(s) that never arrived were emitted while connected and "
+                   "emit() returned: the worker had nothing to log but success")
+    gave_up = sorted({f"{k[0]} master, {k[2]}" for k, cells in groups.items() for c in cells if _view(c).gave_up})
+    if gave_up:
+        out.append("the client library gave up (no reconnection) after a refusal: " + "; ".join(gave_up))
     return out
 
 

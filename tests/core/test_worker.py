@@ -89,7 +89,8 @@ def test_still_buffered_when_the_run_ended_is_pending():
 def test_discarded_with_its_session_and_the_in_flight_post():
     events = [Connected(0.0, A, False, "polling"), Flushed(1.0, (1,), 100, 1, (100,), "polling", A), emitted(1, 1.0),
               emitted(2, 1.001), Disconnected(1.02, A, "server disconnect", "", None, "", None, None),
-              GaveUp(1.02), Dropped(1.03, (1,), (2,), None, "Server disconnected"), Replaced(1.1),
+              GaveUp(1.02, "__disconnect_final"), Dropped(1.03, (1,), (2,), None, "Server disconnected"),
+              Replaced(1.1, "the library gave up"),
               Connected(1.2, B, False, "polling")]
     first, second = view(events, seq=1), view(events, seq=2)
     assert (first.sent, first.write_error, first.gave_up, first.replaced) == (Sent.IN_FLIGHT, "Server disconnected", True, True)
@@ -99,7 +100,7 @@ def test_discarded_with_its_session_and_the_in_flight_post():
 
 
 def test_emit_raised():
-    events = [GaveUp(0.5), emitted(4, 0.7, connected=False, error="BadNamespaceError: /worker is not a connected namespace.")]
+    events = [GaveUp(0.5, "__disconnect_final"), emitted(4, 0.7, connected=False, error="BadNamespaceError: /worker is not a connected namespace.")]
     v = view(events, seq=4)
     assert (v.emit, v.sent, v.disconnect) == ("raised", Sent.RAISED, None)
     assert worker_says(v) == "emit() raised BadNamespaceError: /worker is not a connected namespace."
