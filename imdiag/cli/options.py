@@ -64,7 +64,7 @@ def parse_transports(values: list[str] | None, client: ClientKind = ClientKind.I
             raise InputError(f"unknown transport {item!r}; use {names}") from None
     if Transport.DEFAULT in out and not library:
         raise InputError("--transports default is a client library's own choice (polling, then the websocket "
-                         "upgrade): use it with --client node or --client python")
+                         "upgrade): it needs --client node or python (size-sweep, replay)")
     return tuple(dict.fromkeys(out))
 
 

@@ -286,8 +286,8 @@ class LibraryLane:
             try:
                 await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for w in waits:
-                    w.cancel()
+                for waiter in waits:
+                    waiter.cancel()
         if fate != "delivered":
             # The master runs handlers as tasks scheduled before the disconnect it recorded:
             # one turn of the loop lets any of them record their arrival first.

@@ -37,7 +37,7 @@ from imdiag.clients.library import LibraryLane, LibraryMessage, SentMessage
 from imdiag.clients.observe import LedgerWitness, Outgoing, ProtocolWitness, Witness, observe
 from imdiag.core.captures import CaptureFile, capture_namespace, open_capture
 from imdiag.core.entries import canonical_digest
-from imdiag.core.errors import EncodeError, ImdiagError, TargetError
+from imdiag.core.errors import EncodeError, TargetError, reported
 from imdiag.core.judge import judge, judged_cell, refusal_of
 from imdiag.core.model import (
     PATH_CAUSES,
@@ -405,17 +405,7 @@ async def _run_lanes(lanes: list[_Lane], settings: ReplaySettings, capture: _Cap
                 group.create_task(drive(lane))
     except BaseExceptionGroup as group_error:
         # One line for the user: the first error imdiag knows how to report, else the first.
-        errors = list(_leaves(group_error))
-        known = next((e for e in errors if isinstance(e, ImdiagError)), None)
-        raise (known or errors[0]) from None
-
-
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
+        raise reported(group_error) from None
 
 
 async def _upgrade_offered(endpoint: Endpoint, session: aiohttp.ClientSession, lanes: Sequence[_Lane],

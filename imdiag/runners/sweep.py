@@ -20,6 +20,7 @@ import aiohttp
 from imdiag.clients.lanes import LaneConnection, client_session
 from imdiag.clients.observe import LedgerWitness, Outgoing, observe
 from imdiag.core.catalog import Catalog, MessageParts
+from imdiag.core.errors import reported
 from imdiag.core.judge import judged_cell
 from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
@@ -133,7 +134,14 @@ async def run_sweep(
         async with started(list(masters.values())), client_session() as session:
             messages = await planning
             lanes = [_Lane(master, transport, messages[limit]) for (_, limit, transport), master in masters.items()]
-            await asyncio.gather(*(lane_task(lane, session) for lane in lanes))
+            # A task group, not gather: cancelled (Ctrl-C), it waits until every lane has closed
+            # its client (a Node process each with --client node) before the masters stop.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for lane in lanes:
+                        group.create_task(lane_task(lane, session))
+            except BaseExceptionGroup as group_error:
+                raise reported(group_error) from None
     finally:
         if not planning.done():
             planning.cancel()
