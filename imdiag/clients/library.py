@@ -239,12 +239,21 @@ class LibraryLane:
     def _session_of(self, seq: int) -> tuple[str, int] | None:
         """The session a message went out on: its socket id, and which incarnation of that id
         (a recovered session keeps its id)."""
+        events = self.client.events
         incarnation: dict[str, int] = {}
-        for e in self.client.events:
+        for i, e in enumerate(events):
             if isinstance(e, w.Connected):
                 incarnation[e.sid] = incarnation.get(e.sid, 0) + 1
             elif isinstance(e, w.Flushed) and seq in e.seqs:
-                return (e.sid, incarnation.get(e.sid, 0)) if e.sid else None
+                if not e.sid:
+                    return None
+                count = incarnation.get(e.sid, 0)
+                # socket.io-client sends what it buffered while down before it reports the connect:
+                # such a flush belongs to the session whose connect comes next.
+                following = next((f for f in events[i + 1:] if isinstance(f, (w.Connected, w.Disconnected))), None)
+                if isinstance(following, w.Connected) and following.sid == e.sid:
+                    count += 1
+                return e.sid, count
         return None
 
     def _ended_on_master(self, session: tuple[str, int]) -> bool:
