@@ -129,7 +129,7 @@ def replay_command(
         )
         open_capture(file)  # a malformed capture is one line, before any master starts
         if settings.url is None:
-            ensure_node_packages(settings.masters)
+            ensure_node_packages((*settings.masters, settings.client.value))
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 

@@ -93,7 +93,7 @@ def size_sweep(
             client=worker,
             csr=check_csr(csr, masters),
         )
-        ensure_node_packages(settings.masters)
+        ensure_node_packages((*settings.masters, settings.client.value))
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 
