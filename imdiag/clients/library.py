@@ -297,12 +297,9 @@ class LibraryLane:
             finally:
                 for waiter in waits:
                     waiter.cancel()
-        if fate != "delivered":
-            # The master runs handlers as tasks scheduled before the disconnect it recorded:
-            # one turn of the loop lets any of them record their arrival first.
-            await asyncio.sleep(0)  # sleep-ok: a yield to the loop, not a wait for time
-            if self._arrival(sent) is not None:
-                fate = "delivered"
+        # The fate only ends the wait: the verdict reads the ledger again when the message is
+        # observed (python-socketio runs handlers as tasks, so an arrival can be reported just
+        # after the disconnect that ended its session).
         sent.fate = fate
         # The worker's view needs the client's own account, which may come a moment after the
         # master's: that the transport took the message (or what became of it), and, when the

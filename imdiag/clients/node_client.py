@@ -11,7 +11,6 @@ it never outlives imdiag; ``close()`` also stops it (stdin, SIGTERM, SIGKILL, ea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
@@ -109,10 +108,11 @@ class NodeClient(LibraryClient):
         self.versions = {str(k): str(v) for k, v in ready.get("versions", {}).items()}
 
     async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
+        proc = self._proc  # its own: close() lets go of self._proc before the reports end
+        assert proc is not None and proc.stdout is not None
         while True:
             try:
-                line = await self._proc.stdout.readline()
+                line = await proc.stdout.readline()
             except ValueError:  # over the line limit: not a report of ours
                 continue
             if not line:
@@ -130,16 +130,17 @@ class NodeClient(LibraryClient):
             event = _event(report, self.sid)
             if event is not None:
                 self.add(event)
-        await self._proc.wait()
+        await proc.wait()
         if self._ready is not None and not self._ready.done():
             detail = " | ".join(self._stderr) or "no output"
-            self._ready.set_exception(TargetError(f"the node client exited with code {self._proc.returncode}: {detail}"))
+            self._ready.set_exception(TargetError(f"the node client exited with code {proc.returncode}: {detail}"))
         self.exited.set()
-        self.add(w.GaveUp(self._last_t, f"client.js exited ({self._proc.returncode})"))  # it will not come back
+        self.add(w.GaveUp(self._last_t, f"client.js exited ({proc.returncode})"))  # it will not come back
 
     async def _drain_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        while line := await self._proc.stderr.readline():
+        proc = self._proc
+        assert proc is not None and proc.stderr is not None
+        while line := await proc.stderr.readline():
             self._stderr.append(line.decode(errors="replace").rstrip()[:300])
 
     async def _command(self, *lines: bytes) -> None:
@@ -173,15 +174,7 @@ class NodeClient(LibraryClient):
 
     async def close(self) -> None:
         proc, self._proc = self._proc, None
-        try:
-            if proc is not None:
-                # stdin closes: client.js disconnects its socket and exits; its reports all read.
-                await stop_process(proc, self._tasks)
-        finally:
-            for task in self._tasks:
-                if not task.done():
-                    task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            self._tasks = []
+        readers, self._tasks = self._tasks, []
+        if proc is not None:
+            # stdin closes: client.js disconnects its socket and exits; its reports are all read.
+            await stop_process(proc, readers)

@@ -234,9 +234,6 @@ class MasterHost:
                 # The reader reaches EOF once the process is gone: every line has been fed.
                 await stop_process(proc, self._tasks)
         finally:
-            for task in self._tasks:
-                if not task.done():
-                    task.cancel()
             if proc is not None:
                 self.returncode = proc.returncode
             self.exited.set()
@@ -246,7 +243,7 @@ async def stop_process(proc: asyncio.subprocess.Process, readers: Sequence[async
     """Stop a child process imdiag started: close its stdin (it exits by itself), then SIGTERM,
     then SIGKILL, each wait bounded; then let ``readers`` reach the end of its output. Cancelled
     meanwhile, it kills the process at once and reaps it (briefly), so that no process is left
-    for a closed event loop to find."""
+    for a closed event loop to find. The readers still running at the end are cancelled."""
     try:
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
@@ -267,6 +264,10 @@ async def stop_process(proc: asyncio.subprocess.Process, readers: Sequence[async
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(proc.wait(), KILL_WAIT_S)
         raise
+    finally:
+        for task in readers:
+            if not task.done():
+                task.cancel()
 
 
 class ChildMaster(Master):
