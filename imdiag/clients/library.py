@@ -239,21 +239,20 @@ class LibraryLane:
     def _session_of(self, seq: int) -> tuple[str, int] | None:
         """The session a message went out on: its socket id, and which incarnation of that id
         (a recovered session keeps its id)."""
-        events = self.client.events
         incarnation: dict[str, int] = {}
-        for i, e in enumerate(events):
+        live = False  # the last session event was a connect: a session is up
+        for e in self.client.events:
             if isinstance(e, w.Connected):
                 incarnation[e.sid] = incarnation.get(e.sid, 0) + 1
+                live = True
+            elif isinstance(e, w.Disconnected):
+                live = False
             elif isinstance(e, w.Flushed) and seq in e.seqs:
                 if not e.sid:
                     return None
-                count = incarnation.get(e.sid, 0)
-                # socket.io-client sends what it buffered while down before it reports the connect:
-                # such a flush belongs to the session whose connect comes next.
-                following = next((f for f in events[i + 1:] if isinstance(f, (w.Connected, w.Disconnected))), None)
-                if isinstance(following, w.Connected) and following.sid == e.sid:
-                    count += 1
-                return e.sid, count
+                # socket.io-client sends what it buffered while down before it reports the
+                # connect: a flush while no session is up belongs to the one coming.
+                return e.sid, incarnation.get(e.sid, 0) + (0 if live else 1)
         return None
 
     def _ended_on_master(self, session: tuple[str, int]) -> bool:

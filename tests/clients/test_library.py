@@ -39,6 +39,8 @@ def test_buffered_messages_flushed_before_the_connect_belong_to_the_new_session(
               w.Flushed(0.1, (1,), 20, 1, (20,), "polling", A),
               w.Disconnected(0.2, A, "transport error", http_status=413), _emitted(2, False),
               w.Flushed(1.2, (2,), 20, 1, (20,), "polling", B), w.Connected(1.2, B, False, "polling")]
+    lane, _ = _lane(events[:-1], ledger)  # its connect not reported yet: the same session
+    assert lane._session_of(2) == (B, 1)
     lane, _ = _lane(events, ledger)
     assert lane._session_of(1) == (A, 1) and lane._session_of(2) == (B, 1)
     ledger.disconnect(A, "/", "transport error")
@@ -53,6 +55,8 @@ def test_a_recovered_session_is_a_new_incarnation_of_the_same_id():
     events = [w.Connected(0.0, A, False, "websocket"), _emitted(1, True),
               w.Flushed(0.1, (1,), 20, 1, (20,), "websocket", A), w.Disconnected(0.2, A, "transport close", close_code=1009),
               _emitted(2, False), w.Flushed(1.0, (2,), 20, 1, (20,), "websocket", A), w.Connected(1.0, A, True, "websocket")]
+    lane, _ = _lane(events[:-1], ledger)
+    assert lane._session_of(2) == (A, 2)
     lane, _ = _lane(events, ledger)
     assert lane._session_of(1) == (A, 1) and lane._session_of(2) == (A, 2)
     ledger.disconnect(A, "/", "transport error")  # the first incarnation's end, not the second's
