@@ -21,7 +21,7 @@
  *   {"ev":"connect_error","message"}  {"ev":"reconnect_attempt","attempt"}  {"ev":"reconnect_failed"}
  *   {"ev":"flush","seqs","packets","bytes","frames","transport","engine","id"}   the engine handed a batch to its transport
  *   {"ev":"written","seqs"}      that batch was written (websocket: handed to ws; polling: the POST was answered 200)
- *   {"ev":"dropped","engine","in_flight","unsent"}   the session closed with these still in the engine's buffer
+ *   {"ev":"dropped","in_flight","unsent"}   the session closed with these still in the engine's buffer
  *   {"ev":"received","event","id"}   an event from the master (the --csr ticks): the client now holds an offset
  *   {"ev":"status","connected","id","recovered","active","send_buffer","received"}
  * What the library does is observed through its own events (onAnyOutgoing, the engine's
