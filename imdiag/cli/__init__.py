@@ -17,6 +17,7 @@ import typer
 
 from imdiag import __version__
 from imdiag.cli.common import EXIT_CODES_HELP
+from imdiag.cli.doctor import doctor_command
 from imdiag.cli.fake_master import fake_master
 from imdiag.cli.gate import gate_command
 from imdiag.cli.node import node_app
@@ -43,6 +44,7 @@ app.command("probe")(probe_command)
 app.command("gate")(gate_command)
 app.add_typer(node_app)
 app.command("tap")(tap_command)
+app.command("doctor")(doctor_command)
 
 
 def _version(value: bool) -> None:
