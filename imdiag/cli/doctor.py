@@ -8,19 +8,9 @@ from typing import Annotated
 
 import typer
 
+from imdiag.cli import options as opt
 from imdiag.cli.common import console, fail, run_async, write_json, write_text
 from imdiag.cli.files import check_writable, read_json
-from imdiag.cli.options import (
-    AuthOption,
-    EncoderOption,
-    EventOption,
-    HeaderOption,
-    HtmlOption,
-    InsecureOption,
-    JsonOption,
-    PathOption,
-    TimeoutOption,
-)
 from imdiag.cli.probe import probe_settings
 from imdiag.core.doctor import DoctorResult, DoctorSettings, TapEvidence, exit_code, tap_evidence
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
@@ -84,24 +74,24 @@ def doctor_command(
         str | None, typer.Option("--expect-max-payload", metavar="SIZE", help="The maxHttpBufferSize the code on "
                                  "disk sets (e.g. 10MB): is it what the running process has?")
     ] = None,
-    event: EventOption = "message",
+    event: opt.EventOption = "message",
     ack: Annotated[bool, typer.Option("--ack", help="The master's handler calls its ack callback: check that it "
                                       "acknowledges a small message (and prove each probe's arrival by it).")] = False,
     tap_report: Annotated[
         str | None, typer.Option("--tap-report", metavar="FILE", help="An `imdiag tap --json` report: which of the "
                                  "worker's message types crossed the wire, and what became of them.")
     ] = None,
-    path: PathOption = "/socket.io/",
-    auth: AuthOption = None,
-    header: HeaderOption = None,
-    insecure: InsecureOption = False,
-    timeout: TimeoutOption = 10.0,
+    path: opt.PathOption = "/socket.io/",
+    auth: opt.AuthOption = None,
+    header: opt.HeaderOption = None,
+    insecure: opt.InsecureOption = False,
+    timeout: opt.TimeoutOption = 10.0,
     max_bytes: Annotated[str, typer.Option("--max-bytes", metavar="SIZE", help="Never send a frame larger than this.")] = "16MiB",
-    encoder: EncoderOption = Encoder.NODE,
-    json_path: JsonOption = None,
+    encoder: opt.EncoderOption = Encoder.NODE,
+    json_path: opt.JsonOption = None,
     markdown_path: Annotated[str | None, typer.Option("--markdown", metavar="FILE",
                                                       help="Write the hypotheses as Markdown to this file.")] = None,
-    html_path: HtmlOption = None,
+    html_path: opt.HtmlOption = None,
 ) -> None:
     """Each hypothesis of the incident confirmed or ruled out with evidence, safely: exit 0 no problem
     found, 1 at least one confirmed, 2 usage, 3 unreachable."""

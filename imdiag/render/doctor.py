@@ -5,6 +5,7 @@ Pure: functions return rich renderables; the CLI prints them. (Markdown: ``rende
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -16,15 +17,18 @@ _STYLE = {Verdict.CONFIRMED: "bold red", Verdict.RULED_OUT: "green", Verdict.UNK
 
 
 def hypotheses_table(result: DoctorResult) -> Table:
+    """One row per hypothesis: its verdict, its id, the evidence and (after an arrow) the next step."""
     table = Table(title="Hypotheses: confirmed, ruled out (with evidence) or not testable here", title_justify="left",
-                  show_lines=True)
-    table.add_column("hypothesis", no_wrap=True)
+                  box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("verdict", no_wrap=True)
-    table.add_column("evidence", ratio=3)
-    table.add_column("next step", ratio=1)
+    table.add_column("hypothesis", no_wrap=True)
+    table.add_column("evidence → next step")
     for h in result.hypotheses:
         style = "blue" if h.verdict is Verdict.CONFIRMED and h.question.informational else _STYLE[h.verdict]
-        table.add_row(h.id, Text(verdict_words(h), style=style), h.evidence, h.next_step or "-")
+        text = Text(h.evidence)
+        if h.next_step:
+            text.append(f" → {h.next_step}", style="dim")
+        table.add_row(Text(verdict_words(h), style=style), h.id, text)
     return table
 
 
