@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from imdiag.cli import options as opt
+import imdiag.cli.options as opt
 from imdiag.cli.common import console, fail, run_async, write_json, write_text
 from imdiag.cli.files import check_writable, read_json
 from imdiag.cli.probe import probe_settings

@@ -722,6 +722,11 @@ def _never_sent(f: _Facts) -> _Answer:
         return _a(Verdict.UNKNOWN, f"the tap saw {len(seen)} type(s) cross in {tap.elapsed_s:.1f} s: "
                 f"{'; '.join(crossed) or 'none'}; which types the worker emitted is not known",
                 "pass --capture FILE with the types the worker emits")
+    ns, event = f.settings.probe.namespace, f.settings.probe.event
+    elsewhere = [f"{row.type} ({row.namespace} {row.event!r})" for row in tap.types
+                 if (row.namespace, row.event) != (ns, event)]
+    other = (f"; {_join(elsewhere)} crossed in another namespace or on another event than the {ns} {event!r} "
+             "probed here: another socket?") if elsewhere else ""
     missing = [t for t in dict.fromkeys(emitted) if t not in seen]
     if missing:
         text = (f"{_join(missing)} never crossed the tap in {tap.elapsed_s:.1f} s, while {len(seen)} other type(s) "
@@ -730,11 +735,11 @@ def _never_sent(f: _Facts) -> _Answer:
                 "were not emitted while the tap ran")
         if broken:
             text += "; " + encode
-        return _a(Verdict.CONFIRMED, text,
+        return _a(Verdict.CONFIRMED, text + other,
                 "log right before each socket.emit of those types (in a try/catch, with "
                 "Buffer.byteLength(JSON.stringify(msg))), and watch again with imdiag tap")
     return _a(Verdict.RULED_OUT, f"every type of the capture crossed the wire in the tap's {tap.elapsed_s:.1f} s: "
-            + "; ".join(crossed), "")
+              + "; ".join(crossed) + other)
 
 
 _RULES = {

@@ -138,6 +138,11 @@ def test_never_sent_from_a_tap_report():
     missing = diagnose(settings, None, unprobed=Unprobed("x"), tap=only_heartbeats).hypothesis("never-sent")
     assert missing.verdict is Verdict.CONFIRMED and missing.evidence.startswith(
         "worker:data:sync never crossed the tap in 14.0 s, while 1 other type(s) did")
+    elsewhere = TapEvidence("tap.json", 14.0, (*both.types, TypeStats("/", "message", "worker:heartbeat", 1, 9, 9, 9, 0,
+                                                                     {"passed": 1}, None)), 2, 0, 0)
+    other = diagnose(settings, None, unprobed=Unprobed("x"), tap=elsewhere).hypothesis("never-sent").evidence
+    assert other.endswith("; worker:heartbeat (/ 'message') crossed in another namespace or on another event than the "
+                          "/worker 'message' probed here: another socket?")
     no_capture = DoctorSettings(ProbeSettings(url=URL))
     assert diagnose(no_capture, None, unprobed=Unprobed("x"), tap=both).hypothesis("never-sent").verdict is Verdict.UNKNOWN
 

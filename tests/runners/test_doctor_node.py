@@ -25,7 +25,7 @@ from imdiag.masters.node_packages import node_env
 from imdiag.render.json_report import report_to_dict
 from imdiag.runners.doctor import doctor
 
-from ..helpers import TIMEOUT, run_imdiag
+from ..helpers import SCALE, TIMEOUT, run_imdiag
 from ..node_worker import NodeWorker
 from ..taps import tapping
 
@@ -64,15 +64,15 @@ async def test_the_incident_master(tmp_path):
     out, md, html, tap_json = (tmp_path / name for name in ("d.json", "d.md", "d.html", "tap.json"))
     async with NodeMaster(limit=1_000_000, namespace=NS) as master:
         await tap_report(master, tap_json)
-        code, stdout, stderr = await run_imdiag(
-            "doctor", "--url", master.url + NS, "--capture", str(DATA_SYNC), "--expect-max-payload", "10MB",
-            "--tap-report", str(tap_json), "--json", str(out), "--markdown", str(md), "--html", str(html),
-            timeout=CLI_TIMEOUT)
-        ns_code, _, ns_err = await run_imdiag("doctor", "--url", master.url + "/nope", "--json",
-                                              str(tmp_path / "ns.json"), timeout=CLI_TIMEOUT)
-        path_code, _, path_err = await run_imdiag("doctor", "--url", master.url + NS, "--path", "/wrong/",
-                                                  "--timeout", "2", "--json", str(tmp_path / "path.json"),
-                                                  timeout=CLI_TIMEOUT)
+        (code, stdout, stderr), (ns_code, _, ns_err), (path_code, _, path_err) = await asyncio.gather(
+            run_imdiag("doctor", "--url", master.url + NS, "--capture", str(DATA_SYNC), "--expect-max-payload", "10MB",
+                       "--tap-report", str(tap_json), "--json", str(out), "--markdown", str(md), "--html", str(html),
+                       timeout=CLI_TIMEOUT),
+            run_imdiag("doctor", "--url", master.url + "/nope", "--json", str(tmp_path / "ns.json"),
+                       timeout=CLI_TIMEOUT),
+            run_imdiag("doctor", "--url", master.url + NS, "--path", "/wrong/", "--timeout", "2", "--json",
+                       str(tmp_path / "path.json"), timeout=CLI_TIMEOUT),
+        )
     assert code == ExitCode.CONFIRMED, stderr
     report = json.loads(out.read_text())
     assert report["schema"] == "imdiag.report/1" and report["command"] == "doctor"
@@ -115,7 +115,7 @@ async def test_the_incident_master(tmp_path):
 
     assert path_code == ExitCode.TARGET
     assert path_err.strip().splitlines()[-1] == (
-        f"imdiag: error: cannot reach {master.url}/wrong/ (polling): no answer within 2 s (check --path; "
+        f"imdiag: error: cannot reach {master.url}/wrong/ (polling): no answer within {2 * SCALE:g} s (check --path; "
         "Socket.IO's default is /socket.io/)")
     path_report = json.loads((tmp_path / "path.json").read_text())
     assert verdicts(path_report)["not-reachable"] == "confirmed"
