@@ -89,6 +89,7 @@ td.empty { color: #9a9a9a; text-align: center; }
 .swatch { display: inline-block; min-width: 64px; padding: 1px 6px; border: 1px solid #888; text-align: center; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 6px 20px; }
 ul.findings li { margin: 4px 0; }
+table.hypotheses td:nth-child(-n+2) { white-space: nowrap; } span.v { padding: 0 4px; }
 .banner { padding: 8px 12px; border: 2px solid; margin: 12px 0; font-weight: 600; }
 .banner.pass { border-color: #0072b2; background: #d7ecf9; } .banner.fail { border-color: #d55e00; background: #f9e0cf; }
 .banner.note { border-color: #e69f00; background: #fcf1d8; font-weight: normal; }
