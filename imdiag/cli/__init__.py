@@ -4,7 +4,7 @@ One module per command; ``common`` (consoles, errors, reports), ``options`` (eve
 option and its parser), ``gating`` (the gate's options and outcome) and ``measure`` (a measuring
 command's run) serve them all. This module only assembles the typer app.
 
-Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
+Exit codes: 0 done (or gate passed), 1 gate failed (doctor: a hypothesis confirmed), 2 usage or input error,
 3 target could not be reached or set up, 130 interrupted (partial report written).
 """
 
