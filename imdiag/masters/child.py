@@ -7,7 +7,7 @@ building and writing run here, so the two use both cores. Parent and host speak 
 protocol, JSON lines:
 
     parent -> host (stdin)   {"cmd": "start", "key": K, "limit", "namespace", "path", "host",
-                              "port", "record"}
+                              "port", "record"[, "csr": true (node: connectionStateRecovery and a tick a second)]}
                              {"cmd": "stop", "key": K}
                              end of input: the host exits (it never outlives this process)
     host -> parent (stdout)  {"event": "ready", "versions": {...}}  once, when it can serve
