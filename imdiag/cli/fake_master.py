@@ -12,6 +12,7 @@ from imdiag.cli.options import parse_namespace
 from imdiag.core.entries import Entry
 from imdiag.core.errors import ImdiagError, InputError
 from imdiag.core.model import MasterInfo
+from imdiag.core.plan import MASTER_SERVERS
 from imdiag.core.units import parse_limit
 from imdiag.render.log import ledger_line, master_banner
 
@@ -19,10 +20,10 @@ from imdiag.render.log import ledger_line, master_banner
 def _check(port: int, master: str, record: str | None) -> None:
     if not 0 <= port <= 65535:
         raise InputError(f"invalid port {port}: use 0 to 65535")
-    if master not in ("python", "node"):
-        raise InputError(f"invalid --master {master!r}: use python or node")
+    if master not in MASTER_SERVERS:
+        raise InputError(f"invalid --master {master!r}: use {', '.join(MASTER_SERVERS[:-1])} or {MASTER_SERVERS[-1]}")
     if master == "node" and record is not None:
-        raise InputError("--record needs --master python: the node master reports each arrival's type, "
+        raise InputError("--record needs --master python or asgi: the node master reports each arrival's type, "
                          "id, digest and size, not the message itself")
 
 
@@ -34,11 +35,12 @@ def fake_master(
     path: Annotated[str, typer.Option(help="Engine.IO path.")] = "/socket.io/",
     record: Annotated[
         str | None, typer.Option(metavar="FILE", help="Append every arrival to FILE as JSON Lines (a capture "
-                                 "`imdiag replay FILE` reads), flushed as it goes. python master only.")
+                                 "`imdiag replay FILE` reads), flushed as it goes. python and asgi masters only.")
     ] = None,
     master: Annotated[
-        str, typer.Option(metavar="python|node", help="Which real server: python (python-socketio on aiohttp) or node "
-                          "(the pinned Node.js socket.io); either runs in a child process.")
+        str, typer.Option(metavar="python|node|asgi", help="Which real server: python (python-socketio on aiohttp), "
+                          "node (the pinned Node.js socket.io) or asgi (python-socketio's ASGIApp under uvicorn); "
+                          "each runs in a child process.")
     ] = "python",
 ) -> None:
     """Run a reference master standalone and log every arrival, error and disconnect live."""

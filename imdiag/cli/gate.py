@@ -78,8 +78,8 @@ def gate_command(
                                                   "gate section, to this file.")] = None,
     html_path: HtmlOption = None,
     master: Annotated[
-        str | None, typer.Option(metavar="python|node|both", help="Which reference masters, instead of the gate "
-                                 "file's `master`.")
+        str | None, typer.Option(metavar="python|node|asgi|both|all", help="Which reference masters, instead of "
+                                 "the gate file's `master`.")
     ] = None,
 ) -> None:
     """Run the gate file's whole check (size sweep and fixtures) and judge it: the CI regression gate.

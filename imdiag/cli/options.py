@@ -15,7 +15,7 @@ import typer
 
 from imdiag.core.catalog import TYPE_NAMES, message_type
 from imdiag.core.errors import InputError
-from imdiag.core.plan import MASTER_SERVERS
+from imdiag.core.plan import MASTER_CHOICES, MASTER_CHOICES_TEXT
 from imdiag.core.units import parse_limit, parse_size
 from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport
 from imdiag.core.worker import ClientKind
@@ -99,10 +99,9 @@ def parse_namespace(value: str) -> str:
 
 
 def parse_masters(value: str) -> tuple[str, ...]:
-    choices = {"python": ("python",), "node": ("node",), "both": MASTER_SERVERS}
-    if value not in choices:
-        raise InputError(f"unknown master {value!r}; use python, node or both")
-    return choices[value]
+    if value not in MASTER_CHOICES:
+        raise InputError(f"unknown master {value!r}; use {MASTER_CHOICES_TEXT}")
+    return MASTER_CHOICES[value]
 
 
 def parse_choice(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -238,8 +237,9 @@ EncoderOption = Annotated[
     Encoder, typer.Option(help="JSON encoder of the sender: node (JSON.stringify) or python.")
 ]
 MasterOption = Annotated[
-    str, typer.Option(metavar="python|node|both", help="Which real server plays the master: python "
-                      "(python-socketio, embedded), node (the pinned Node.js socket.io) or both, side by side.")
+    str, typer.Option(metavar="python|node|asgi|both|all", help="Which real server plays the master: python "
+                      "(python-socketio on aiohttp), node (the pinned Node.js socket.io), asgi (python-socketio's "
+                      "ASGIApp under uvicorn), both (python and node, side by side) or all three.")
 ]
 EventOption = Annotated[str, typer.Option(metavar="EVENT", help="Event name the messages are emitted on.")]
 TimeoutOption = Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for any one answer.")]

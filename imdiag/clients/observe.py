@@ -27,6 +27,7 @@ from typing import Protocol
 from imdiag.clients.engineio import Connection, SendResult
 from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
 from imdiag.core.model import Ack, Barrier, HttpAnswer, Observation
+from imdiag.core.refusal import SizeClose
 from imdiag.core.wire import (
     SIO_ACK,
     SIO_CONNECT,
@@ -36,6 +37,7 @@ from imdiag.core.wire import (
     connect_packet,
     encode_json,
     event_frame,
+    packet_chars,
     packet_size,
 )
 from imdiag.masters.ledger import Ledger
@@ -208,9 +210,23 @@ def _failed_barrier_text(failed: SendResult) -> str:
     return f"the next POST failed: {failed.error}"
 
 
-async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witness, timeout: float) -> list[Observation]:
+def _body_chars(body_bytes: int, frames: Sequence[Packet]) -> int | None:
+    """Characters of a body that carried ``frames`` (and maybe ASCII packets of the client's own,
+    such as a PONG): its bytes, less what the frames' multi-byte characters add."""
+    extra = 0
+    for frame in frames:
+        chars = packet_chars(frame)
+        if chars is None:
+            return None
+        extra += packet_size(frame) - chars
+    return body_bytes - extra
+
+
+async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witness, timeout: float, *,
+                  size_close: SizeClose | None = None) -> list[Observation]:
     """Send ``outgoing`` in one write (one POST over polling, consecutive frames over websocket),
-    then the witness's barrier; one Observation per message."""
+    then the witness's barrier; one Observation per message. ``size_close``: how the master's
+    refusal shows where it is no 1009 (established by the caller: the master's rule, the probe)."""
     witness.begin()
     result = await conn.send([o.frame for o in outgoing])
     answer = BarrierAnswer(Barrier.CLOSED)
@@ -234,6 +250,7 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
         ended_by = HttpAnswer("barrier POST", status, answer.failed.http_server, answer.failed.http_body)
     base = Observation(
         body_bytes=result.body_bytes,
+        body_chars=_body_chars(result.body_bytes, [o.frame for o in outgoing]),
         written_bytes=result.written_bytes,
         packets_in_body=result.packets,
         advertised_max_payload=conn.open_info.max_payload if conn.open_info else None,
@@ -249,12 +266,13 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
         barrier=answer.state,
         barrier_answer=answer.answer,
         seconds=round(result.seconds, 6),
+        size_close=size_close,
     )
     observations = []
     for item, seen in zip(outgoing, witness.seen(conn, outgoing)):
         ack = Ack.NOT_ASKED if item.ack_id is None else (Ack.RECEIVED if item.ack_id in answer.acked else Ack.MISSING)
         observations.append(replace(
-            base, message_bytes=packet_size(item.frame), ack=ack,
+            base, message_bytes=packet_size(item.frame), message_chars=packet_chars(item.frame), ack=ack,
             ledger_seq=seen.arrival.seq if seen.arrival else None,
             ledger_bytes=seen.arrival.bytes if seen.arrival else None,
             server_errors=seen.server_errors, disconnect_reason=seen.disconnect_reason,

@@ -1,12 +1,15 @@
 """The incident's message types and a deterministic generator of realistic payloads.
 
-Pure. ``Catalog.sized()`` builds a message whose frame is *exactly* a target number of bytes,
-for a given encoder, event, namespace and ack id, so a sweep can test L-1, L and L+1.
+Pure. ``Catalog.sized()`` builds a message whose frame is *exactly* a target number of bytes
+(or of characters, for a master whose limit counts characters), for a given encoder, event,
+namespace and ack id, so a sweep can test L-1, L and L+1.
 
 A message is ``{"type": T, "id": ID, "payload": {<fixed fields>, <list>: [items], "_pad": S}}``.
 Compact JSON is compositional, so the list's items are encoded once, cached, and a message of
 any size is a prefix of that cache joined by commas plus a padding string (CJK characters:
-3 bytes each in UTF-8, 6 bytes as python's ``\\uXXXX``; ASCII for the remainder).
+3 bytes each in UTF-8, 6 bytes as python's ``\\uXXXX``; ASCII for the remainder). A message
+sized in characters pads with ASCII, so that its bytes stay close to its characters (its items'
+Chinese text still makes it larger in bytes than in characters).
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imdiag.core.errors import InputError
-from imdiag.core.wire import Encoder, WireSize, encode_json, frame_overhead, js_length, utf8_length
+from imdiag.core.wire import (
+    Encoder,
+    LimitUnit,
+    WireSize,
+    encode_json,
+    frame_overhead_size,
+    js_length,
+    utf8_length,
+)
 
 PAD_KEY = "_pad"
 _PAD_TEXT = "这是一段用于把消息撑到精确字节数的中文填充内容"
@@ -198,11 +209,10 @@ def _header(type_name: str, seed: int) -> dict[str, Any]:
 # --- messages ------------------------------------------------------------------------------
 
 
-def _pad_pieces(encoder: Encoder, pad_bytes: int, piece_bytes: int) -> Iterator[bytes]:
+def _pad_pieces(encoder: Encoder, pad_bytes: int, piece_bytes: int, cjk_pad: bool = True) -> Iterator[bytes]:
     """``,"_pad":"..."`` whose string content is exactly ``pad_bytes`` bytes once encoded, in
-    pieces of about ``piece_bytes``."""
-    per_char = _CJK_BYTES[encoder]
-    cjk, ascii_rest = divmod(pad_bytes, per_char)
+    pieces of about ``piece_bytes``: CJK characters then ASCII, or ASCII alone (``cjk_pad`` False)."""
+    cjk, ascii_rest = divmod(pad_bytes, _CJK_BYTES[encoder]) if cjk_pad else (0, pad_bytes)
     # Each CJK character encodes alone (no escaping interacts), so the cycle can be
     # built from the encoded characters directly: fast even for 16 MB of padding.
     units = [encode_json(ch, encoder)[1:-1].encode() for ch in _PAD_TEXT]
@@ -212,12 +222,15 @@ def _pad_pieces(encoder: Encoder, pad_bytes: int, piece_bytes: int) -> Iterator[
     per_piece = max(1, piece_bytes // len(cycle))
     for done in range(0, full, per_piece):
         yield cycle * min(per_piece, full - done)
-    yield b"".join(units[:part]) + b"x" * ascii_rest + b'"'
+    yield b"".join(units[:part])
+    for done in range(0, ascii_rest, piece_bytes):
+        yield b"x" * min(piece_bytes, ascii_rest - done)
+    yield b'"'
 
 
-def _pad_js_length(encoder: Encoder, pad_bytes: int) -> tuple[int, int]:
+def _pad_js_length(encoder: Encoder, pad_bytes: int, cjk_pad: bool = True) -> tuple[int, int]:
     """The JS length of the padding field, and the number of characters in its string."""
-    chars = sum(divmod(pad_bytes, _CJK_BYTES[encoder]))
+    chars = sum(divmod(pad_bytes, _CJK_BYTES[encoder])) if cjk_pad else pad_bytes
     return len(PAD_KEY) + 6 + chars, chars
 
 
@@ -253,6 +266,7 @@ class _Pool:
     texts: list[bytes] = field(default_factory=list)  # UTF-8
     bytes_cum: list[int] = field(default_factory=lambda: [0])  # sum of item bytes
     js_cum: list[int] = field(default_factory=lambda: [0])  # sum of node-form JS lengths
+    chars_cum: list[int] = field(default_factory=lambda: [0])  # sum of item characters (code points)
 
     def _upto(self, cum: list[int], k: int) -> int:
         cycles, rest = divmod(k, UNIQUE_ITEMS)
@@ -266,6 +280,9 @@ class _Pool:
 
     def js_upto(self, k: int) -> int:
         return self._upto(self.js_cum, k)
+
+    def chars_upto(self, k: int) -> int:
+        return self._upto(self.chars_cum, k)
 
     def joined(self, start: int, count: int, piece_bytes: int) -> Iterator[bytes]:
         """Items ``start`` .. ``start + count - 1`` joined by commas, in pieces of about
@@ -298,6 +315,7 @@ class MessageParts:
     _pool: _Pool | None  # the type's encoded items; the first ``items`` are the message's list
     _after: bytes
     _pad_bytes: int | None
+    _cjk_pad: bool = True
 
     def pieces(self, piece_bytes: int = PIECE_BYTES) -> Iterator[bytes]:
         yield self._before
@@ -305,7 +323,7 @@ class MessageParts:
             yield from self._pool.joined(0, self.items, piece_bytes)
         yield self._after
         if self._pad_bytes is not None:
-            yield from _pad_pieces(self.encoder, self._pad_bytes, piece_bytes)
+            yield from _pad_pieces(self.encoder, self._pad_bytes, piece_bytes, self._cjk_pad)
         yield b"}}"
 
     def message(self) -> Message:
@@ -346,6 +364,7 @@ class Catalog:
             pool.texts.append(text)
             pool.bytes_cum.append(pool.bytes_cum[-1] + len(text))
             pool.js_cum.append(pool.js_cum[-1] + js_length(node))
+            pool.chars_cum.append(pool.chars_cum[-1] + len(encoded))
         return pool
 
     def _frame(self, spec: MessageType, message_id: str, encoder: Encoder) -> tuple[str, str, str, str]:
@@ -365,25 +384,33 @@ class Catalog:
 
     def _parts(
         self, spec: MessageType, encoder: Encoder, message_id: str, n: int, pad_bytes: int | None,
-        overhead: int,
+        overhead: tuple[int, int], cjk_pad: bool = True,
     ) -> MessageParts:
+        """``overhead``: the bytes and characters the frame adds around the message."""
         before, after, node_before, node_after = self._frame(spec, message_id, encoder)
         pool = None
-        items_bytes = js_items = 0
+        items_bytes = js_items = items_chars = 0
         if spec.list_key is not None:
             pool = self._pool(spec.name, encoder, n)
             items_bytes = pool.bytes_upto(n) + max(n - 1, 0)
             js_items = pool.js_upto(n) + max(n - 1, 0)
+            items_chars = pool.chars_upto(n) + max(n - 1, 0)
         pad_js = pad_chars = 0
-        pad_field_bytes = 0
+        pad_field_bytes = pad_field_chars = 0
         if pad_bytes is not None:
-            pad_js, pad_chars = _pad_js_length(encoder, pad_bytes)
-            pad_field_bytes = len(b"," + encode_json(PAD_KEY, encoder).encode() + b':""') + pad_bytes
+            pad_js, pad_chars = _pad_js_length(encoder, pad_bytes, cjk_pad)
+            pad_field = len(b"," + encode_json(PAD_KEY, encoder).encode() + b':""')
+            pad_field_bytes = pad_field + pad_bytes
+            # python's \uXXXX escapes are ASCII: one character per byte
+            pad_field_chars = pad_field + (pad_chars if encoder is Encoder.NODE else pad_bytes)
         before_b, after_b = before.encode(), after.encode()
         json_bytes = len(before_b) + items_bytes + len(after_b) + pad_field_bytes + 2
+        json_chars = len(before) + items_chars + len(after) + pad_field_chars + 2
         js = js_length(node_before) + js_items + len(node_after) + pad_js + 2
-        size = WireSize(json_bytes=json_bytes, js_length=js, frame_bytes=json_bytes + overhead)
-        return MessageParts(spec.name, message_id, encoder, size, n, pad_chars, before_b, pool, after_b, pad_bytes)
+        size = WireSize(json_bytes=json_bytes, js_length=js, frame_bytes=json_bytes + overhead[0],
+                        frame_chars=json_chars + overhead[1])
+        return MessageParts(spec.name, message_id, encoder, size, n, pad_chars, before_b, pool, after_b, pad_bytes,
+                            cjk_pad)
 
     def natural(
         self, type_name: str, encoder: Encoder = Encoder.NODE, *, event: str = "message",
@@ -399,7 +426,7 @@ class Catalog:
         """``natural()``, not yet made."""
         spec = message_type(type_name)
         message_id = _message_id(self.seed, type_name, "natural")
-        overhead = frame_overhead(event, namespace, ack_id, encoder)
+        overhead = frame_overhead_size(event, namespace, ack_id, encoder)
         return self._parts(spec, encoder, message_id, spec.natural_items, None, overhead)
 
     def smallest_frame(
@@ -411,47 +438,54 @@ class Catalog:
         message_id = _message_id(self.seed, type_name, 0, encoder.value, event, namespace, ack_id)
         before, after, _, _ = self._frame(spec, message_id, encoder)
         pad_min = utf8_length("," + encode_json(PAD_KEY, encoder) + ':""')
-        return utf8_length(before + after + "}}") + pad_min + frame_overhead(event, namespace, ack_id, encoder)
+        return utf8_length(before + after + "}}") + pad_min + frame_overhead_size(event, namespace, ack_id, encoder)[0]
 
     def sized(
-        self, type_name: str, frame_bytes: int, encoder: Encoder = Encoder.NODE, *,
-        event: str = "message", namespace: str = "/", ack_id: int | None = None,
+        self, type_name: str, size: int, encoder: Encoder = Encoder.NODE, *,
+        event: str = "message", namespace: str = "/", ack_id: int | None = None, unit: LimitUnit = LimitUnit.BYTES,
     ) -> Message:
-        """A message of this type whose frame is exactly ``frame_bytes`` bytes on the wire."""
-        return self.sized_parts(type_name, frame_bytes, encoder, event=event, namespace=namespace,
-                                ack_id=ack_id).message()
+        """A message of this type whose frame is exactly ``size`` bytes (or characters) on the wire."""
+        return self.sized_parts(type_name, size, encoder, event=event, namespace=namespace, ack_id=ack_id,
+                                unit=unit).message()
 
     def sized_parts(
-        self, type_name: str, frame_bytes: int, encoder: Encoder = Encoder.NODE, *,
-        event: str = "message", namespace: str = "/", ack_id: int | None = None,
+        self, type_name: str, size: int, encoder: Encoder = Encoder.NODE, *,
+        event: str = "message", namespace: str = "/", ack_id: int | None = None, unit: LimitUnit = LimitUnit.BYTES,
     ) -> MessageParts:
-        """``sized()``, not yet made: a 16 MB message costs nothing until its bytes are written."""
-        spec = message_type(type_name)
-        message_id = _message_id(self.seed, type_name, frame_bytes, encoder.value, event, namespace, ack_id)
-        overhead = frame_overhead(event, namespace, ack_id, encoder)
-        before, after, _, _ = self._frame(spec, message_id, encoder)
-        pad_min = utf8_length("," + encode_json(PAD_KEY, encoder) + ':""')
-        fixed = utf8_length(before + after + "}}") + pad_min + overhead
-        if frame_bytes < fixed:
-            raise InputError(
-                f"a {type_name} frame cannot be {frame_bytes:,} B: the smallest is {fixed:,} B "
-                f"with the {encoder.value} encoder"
-            )
-        n = pool_bytes = 0
-        if spec.list_key is not None:
-            budget = frame_bytes - fixed  # bytes available for items and their commas
+        """``sized()``, not yet made: a 16 MB message costs nothing until its bytes are written.
 
-            def items_bytes(k: int) -> int:
-                return self._pool(spec.name, encoder, k).bytes_upto(k) + max(k - 1, 0)
+        ``unit``: ``size`` counts bytes, or characters (a frame of exactly ``size`` code points,
+        padded with ASCII: for a master whose limit counts characters)."""
+        spec = message_type(type_name)
+        chars = unit is LimitUnit.CHARACTERS
+        key: tuple[object, ...] = (unit.value,) if chars else ()  # byte-sized ids stay as they were
+        message_id = _message_id(self.seed, type_name, size, encoder.value, event, namespace, ack_id, *key)
+        overhead = frame_overhead_size(event, namespace, ack_id, encoder)
+        before, after, _, _ = self._frame(spec, message_id, encoder)
+        measure_text = len if chars else utf8_length
+        pad_min = measure_text("," + encode_json(PAD_KEY, encoder) + ':""')
+        fixed = measure_text(before + after + "}}") + pad_min + overhead[1 if chars else 0]
+        if size < fixed:
+            raise InputError(
+                f"a {type_name} frame cannot be {size:,} {unit.value if chars else 'B'}: the smallest is "
+                f"{fixed:,} {unit.value if chars else 'B'} with the {encoder.value} encoder"
+            )
+        n = pool_size = 0
+        if spec.list_key is not None:
+            budget = size - fixed  # bytes (characters) available for items and their commas
+
+            def items_size(k: int) -> int:
+                pool = self._pool(spec.name, encoder, k)
+                return (pool.chars_upto(k) if chars else pool.bytes_upto(k)) + max(k - 1, 0)
 
             # An upper bound by doubling (making only the items it needs), then the largest k
-            # with items_bytes(k) <= budget (k >= 1) by bisection.
+            # with items_size(k) <= budget (k >= 1) by bisection.
             high = 1
-            while items_bytes(high) <= budget:
+            while items_size(high) <= budget:
                 high *= 2
-            n = bisect.bisect_right(range(1, high + 1), budget, key=items_bytes)
-            pool_bytes = items_bytes(n) if n else 0
-        pad_bytes = frame_bytes - fixed - pool_bytes
-        parts = self._parts(spec, encoder, message_id, n, pad_bytes, overhead)
-        assert parts.size.frame_bytes == frame_bytes, (parts.size, frame_bytes)
+            n = bisect.bisect_right(range(1, high + 1), budget, key=items_size)
+            pool_size = items_size(n) if n else 0
+        pad = size - fixed - pool_size  # ASCII when sized in characters: one byte each
+        parts = self._parts(spec, encoder, message_id, n, pad, overhead, cjk_pad=not chars)
+        assert (parts.size.frame_chars if chars else parts.size.frame_bytes) == size, (parts.size, size, unit)
         return parts

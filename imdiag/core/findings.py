@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from imdiag.core.model import PATH_CAUSES, Barrier, Cause, Cell, Report
 from imdiag.core.quirks import KNOWN_BEHAVIOURS
 from imdiag.core.units import format_bytes, format_size
-from imdiag.core.wire import Transport
+from imdiag.core.wire import LimitUnit, Transport
 
 OK = "✓"  # delivered: the master recorded the message (or acknowledged it)
 DROP = "✗"  # dropped, with the cause that was observed
@@ -52,25 +52,27 @@ def group_by(cells: Iterable[Cell], *keys: str) -> dict[tuple[object, ...], list
 
 
 def ordered_masters(cells: Sequence[Cell]) -> list[str]:
-    order = {"python": 0, "node": 1}  # the embedded master first, then the real Node one
-    return sorted({c.master for c in cells}, key=lambda m: (order.get(m, 2), m))
+    # python on aiohttp first, then the real Node one, then python under ASGI (MASTER_SERVERS' order)
+    order = {"python": 0, "node": 1, "asgi": 2}
+    return sorted({c.master for c in cells}, key=lambda m: (order.get(m, 3), m))
 
 
-def disagreements(cells: Sequence[Cell]) -> list[tuple[Cell, Cell]]:
-    """Pairs of cells (python, node) that sent the same frame and got different verdicts."""
-    by_key: dict[tuple[object, ...], dict[str, Cell]] = defaultdict(dict)
+Sides = dict[str, Cell]  # one cell per master, for the same frame
+
+
+def disagreements(cells: Sequence[Cell]) -> list[Sides]:
+    """The frames that two or more masters got, with different verdicts: each master's cell."""
+    by_key: dict[tuple[object, ...], Sides] = defaultdict(dict)
     for cell in cells:
         key: tuple[object, ...] = (cell.transport.value, cell.limit, cell.type, cell.label, cell.index,
                                    cell.message_bytes)
         by_key[key][cell.master] = cell
-    pairs = []
+    out = []
     for key in sorted(by_key, key=str):
         sides = by_key[key]
-        if "python" in sides and "node" in sides:
-            a, b = sides["python"], sides["node"]
-            if (a.delivered, a.cause) != (b.delivered, b.cause):
-                pairs.append((a, b))
-    return pairs
+        if len({(c.delivered, c.cause) for c in sides.values()}) > 1:
+            out.append(sides)
+    return out
 
 
 def side_text(cell: Cell) -> str:
@@ -82,35 +84,66 @@ def side_text(cell: Cell) -> str:
 
 @dataclass(frozen=True)
 class DisagreementGroup:
-    """Disagreements of one transport and limit with the same pair of outcomes, over a size range."""
+    """Disagreements of one transport and limit with the same outcomes per master, over a size range."""
 
     transport: str
     limit: int
-    pairs: tuple[tuple[Cell, Cell], ...]  # (python, node)
+    frames: tuple[Sides, ...]  # each frame's cell per master
 
     @property
     def span(self) -> str:
-        sizes = [a.message_bytes for a, _ in self.pairs]
+        sizes = [next(iter(sides.values())).message_bytes for sides in self.frames]
         return f"{min(sizes):,}" if min(sizes) == max(sizes) else f"{min(sizes):,} - {max(sizes):,}"
+
+    def side(self, master: str) -> Cell | None:
+        """The master's outcome (the same for every frame of the group); None if it did not get them."""
+        return self.frames[0].get(master)
 
 
 def disagreement_groups(cells: Sequence[Cell]) -> list[DisagreementGroup]:
-    groups: dict[tuple[str, int, str, str], list[tuple[Cell, Cell]]] = defaultdict(list)
-    for a, b in disagreements(cells):
-        groups[(a.transport.value, a.limit, side_text(a), side_text(b))].append((a, b))
+    masters = ordered_masters(cells)
+    groups: dict[tuple[str, int, tuple[str, ...]], list[Sides]] = defaultdict(list)
+    for sides in disagreements(cells):
+        first = next(iter(sides.values()))
+        outcomes = tuple(side_text(sides[m]) if m in sides else "-" for m in masters)
+        groups[(first.transport.value, first.limit, outcomes)].append(sides)
     ordered = sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2]))
-    return [DisagreementGroup(transport, limit, tuple(pairs)) for (transport, limit, _, _), pairs in ordered]
+    return [DisagreementGroup(transport, limit, tuple(frames)) for (transport, limit, _), frames in ordered]
+
+
+def disagreement_title(cells: Sequence[Cell], count: int) -> str:
+    """``Where the python and node masters disagree (29 cells)``."""
+    masters = ordered_masters(cells)
+    names = " and ".join(masters) if len(masters) < 3 else ", ".join(masters[:-1]) + " and " + masters[-1]
+    return f"Where the {names} masters disagree ({count:,} frame{'s' if count != 1 else ''})"
+
+
+def in_limit_unit(cell: Cell) -> int:
+    """The cell's own frame in what its master's limit counts (bytes unless it counts characters)."""
+    chars = cell.message_chars
+    return chars if cell.limit_unit is LimitUnit.CHARACTERS and chars is not None else cell.message_bytes
+
+
+def limit_text(limit: int, unit: LimitUnit | None) -> str:
+    """``20,000``, or ``20,000 characters`` for a limit that counts characters."""
+    return f"{limit:,}" + (" characters" if unit is LimitUnit.CHARACTERS else "")
 
 
 @dataclass(frozen=True)
 class BoundaryRow:
-    """One master, transport and limit: its frames of exactly L-1, L and L+1 bytes."""
+    """One master, transport and limit: its frames of exactly L-1, L and L+1 bytes (characters,
+    where the master's limit counts characters)."""
 
     master: str
     transport: Transport
     limit: int
     frames: dict[str, tuple[Cell, ...]]  # label -> the cells of that label (one per ladder type)
-    largest_delivered: int | None  # the largest frame delivered at this limit, any label
+    largest_delivered: int | None  # the largest frame delivered at this limit, any label, in bytes
+    unit: LimitUnit | None = None  # what the master's limit counts
+
+    @property
+    def limit_text(self) -> str:
+        return limit_text(self.limit, self.unit)
 
     def verdict(self, label: str) -> tuple[str, str]:
         """(``delivered`` | ``dropped`` | ``mixed`` | ``none``, a short text) for one label."""
@@ -127,14 +160,24 @@ class BoundaryRow:
 
 def boundary_rows(cells: Sequence[Cell]) -> list[BoundaryRow]:
     rows = [c for c in cells if c.label in BOUNDARY_LABELS]
+    masters = ordered_masters(rows)
     out = []
-    for _, group in sorted(group_by(rows, "master", "transport", "limit").items(), key=str):
+    groups = group_by(rows, "master", "transport", "limit")
+    for _, group in sorted(groups.items(), key=lambda kv: (masters.index(str(kv[0][0])), str(kv[0][1:]))):
         first = group[0]
         at_limit = [c.message_bytes for c in cells
                     if (c.master, c.transport, c.limit) == (first.master, first.transport, first.limit) and c.delivered]
         frames = {label: tuple(c for c in group if c.label == label) for label in BOUNDARY_LABELS}
-        out.append(BoundaryRow(first.master, first.transport, first.limit, frames, max(at_limit) if at_limit else None))
+        out.append(BoundaryRow(first.master, first.transport, first.limit, frames, max(at_limit) if at_limit else None,
+                               first.limit_unit))
     return out
+
+
+def boundary_title(rows: Sequence[BoundaryRow]) -> str:
+    title = "The exact boundary: frames of L-1, L and L+1 bytes"
+    if any(r.unit is LimitUnit.CHARACTERS for r in rows):
+        title += " (characters where the master's limit counts characters)"
+    return title
 
 
 def findings(report: Report) -> list[str]:
@@ -159,7 +202,8 @@ def findings(report: Report) -> list[str]:
                 f"{where}: {len(surprising)} message(s) "
                 f"predicted to drop were delivered (largest {format_bytes(biggest.message_bytes)})"
             )
-    trap = [c for c in cells if not c.delivered and c.js_length <= c.limit < c.message_bytes]
+    out.extend(_characters_findings(cells))
+    trap = [c for c in cells if not c.delivered and c.js_length <= c.limit < in_limit_unit(c)]
     if trap:
         c = min(trap, key=lambda c: (c.limit, c.message_bytes))
         out.append(
@@ -172,6 +216,29 @@ def findings(report: Report) -> list[str]:
             out.extend(f"known {master} behaviour: {b}" for b in KNOWN_BEHAVIOURS.get(master, ()))
     if report.interrupted:
         out.append("interrupted: the tables show only the cells measured before Ctrl-C")
+    return out
+
+
+def _characters_findings(cells: Sequence[Cell]) -> list[str]:
+    """Where a master's limit counts characters: frames over the limit in bytes that it took, and
+    what the same master's byte-counting transport does with them."""
+    out = []
+    for (master, transport, limit), group in sorted(group_by(cells, "master", "transport", "limit").items(), key=str):
+        if group[0].limit_unit is not LimitUnit.CHARACTERS:
+            continue
+        over = [c for c in group if c.delivered and c.message_bytes > c.limit]
+        if not over:
+            continue
+        biggest = max(over, key=lambda c: c.message_bytes)
+        line = (f"{master} master, {transport.value}, limit {format_size(limit)}: the limit counts characters, not "
+                f"bytes: {len(over)} frame(s) over it in bytes were delivered, the largest {format_bytes(biggest.message_bytes)} "
+                f"({biggest.message_chars or 0:,} characters); Chinese text fits up to 3x more bytes than ASCII, emoji 4x")
+        others = {c.transport for c in cells if c.master == master and c.limit == limit and
+                  c.limit_unit is LimitUnit.BYTES}
+        if others:
+            line += (f"; {', '.join(sorted(t.value for t in others))} counts bytes, so a client that falls back to it "
+                     f"loses what {transport.value} carried")
+        out.append(line)
     return out
 
 

@@ -35,6 +35,8 @@ from imdiag.core.plan import (
     DEFAULT_LADDER,
     DEFAULT_LIMITS,
     GROWING_TYPES,
+    MASTER_CHOICES,
+    MASTER_CHOICES_TEXT,
     MASTER_SERVERS,
     SweepSettings,
 )
@@ -540,9 +542,9 @@ def _common(data: Mapping[str, Any], source: str) -> tuple[tuple[Transport, ...]
     except ValueError:
         raise _key_error(source, "encoder", f"{data.get('encoder')!r}: use node or python") from None
     master = _str(data, "master", source, "python")
-    masters = {"python": ("python",), "node": ("node",), "both": MASTER_SERVERS}.get(master)
+    masters = MASTER_CHOICES.get(master)
     if masters is None:
-        raise _key_error(source, "master", f"{master!r}: use python, node or both")
+        raise _key_error(source, "master", f"{master!r}: use {MASTER_CHOICES_TEXT}")
     namespace = _str(data, "namespace", source, "/") if "namespace" in data else None
     if namespace is not None and not namespace.startswith("/"):
         raise _key_error(source, "namespace", f"{namespace!r}: a namespace starts with '/' (e.g. /worker)")

@@ -2,7 +2,9 @@
 
 Pure. Delivered needs proof: the master's ledger holds the message, or the master acknowledged
 it. A refusal is a size refusal only on a size signal (close 1009, HTTP 413, a 400 whose body
-was over the advertised maxPayload and that names no other reason). Anything else keeps its own
+was over the advertised maxPayload and that names no other reason, or a close that the server's
+established ``SizeClose`` makes one: python-engineio under ASGI closes with 1000, for a frame over
+maxPayload in characters). Anything else keeps its own
 cause (a session another node does not know, a blocked upgrade, a proxy's error page...), and
 what nothing decided stays ``unknown``. Who refused is ``imdiag.core.refusal``'s to say.
 """
@@ -10,9 +12,9 @@ what nothing decided stays ``unknown``. Who refused is ``imdiag.core.refusal``'s
 from __future__ import annotations
 
 from imdiag.core.model import Ack, Barrier, Cause, Cell, Observation, Verdict
-from imdiag.core.refusal import Refusal, Refuser, close_refusal, http_refusal
+from imdiag.core.refusal import WS_MESSAGE_TOO_BIG, Refusal, Refuser, close_refusal, http_refusal
 from imdiag.core.units import format_bytes
-from imdiag.core.wire import Encoder, Transport
+from imdiag.core.wire import Encoder, LimitUnit, Transport
 from imdiag.core.worker import ClientView
 
 CLOSE_CODE_NAMES = {
@@ -31,7 +33,6 @@ CLOSE_CODE_NAMES = {
 HTTP_OK = 200
 HTTP_BAD_REQUEST = 400  # python-engineio's answer to a POST over its limit
 HTTP_PAYLOAD_TOO_LARGE = 413  # engine.io's
-WS_MESSAGE_TOO_BIG = 1009
 WEBSOCKET_HANDSHAKE = "websocket handshake"  # HttpAnswer.request of a refused websocket upgrade
 
 SESSION_UNKNOWN_TEXT = ("{request} reached a master node that does not know the session: the requests of one "
@@ -64,17 +65,29 @@ def _delivered(obs: Observation) -> Verdict | None:
     return None
 
 
+def _close_refusal(obs: Observation) -> Refusal:
+    assert obs.close_code is not None
+    return close_refusal(obs.close_code, obs.close_reason, obs.body_bytes, obs.advertised_max_payload,
+                         frame_chars=obs.body_chars, size_close=obs.size_close)
+
+
+def _size_closed(obs: Observation) -> bool:
+    """A close that the server's established ``SizeClose`` makes a size refusal."""
+    return obs.size_close is not None and obs.size_close.refuses(
+        obs.close_code, obs.body_bytes, obs.body_chars, obs.advertised_max_payload)
+
+
 def refusal_of(obs: Observation) -> Refusal | None:
     """The refusal an observation shows, if any: the websocket close, the POST's answer, or the
     answer to another request of the session (the handshake, the next GET, the barrier's POST)."""
-    if obs.close_code == WS_MESSAGE_TOO_BIG:
-        return close_refusal(obs.close_code, obs.close_reason, obs.body_bytes, obs.advertised_max_payload)
+    if obs.close_code == WS_MESSAGE_TOO_BIG or _size_closed(obs):
+        return _close_refusal(obs)
     if obs.http_status is not None and obs.http_status != HTTP_OK:
         return http_refusal(obs.http_status, obs.http_body, obs.http_server)
     if obs.ended_by is not None:
         return http_refusal(obs.ended_by.status, obs.ended_by.body, obs.ended_by.server)
     if obs.close_code is not None:
-        return close_refusal(obs.close_code, obs.close_reason, obs.body_bytes, obs.advertised_max_payload)
+        return _close_refusal(obs)
     return None
 
 
@@ -85,11 +98,22 @@ def _refusal_text(sent: str, refusal: Refusal) -> str:
 def _refused(obs: Observation, sent: str) -> Verdict | None:
     """A refusal the transport reported: the websocket close code or the POST's status."""
     if obs.close_code == WS_MESSAGE_TOO_BIG:
-        refusal = close_refusal(obs.close_code, obs.close_reason, obs.body_bytes, obs.advertised_max_payload)
+        refusal = _close_refusal(obs)
         text = f"{sent}: the server {close_text(obs.close_code, obs.close_reason)}"
         if refusal.by is Refuser.UNKNOWN:
             text += f" ({refusal.how})"
+        elif refusal.by is Refuser.WEB_SERVER:
+            text += f"; refused by {refusal.party()}: {refusal.how}"
         return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
+    if _size_closed(obs):
+        assert obs.size_close is not None and obs.close_code is not None and obs.advertised_max_payload is not None
+        size_close, advertised = obs.size_close, obs.advertised_max_payload
+        size = size_close.size(obs.body_bytes, obs.body_chars)
+        text = (f"{sent}: the server {close_text(obs.close_code, obs.close_reason)}; no 1009: {size_close.refuser} "
+                f"refuses so, {size:,} {size_close.unit.value} > maxPayload {advertised:,}")
+        if size_close.evidence:
+            text += f" ({size_close.evidence})"
+        return Verdict(False, Cause.OVERSIZE_CLOSE, text, _close_refusal(obs).by)
     if obs.http_status is None or obs.http_status == HTTP_OK:
         return None
     refusal = http_refusal(obs.http_status, obs.http_body, obs.http_server)
@@ -227,7 +251,7 @@ def judge(obs: Observation) -> Verdict:
 def judged_cell(
     obs: Observation, *, type: str, transport: Transport, limit: int, encoder: Encoder, master: str, label: str,
     json_bytes: int, js_length: int, predicted_delivered: bool | None, index: int | None = None,
-    message_id: str | None = None, client: ClientView | None = None,
+    message_id: str | None = None, client: ClientView | None = None, limit_unit: LimitUnit | None = None,
 ) -> Cell:
     """The cell of one message: its sizes, what was observed, and the verdict judged from it."""
     verdict = judge(obs)
@@ -237,5 +261,5 @@ def judged_cell(
         message_bytes=obs.message_bytes if obs.message_bytes is not None else obs.body_bytes,
         json_bytes=json_bytes, js_length=js_length, predicted_delivered=predicted_delivered,
         delivered=verdict.delivered, cause=verdict.cause, evidence=verdict.evidence, observed=obs,
-        index=index, message_id=message_id, refused_by=verdict.refused_by, client=client,
+        index=index, message_id=message_id, refused_by=verdict.refused_by, client=client, limit_unit=limit_unit,
     )

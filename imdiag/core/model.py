@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imdiag.core.refusal import Refuser
+from imdiag.core.refusal import Refuser, SizeClose
 from imdiag.core.sizing import Recommendation
-from imdiag.core.wire import Encoder, Transport
+from imdiag.core.wire import Encoder, LimitUnit, Transport
 from imdiag.core.worker import ClientView
 
 
@@ -74,11 +74,13 @@ class Observation:
     """Everything seen while one message (or probe frame) was sent, as plain data."""
 
     body_bytes: int  # bytes of the frame or POST body that carried the message
+    body_chars: int | None = None  # the same in characters (code points), when known
     # Of those, written before the server answered: all of them unless its answer (a close, a
     # refused POST) came first and the client stopped writing. None: nothing was written.
     written_bytes: int | None = None
     packets_in_body: int = 1
     message_bytes: int | None = None  # this message's frame alone (differs when batched)
+    message_chars: int | None = None  # that frame in characters (code points), when known
     advertised_max_payload: int | None = None  # from the Engine.IO handshake
     connect_error: str = ""  # no connection could be opened for this message
     encode_error: str = ""
@@ -102,6 +104,7 @@ class Observation:
     server_errors: tuple[str, ...] = ()  # errors the master logged meanwhile
     disconnect_reason: str = ""  # the master's own disconnect reason for this connection
     held: str = ""  # why a tap kept it from the master (``--hold-oversize``)
+    size_close: SizeClose | None = None  # a close that is this server's size refusal, where established
     seconds: float = 0.0  # writing the frame / POST until the transport's answer
 
     @property
@@ -139,7 +142,7 @@ class Cell:
     transport: Transport
     limit: int
     encoder: Encoder
-    master: str  # "python", "node" or "live"
+    master: str  # "python", "node", "asgi" or "live"
     label: str  # "natural", "ladder", "L-1", "L", "L+1", "replay"...
     wire_bytes: int  # bytes of the frame / POST body that carried it
     message_bytes: int  # this message's frame alone
@@ -154,6 +157,13 @@ class Cell:
     message_id: str | None = None
     refused_by: Refuser | None = None  # who refused it: the master, a proxy between, or unknown
     client: ClientView | None = None  # the worker's view, when a client library was the worker
+    # What the master's limit counts on this transport (its server rule; None: not known, a live master)
+    limit_unit: LimitUnit | None = None
+
+    @property
+    def message_chars(self) -> int | None:
+        """This message's frame in characters (code points), when known."""
+        return self.observed.message_chars
 
     @property
     def disagrees(self) -> bool:
@@ -166,7 +176,7 @@ class MasterInfo:
     """A master: which server, where, at which limit, its software versions, and (once a lane
     measured it) the transport and the maxPayload it advertised."""
 
-    server: str  # "python", "node" or "live"
+    server: str  # "python", "node", "asgi" or "live"
     url: str  # http://127.0.0.1:PORT
     limit: int
     versions: Mapping[str, str] = field(default_factory=dict)
@@ -174,6 +184,7 @@ class MasterInfo:
     path: str = "/socket.io/"
     transport: Transport | None = None
     advertised_max_payload: int | None = None
+    limit_unit: LimitUnit | None = None  # what its limit counts on that transport (its server rule)
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from imdiag.core.catalog import TYPE_NAMES, TYPES
-from imdiag.core.wire import Encoder, Transport
+from imdiag.core.wire import Encoder, LimitUnit, Transport
 from imdiag.core.worker import ClientKind
 
 DEFAULT_LIMITS: tuple[int, ...] = (100_000, 1_000_000, 10_000_000)  # 1e6: Socket.IO's default
 DEFAULT_LADDER: tuple[int, ...] = (
     1_000, 10_000, 100_000, 250_000, 500_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000, 16_000_000,
 )
-MASTER_SERVERS: tuple[str, ...] = ("python", "node")
+# Every reference master kind, in the order reports show them: python-socketio on aiohttp, the
+# Node.js socket.io server, python-socketio's ASGIApp under uvicorn.
+MASTER_SERVERS: tuple[str, ...] = ("python", "node", "asgi")
+# What --master (and the gate file's ``master``) accepts. ``both`` is the comparison the tool was
+# built on, python against the incident's Node master; ``all`` adds the ASGI master as a third column.
+MASTER_CHOICES: dict[str, tuple[str, ...]] = {
+    **{server: (server,) for server in MASTER_SERVERS}, "both": ("python", "node"), "all": MASTER_SERVERS,
+}
+MASTER_CHOICES_TEXT = "python, node, asgi, both (python and node) or all"
 # Types whose payload grows with the data (lists); the others are small by nature.
 GROWING_TYPES: tuple[str, ...] = tuple(t.name for t in TYPES if t.list_key is not None)
 
@@ -32,7 +40,7 @@ class SweepSettings:
     seed: int = 1
     boundary: bool = True
     timeout_s: float = 10.0
-    masters: tuple[str, ...] = ("python",)  # "python" (embedded) and/or "node" (real socket.io)
+    masters: tuple[str, ...] = ("python",)  # of MASTER_SERVERS
     client: ClientKind = ClientKind.IMDIAG  # the worker: imdiag's own client or a real library
     csr: bool = False  # the node master with connectionStateRecovery (and a tick per second)
 
@@ -62,22 +70,24 @@ class Planned:
     type: str
     label: str  # "natural", "ladder", "L-1", "L", "L+1"
     target: int | None
+    unit: LimitUnit = LimitUnit.BYTES  # what ``target`` counts
 
 
 def boundary_sizes(limit: int) -> Sequence[tuple[str, int]]:
     return [(label, n) for label, n in (("L-1", limit - 1), ("L", limit), ("L+1", limit + 1)) if n > 0]
 
 
-def plan_for_limit(settings: SweepSettings, limit: int) -> list[Planned]:
-    """Every message one master at ``limit`` receives: natural sizes, ladder, boundary."""
+def plan_for_limit(settings: SweepSettings, limit: int, unit: LimitUnit = LimitUnit.BYTES) -> list[Planned]:
+    """Every message one master at ``limit`` receives: natural sizes, the ladder (bytes), and the
+    boundary in what the master's limit counts (``unit``): L-1, L, L+1 bytes or characters."""
     planned = [Planned(t, "natural", None) for t in settings.types]
     for type_name in settings.types:
         if type_name not in settings.ladder_types:
             continue
-        targets: dict[int, str] = {n: "ladder" for n in settings.sizes}
+        targets: dict[tuple[int, LimitUnit], str] = {(n, LimitUnit.BYTES): "ladder" for n in settings.sizes}
         if settings.boundary:
-            targets.update({n: label for label, n in boundary_sizes(limit)})
-        planned += [Planned(type_name, label, n) for n, label in sorted(targets.items())]
+            targets.update({(n, unit): label for label, n in boundary_sizes(limit)})
+        planned += [Planned(type_name, label, n, u) for (n, u), label in sorted(targets.items())]
     return planned
 
 

@@ -6,7 +6,9 @@ answers: engine.io's error bodies (``{"code":1,"message":"Session ID unknown"}``
 empty HTTP 413, python-engineio's JSON strings (``"Invalid session ..."``, ``"Bad Request"``).
 A proxy is known by its own pages (an HTML or other non-Engine.IO body), by a gateway status
 (502, 504), or by a ``Server`` header that names one (nginx, HAProxy, Envoy...) on an answer
-that is not the master's. What none of that decides stays ``unknown``.
+that is not the master's. The web server a master runs in is known by the reason of its own
+close (uvicorn's "Message exceeds the maximum size (N bytes)"): a limit of the server process,
+before the master sees the message. What none of that decides stays ``unknown``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import enum
 import json
 import re
 from dataclasses import dataclass
+
+from imdiag.core.wire import LimitUnit
 
 BODY_EXCERPT = 80  # characters of a body kept as evidence
 
@@ -58,13 +62,51 @@ PROXY_SERVERS = (
 _PROXY_SERVER_RE = re.compile(r"\b(" + "|".join(re.escape(s) for s in PROXY_SERVERS) + r")\b", re.IGNORECASE)
 _TITLE_RE = re.compile(r"<title>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
 
+WS_MESSAGE_TOO_BIG = 1009
+# The close reasons with which web servers refuse a websocket message over their own limit,
+# whatever the Socket.IO master's: uvicorn's wsproto protocol (its ws_max_size, 16 MiB by
+# default) and the websockets library's PayloadTooBig (uvicorn[standard] runs on it).
+WEB_SERVER_CLOSE_REASONS = (
+    ("uvicorn", re.compile(r"Message exceeds the maximum size \((\d+) bytes\)")),
+    ("websockets", re.compile(r"frame (?:with \d+ bytes )?(?:after reading \d+ bytes )?exceeds limit of (\d+) bytes")),
+)
+
 
 class Refuser(str, enum.Enum):
     """Who refused: the Socket.IO master itself, something between (a proxy), or not known."""
 
     MASTER = "master"
     PROXY = "proxy"
+    # The web server the master runs in (uvicorn): its own limit, enforced before the master sees
+    # the message, in the same process.
+    WEB_SERVER = "web-server"
     UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class SizeClose:
+    """A websocket close other than 1009 that is a server's size refusal, and why that is known.
+
+    python-engineio under ASGI refuses a message over its limit with a normal close (1000). Such a
+    close is a size signal only where it is established, and the edge that knows says so: the
+    server rules of a master imdiag started (``servers.toml``), or the probe, once a live master's
+    boundary reproduced (maxPayload accepted, maxPayload + 1 closed, twice). It then counts as a
+    refusal of a frame over the advertised maxPayload (in ``unit``), and of nothing else.
+    """
+
+    code: int  # the close code, 1000
+    unit: LimitUnit  # what the limit counts: a frame is over maxPayload in this unit
+    refuser: str  # who refuses so: "python-engineio under ASGI"
+    evidence: str = ""  # how it was established, when it was measured ("reproduced at the boundary ...")
+
+    def size(self, frame_bytes: int, frame_chars: int | None) -> int | None:
+        """The frame's size in this unit (None: its characters are not known)."""
+        return frame_bytes if self.unit is LimitUnit.BYTES else frame_chars
+
+    def refuses(self, code: int | None, frame_bytes: int, frame_chars: int | None, advertised: int | None) -> bool:
+        """A close with ``code`` after this frame is the size refusal: the code, over maxPayload."""
+        size = self.size(frame_bytes, frame_chars)
+        return code == self.code and size is not None and advertised is not None and size > advertised
 
 
 @dataclass(frozen=True)
@@ -112,9 +154,11 @@ class Refusal:
         return ", ".join(parts)
 
     def party(self) -> str:
-        """``the master``, ``a proxy (nginx/1.22.1)``, ``an unknown party``."""
+        """``the master``, ``a proxy (nginx/1.22.1)``, ``the master's web server (uvicorn)``, ``an unknown party``."""
         if self.by is Refuser.PROXY:
             return f"a proxy ({self.server})" if self.server else "a proxy"
+        if self.by is Refuser.WEB_SERVER:
+            return f"the master's web server ({self.server})"
         return "the master" if self.by is Refuser.MASTER else "an unknown party"
 
     def who(self) -> str:
@@ -122,6 +166,8 @@ class Refusal:
         what = f"HTTP {self.status}" if self.status is not None else f"close {self.close_code}"
         if self.by is Refuser.PROXY:
             return f"a proxy ({self.server + ', ' if self.server else ''}{what})"
+        if self.by is Refuser.WEB_SERVER:
+            return f"the master's web server ({self.server}, {what} {self.body!r})"
         if self.by is Refuser.MASTER:
             said = f" {self.message!r}" if self.message else ""
             via = f", via {self.server}" if _proxy_server(self.server) else ""
@@ -200,15 +246,36 @@ def http_refusal(status: int, body: str, server: str = "") -> Refusal:
     return refused(Refuser.UNKNOWN, "an empty answer that names no server")
 
 
-def close_refusal(code: int, reason: str, frame_bytes: int, advertised_max_payload: int | None) -> Refusal:
-    """Who closed a websocket with ``code`` after a frame of ``frame_bytes``.
+def web_server_limit(reason: str) -> tuple[str, int] | None:
+    """The web server and its limit named by a close reason (``("uvicorn", 16777216)``), if one is."""
+    for name, pattern in WEB_SERVER_CLOSE_REASONS:
+        found = pattern.fullmatch(reason.strip())
+        if found:
+            return name, int(found.group(1))
+    return None
 
-    A close frame names no server. A 1009 for a frame at or over the master's own advertised
-    maxPayload is the master keeping its word (python-socketio refuses a frame of exactly it);
-    below it, something between may have a smaller frame limit.
+
+def close_refusal(code: int, reason: str, frame_bytes: int, advertised_max_payload: int | None, *,
+                  frame_chars: int | None = None, size_close: SizeClose | None = None) -> Refusal:
+    """Who closed a websocket with ``code`` after a frame of ``frame_bytes`` (``frame_chars``).
+
+    A close frame names no server, but its reason may: a web server's own limit (uvicorn). A 1009
+    for a frame at or over the master's own advertised maxPayload is the master keeping its word
+    (python-socketio refuses a frame of exactly it); below it, something between may have a smaller
+    frame limit. Another code is the master's refusal only where ``size_close`` establishes it.
     """
-    if code == 1009 and advertised_max_payload is not None and frame_bytes >= advertised_max_payload:
+    web = web_server_limit(reason) if code == WS_MESSAGE_TOO_BIG else None
+    if web is not None:
+        name, limit = web
+        how = f"close {code} with {name}'s own reason: its limit of {limit:,} bytes, before the master"
+        return Refusal(Refuser.WEB_SERVER, how, close_code=code, server=name, body=excerpt(reason))
+    if code == WS_MESSAGE_TOO_BIG and advertised_max_payload is not None and frame_bytes >= advertised_max_payload:
         how = f"close {code} for a frame at or over its maxPayload {advertised_max_payload:,} B"
+        return Refusal(Refuser.MASTER, how, close_code=code, body=excerpt(reason))
+    if size_close is not None and size_close.refuses(code, frame_bytes, frame_chars, advertised_max_payload):
+        assert advertised_max_payload is not None
+        how = (f"close {code} for a frame over its maxPayload {advertised_max_payload:,} {size_close.unit.value}: "
+               f"{size_close.refuser}")
         return Refusal(Refuser.MASTER, how, close_code=code, body=excerpt(reason))
     return Refusal(Refuser.UNKNOWN, f"close {code}: a close frame names no server", close_code=code,
                    body=excerpt(reason))

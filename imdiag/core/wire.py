@@ -49,6 +49,15 @@ class Transport(str, enum.Enum):
 WIRE_TRANSPORTS = (Transport.WEBSOCKET, Transport.POLLING)
 
 
+class LimitUnit(str, enum.Enum):
+    """What a server's limit counts: the UTF-8 bytes of a frame, or its characters."""
+
+    BYTES = "bytes"
+    # Unicode code points, Python's len() of the decoded str: a CJK character is 1 (3 bytes), an
+    # emoji 1 (4 bytes; JS .length says 2).
+    CHARACTERS = "characters"
+
+
 # --- JSON encoders -------------------------------------------------------------------------
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
@@ -190,13 +199,20 @@ _UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
 _NOT_4_BYTE_LEAD = bytes(b for b in range(256) if not 0xF0 <= b <= 0xF7)
 
 
+def code_points(data: bytes) -> int:
+    """Characters (Unicode code points, Python's ``len()``) of the UTF-8 text ``data``, without
+    decoding: every byte but the continuation bytes starts one."""
+    if data.isascii():
+        return len(data)
+    return len(data.translate(None, _UTF8_CONTINUATION))
+
+
 def js_length_utf8(data: bytes) -> int:
     """``.length`` in JavaScript of the string whose UTF-8 bytes are ``data``, without decoding:
     one code unit per character, two for each 4-byte character (outside the BMP)."""
     if data.isascii():
         return len(data)
-    characters = len(data.translate(None, _UTF8_CONTINUATION))
-    return characters + len(data.translate(None, _NOT_4_BYTE_LEAD))
+    return code_points(data) + len(data.translate(None, _NOT_4_BYTE_LEAD))
 
 
 # --- Socket.IO / Engine.IO packets ---------------------------------------------------------
@@ -245,6 +261,7 @@ class WireSize:
     json_bytes: int  # UTF-8 bytes of the encoded message object alone
     js_length: int  # JSON.stringify(message).length: UTF-16 code units
     frame_bytes: int  # websocket frame payload == polling body when sent alone
+    frame_chars: int  # the same frame in characters (code points): what a characters limit counts
 
     @property
     def framing_bytes(self) -> int:
@@ -271,8 +288,9 @@ def measure(
             raise ValueError("node_json is required for the JS length of a non-node encoding")
         node_json = message_json
     json_bytes = utf8_length(message_json)
-    overhead = frame_overhead(event, namespace, ack_id, encoder)
-    return WireSize(json_bytes=json_bytes, js_length=js_length(node_json), frame_bytes=json_bytes + overhead)
+    overhead, overhead_chars = frame_overhead_size(event, namespace, ack_id, encoder)
+    return WireSize(json_bytes=json_bytes, js_length=js_length(node_json), frame_bytes=json_bytes + overhead,
+                    frame_chars=len(message_json) + overhead_chars)
 
 
 def frame_parts(event: str, namespace: str, ack_id: int | None, encoder: Encoder) -> tuple[bytes, bytes]:
@@ -283,8 +301,13 @@ def frame_parts(event: str, namespace: str, ack_id: int | None, encoder: Encoder
 
 def frame_overhead(event: str, namespace: str, ack_id: int | None, encoder: Encoder) -> int:
     """Bytes a frame adds around the encoded message."""
+    return frame_overhead_size(event, namespace, ack_id, encoder)[0]
+
+
+def frame_overhead_size(event: str, namespace: str, ack_id: int | None, encoder: Encoder) -> tuple[int, int]:
+    """Bytes and characters a frame adds around the encoded message."""
     head, tail = frame_parts(event, namespace, ack_id, encoder)
-    return len(head) + len(tail)
+    return len(head) + len(tail), code_points(head) + code_points(tail)
 
 
 def event_frame(message_json: bytes, *, encoder: Encoder, event: str = "message", namespace: str = "/",
@@ -304,6 +327,7 @@ class Streamed:
 
     size: int
     pieces: Callable[[], Iterable[bytes]]
+    chars: int | None = None  # its characters (code points), when the maker knows them
 
 
 Packet = bytes | Streamed  # one websocket frame payload / one polling record
@@ -313,13 +337,20 @@ def packet_size(packet: Packet) -> int:
     return packet.size if isinstance(packet, Streamed) else len(packet)
 
 
+def packet_chars(packet: Packet) -> int | None:
+    """Characters (code points) of a packet; None for a streamed one whose maker did not say."""
+    return packet.chars if isinstance(packet, Streamed) else code_points(packet)
+
+
 def packet_pieces(packet: Packet) -> Iterable[bytes]:
     return packet.pieces() if isinstance(packet, Streamed) else (packet,)
 
 
 def streamed_event_frame(json_bytes: int, json_pieces: Callable[[], Iterable[bytes]], *, encoder: Encoder,
-                         event: str = "message", namespace: str = "/", ack_id: int | None = None) -> Streamed:
-    """``event_frame()`` of a message given as pieces of ``json_bytes`` bytes in all."""
+                         event: str = "message", namespace: str = "/", ack_id: int | None = None,
+                         frame_chars: int | None = None) -> Streamed:
+    """``event_frame()`` of a message given as pieces of ``json_bytes`` bytes in all; ``frame_chars``:
+    the frame's characters, when the caller knows them (``WireSize.frame_chars``)."""
     head, tail = frame_parts(event, namespace, ack_id, encoder)
 
     def pieces() -> Iterator[bytes]:
@@ -327,7 +358,7 @@ def streamed_event_frame(json_bytes: int, json_pieces: Callable[[], Iterable[byt
         yield from json_pieces()
         yield tail
 
-    return Streamed(len(head) + json_bytes + len(tail), pieces)
+    return Streamed(len(head) + json_bytes + len(tail), pieces, frame_chars)
 
 
 # --- Parsing what the server sends ---------------------------------------------------------

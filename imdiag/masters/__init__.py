@@ -1,7 +1,7 @@
 """The masters imdiag starts: real Socket.IO servers on loopback, each with a ledger.
 
-``new_master("python" | "node", limit)`` makes one; ``started(masters)`` starts several at
-once and stops them all on the way out, whatever happened. Both kinds run their servers in a
+``new_master("python" | "node" | "asgi", limit)`` makes one; ``started(masters)`` starts several at
+once and stops them all on the way out, whatever happened. Every kind runs their servers in a
 child process (``imdiag.masters.child``); a new kind is a ``ChildMaster`` subclass in ``SERVERS``.
 """
 
@@ -12,11 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from imdiag.masters.asgi import AsgiMaster
 from imdiag.masters.base import Master
 from imdiag.masters.node import NodeMaster
 from imdiag.masters.python import PythonMaster
 
-SERVERS: dict[str, type[Master]] = {"python": PythonMaster, "node": NodeMaster}
+SERVERS: dict[str, type[Master]] = {"python": PythonMaster, "node": NodeMaster, "asgi": AsgiMaster}
 
 
 def new_master(server: str, limit: int, namespace: str = "/", **options: Any) -> Master:
@@ -46,4 +47,4 @@ async def started(masters: Sequence[Master]) -> AsyncIterator[None]:
                 raise stopped  # a cancellation while stopping goes on up
 
 
-__all__ = ["SERVERS", "Master", "NodeMaster", "PythonMaster", "master_options", "new_master", "started"]
+__all__ = ["SERVERS", "AsgiMaster", "Master", "NodeMaster", "PythonMaster", "master_options", "new_master", "started"]

@@ -1,13 +1,16 @@
-"""The python master's process: python-socketio ``AsyncServer``s on aiohttp, nothing emulated.
+"""The python masters' process: python-socketio ``AsyncServer``s on a real web server, nothing emulated.
 
-Started by ``PythonMaster`` as ``python -m imdiag.masters.python_host aiohttp``; it serves every
-master it is asked for and reports what they see, in the master protocol (``imdiag.masters.child``).
-The argument names the web server the ``AsyncServer`` runs on (``WEB_SERVERS``): another one
-(an ASGI server, say) is one more entry there and one more ``ChildMaster`` naming it.
-Each master is a real ``socketio.AsyncServer`` with ``max_http_buffer_size`` set to the limit,
-bound to a loopback port: whatever python-socketio, python-engineio and aiohttp do at that limit
-is what it does (aiohttp refuses a websocket frame of exactly the limit; python-engineio reads
-a POST body with one ``read(length)`` and can cut it), observed and reported, never patched.
+Started by ``PythonMaster`` as ``python -m imdiag.masters.python_host aiohttp`` (and by
+``AsgiMaster`` with ``uvicorn``); it serves every master it is asked for and reports what they
+see, in the master protocol (``imdiag.masters.child``). The argument names the web server the
+``AsyncServer`` runs on (``WEB_SERVERS``): aiohttp, or uvicorn serving ``socketio.ASGIApp`` (the
+way FastAPI users run it). Each master is a real ``socketio.AsyncServer`` with
+``max_http_buffer_size`` set to the limit, bound to a loopback port: whatever python-socketio,
+python-engineio and the web server do at that limit is what it does (aiohttp refuses a websocket
+frame of exactly the limit; python-engineio reads an aiohttp POST body with one ``read(length)``
+and can cut it; under ASGI it compares a websocket message's ``len()``, in characters, and closes
+with 1000; uvicorn refuses a message over its own ``ws_max_size`` with 1009), observed and
+reported, never patched.
 Its ledger lines: what the handler received (type, id, ``canonical_digest``, bytes), each
 connect and disconnect with python-socketio's reason, and every error the server logged.
 """
@@ -25,6 +28,7 @@ from importlib.metadata import version
 from typing import Any
 
 import socketio
+import uvicorn
 from aiohttp import web
 
 from imdiag.core.entries import digest_and_bytes
@@ -113,14 +117,70 @@ class AiohttpServer:
             await runner.cleanup()
 
 
+class UvicornServer:
+    """``socketio.ASGIApp`` served by uvicorn on its own socket, as ``uvicorn app:app`` serves it.
+
+    uvicorn's websocket implementation is named, not left to ``ws="auto"`` (which takes the
+    ``websockets`` package when it is installed): wsproto, which python-engineio's own dependencies
+    bring, so every install runs the same one (``[reference.asgi]`` in ``servers.toml``). Its
+    ``ws_max_size`` keeps uvicorn's default (16 MiB): a limit of the web server, below the
+    master's own when ``max_http_buffer_size`` is larger.
+    """
+
+    async_mode = "asgi"
+    packages = ("uvicorn", "wsproto", "h11")
+
+    def __init__(self) -> None:
+        self._server: uvicorn.Server | None = None
+        self._ticks: asyncio.Task[None] | None = None
+
+    async def start(self, sio: socketio.AsyncServer, host: str, port: int, path: str) -> int:
+        """Listen; the port it got."""
+        app = socketio.ASGIApp(sio, socketio_path=path.strip("/"))
+        # No lifespan (the app needs none), no logging setup of uvicorn's own (its error logger
+        # reaches the host's stderr, which the parent keeps), a short grace on stop: python-engineio
+        # holds a long-poll GET for up to 45 s.
+        config = uvicorn.Config(app, host=host, port=port, http="h11", ws="wsproto", lifespan="off",
+                                log_config=None, access_log=False, timeout_graceful_shutdown=1)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        # A socket of our own: uvicorn exits the process when it cannot bind one itself. Named
+        # IPPROTO_TCP, or asyncio leaves Nagle on (every polling POST would wait 40 ms for an ACK).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            # What uvicorn.Server.serve() does, without taking over the host's signal handlers
+            # (one host serves several masters): start, then its ticker (Date and Server headers).
+            await server.startup(sockets=[sock])
+        except BaseException:
+            sock.close()
+            raise
+        self._server = server
+        self._ticks = asyncio.create_task(server.main_loop())
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        server, ticks = self._server, self._ticks
+        self._server = self._ticks = None
+        if server is None or ticks is None:
+            return
+        server.should_exit = True
+        await ticks
+        await server.shutdown()
+
+
+WebServer = type[AiohttpServer] | type[UvicornServer]
 # The web servers a python host can run its masters on, by the name on its command line.
-WEB_SERVERS: dict[str, type[AiohttpServer]] = {"aiohttp": AiohttpServer}
+WEB_SERVERS: dict[str, WebServer] = {"aiohttp": AiohttpServer, "uvicorn": UvicornServer}
 
 
 class HostedMaster:
     """One python-socketio ``AsyncServer`` at one limit and port, on the host's web server."""
 
-    def __init__(self, key: str, options: dict[str, Any], web_server: type[AiohttpServer]):
+    def __init__(self, key: str, options: dict[str, Any], web_server: WebServer):
         self.key = key
         self.limit = int(options["limit"])
         self.namespace = str(options.get("namespace", "/"))
@@ -177,7 +237,7 @@ class HostedMaster:
 
 
 async def _command(masters: dict[str, HostedMaster], command: dict[str, Any],
-                   web_server: type[AiohttpServer]) -> None:
+                   web_server: WebServer) -> None:
     key = str(command.get("key"))
     if command.get("cmd") == "start":
         try:
@@ -199,7 +259,7 @@ async def _command(masters: dict[str, HostedMaster], command: dict[str, Any],
         report({"key": key, "event": "stopped"})
 
 
-async def serve(web_server: type[AiohttpServer]) -> None:
+async def serve(web_server: WebServer) -> None:
     """Serve commands from stdin until it closes; then stop every master and return."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=COMMAND_LINE_LIMIT)

@@ -457,7 +457,7 @@ def _boundary_html(cells: Sequence[Cell]) -> str:
         return ""
     body = []
     for row in rows:
-        tds = [_e(row.master), _e(row.transport.value), f"{row.limit:,}"]
+        tds = [_e(row.master), _e(row.transport.value), _e(row.limit_text)]
         for label in words.BOUNDARY_LABELS:
             kind, text = row.verdict(label)
             at = row.frames.get(label, ())
@@ -466,7 +466,8 @@ def _boundary_html(cells: Sequence[Cell]) -> str:
             tds.append(f'<span class="swatch {cls}">{_e(text)}</span>')
         tds.append(_e(format_bytes(row.largest_delivered)) if row.largest_delivered is not None else "none")
         body.append(tds)
-    return ("<h2 id='boundary'>The exact boundary per master: frames of L-1, L and L+1 bytes</h2>"
+    title = words.boundary_title(rows).replace("The exact boundary:", "The exact boundary per master:")
+    return (f"<h2 id='boundary'>{_e(title)}</h2>"
             + _table(["master", "transport", "limit L", *words.BOUNDARY_LABELS, "largest delivered frame"], body,
                      numeric=(2, 6)))
 
@@ -475,11 +476,16 @@ def _disagreements_html(cells: Sequence[Cell]) -> str:
     groups = words.disagreement_groups(cells)
     if not groups:
         return ""
-    rows = [[_e(g.transport), _e(format_size(g.limit)), _e(g.span), str(len(g.pairs)),
-             _e(words.side_text(g.pairs[0][0])), _e(words.side_text(g.pairs[0][1]))] for g in groups]
-    count = sum(len(g.pairs) for g in groups)
-    return (f"<h2 id='disagreements'>Where the python and node masters disagree ({count} cells)</h2>"
-            + _table(["transport", "limit", "frame bytes", "cells", "python master", "node master"], rows,
+    masters = words.ordered_masters(cells)
+
+    def side(cell: Cell | None) -> str:
+        return "-" if cell is None else _e(words.side_text(cell))
+
+    rows = [[_e(g.transport), _e(format_size(g.limit)), _e(g.span), str(len(g.frames)),
+             *(side(g.side(m)) for m in masters)] for g in groups]
+    title = words.disagreement_title(cells, sum(len(g.frames) for g in groups))
+    return (f"<h2 id='disagreements'>{_e(title)}</h2>"
+            + _table(["transport", "limit", "frame bytes", "frames", *(f"{m} master" for m in masters)], rows,
                      numeric=(1, 2, 3)))
 
 

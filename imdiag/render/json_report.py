@@ -53,6 +53,8 @@ def cell_to_dict(cell: Cell) -> dict[str, Any]:
         "message_id": cell.message_id,
         "wire_bytes": cell.wire_bytes,
         "message_bytes": cell.message_bytes,
+        "message_chars": cell.message_chars,
+        "limit_unit": cell.limit_unit.value if cell.limit_unit else None,
         "json_bytes": cell.json_bytes,
         "js_length": cell.js_length,
         "predicted_delivered": cell.predicted_delivered,
@@ -89,6 +91,7 @@ def master_to_dict(info: MasterInfo) -> dict[str, Any]:
         "url": info.url,
         "versions": dict(info.versions),
         "advertised_max_payload": info.advertised_max_payload,
+        "limit_unit": info.limit_unit.value if info.limit_unit else None,
     }
 
 

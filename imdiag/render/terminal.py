@@ -16,7 +16,9 @@ from imdiag.core.findings import (
     DROP,
     OK,
     boundary_rows,
+    boundary_title,
     disagreement_groups,
+    disagreement_title,
     findings,
     group_by,
     ordered_masters,
@@ -99,23 +101,24 @@ def edge_table(cells: Sequence[Cell], transport: Transport, masters: Sequence[st
 
 
 def disagreement_table(cells: Sequence[Cell]) -> Table | None:
-    """The disagreements, grouped: per transport, limit and pair of outcomes, a size range."""
+    """The disagreements, grouped: per transport, limit and outcomes of each master, a size range."""
     groups = disagreement_groups(cells)
     if not groups:
         return None
-    count = sum(len(g.pairs) for g in groups)
-    table = Table(title=f"Where the python and node masters disagree ({count} cells)", title_justify="left")
-    for name, justify in (("transport", "left"), ("limit", "right"), ("frame bytes", "right"), ("cells", "right"),
-                          ("python master", "left"), ("node master", "left")):
+    masters = ordered_masters(cells)
+    table = Table(title=disagreement_title(cells, sum(len(g.frames) for g in groups)), title_justify="left")
+    for name, justify in (("transport", "left"), ("limit", "right"), ("frame bytes", "right"), ("frames", "right"),
+                          *((f"{m} master", "left") for m in masters)):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for group in groups:
-        python, node = group.pairs[0]
-        table.add_row(group.transport, format_size(group.limit), group.span, str(len(group.pairs)),
-                      _side(python), _side(node))
+        table.add_row(group.transport, format_size(group.limit), group.span, str(len(group.frames)),
+                      *(_side(group.side(m)) for m in masters))
     return table
 
 
-def _side(cell: Cell) -> Text:
+def _side(cell: Cell | None) -> Text:
+    if cell is None:
+        return Text("-")
     return Text(side_text(cell), style="green" if cell.delivered else "red")
 
 
@@ -126,7 +129,7 @@ def boundary_table(cells: Sequence[Cell], masters: Sequence[str]) -> Table | Non
     rows = boundary_rows(cells)
     if not rows:
         return None
-    table = Table(title="The exact boundary: frames of L-1, L and L+1 bytes", title_justify="left")
+    table = Table(title=boundary_title(rows), title_justify="left")
     table.add_column("master")
     table.add_column("transport")
     table.add_column("limit L", justify="right")
@@ -134,7 +137,7 @@ def boundary_table(cells: Sequence[Cell], masters: Sequence[str]) -> Table | Non
         table.add_column(label)
     table.add_column("largest delivered frame", justify="right")
     for boundary in rows:
-        row: list[RenderableType] = [boundary.master, boundary.transport.value, f"{boundary.limit:,}"]
+        row: list[RenderableType] = [boundary.master, boundary.transport.value, boundary.limit_text]
         for label in BOUNDARY_LABELS:
             kind, text = boundary.verdict(label)
             row.append(Text(text, style=_BOUNDARY_STYLES[kind]))

@@ -56,8 +56,8 @@ from imdiag.core.plan import ReplaySettings
 from imdiag.core.probe_explain import path_limits
 from imdiag.core.probe_frames import PROBE_TYPE
 from imdiag.core.probe_result import ProbeSettings
-from imdiag.core.quirks import rule
-from imdiag.core.refusal import Refuser
+from imdiag.core.quirks import predicts_delivered, rule
+from imdiag.core.refusal import Refuser, SizeClose
 from imdiag.core.sizing import (
     ListProfile,
     PathLimit,
@@ -66,7 +66,7 @@ from imdiag.core.sizing import (
     recommend,
     scale_message,
 )
-from imdiag.core.wire import Encoder, Transport, encode_json, event_frame, frame_parts, js_length
+from imdiag.core.wire import Encoder, Transport, code_points, encode_json, event_frame, frame_parts, js_length
 from imdiag.core.worker import ClientKind, ClientView
 from imdiag.masters import Master, master_options, new_master, started
 from imdiag.runners.libraries import library_cell, open_library_lanes
@@ -85,6 +85,7 @@ class ReplayMessage:
     event: str
     due: float | None  # seconds on the replay clock; None: right after the previous message
     frame: bytes  # the websocket frame payload / polling record (empty on encode errors)
+    chars: int  # the frame's characters (code points): what a characters limit counts
     head_bytes: int  # bytes of the frame before the message JSON (``42/ns,["event",``)
     json_bytes: int
     js_length: int
@@ -139,7 +140,7 @@ def _encode(index: int, message: Any, type_name: str, label: str, event: str, du
         text = encode_json(message, settings.encoder)
         node_text = text if settings.encoder is Encoder.NODE else encode_json(message, Encoder.NODE)
     except EncodeError as exc:
-        return ReplayMessage(index, type_name, label, event, due, b"", 0, 0, 0, "", None, str(exc))
+        return ReplayMessage(index, type_name, label, event, due, b"", 0, 0, 0, 0, "", None, str(exc))
     js_len = js_length(node_text)
     del node_text
     digest = expected_digest(text) if with_digest else ""
@@ -148,7 +149,8 @@ def _encode(index: int, message: Any, type_name: str, label: str, event: str, du
     head, _ = frame_parts(event, namespace, None, settings.encoder)
     frame = event_frame(data, encoder=settings.encoder, event=event, namespace=namespace)
     message_id = message.get("id") if isinstance(message, dict) and isinstance(message.get("id"), str) else None
-    return ReplayMessage(index, type_name, label, event, due, frame, len(head), len(data), js_len, digest, message_id)
+    return ReplayMessage(index, type_name, label, event, due, frame, code_points(frame), len(head), len(data), js_len,
+                         digest, message_id)
 
 
 def _items(settings: ReplaySettings, capture: _Capture, with_digest: bool) -> Iterator[_Item]:
@@ -201,6 +203,11 @@ class _Lane:
     @property
     def transport(self) -> Transport:
         return self.info.transport or self.connection.transport
+
+    @property
+    def size_close(self) -> SizeClose | None:
+        """A master imdiag started refuses as its server rule says (python-engineio under ASGI: 1000)."""
+        return None if self.info.server == "live" else rule(self.info.server, self.transport).size_close()
 
     def refused(self, exc: HandshakeRefused) -> Observation:
         """What a message meets when the lane's connection is refused: not sent, and why."""
@@ -292,11 +299,13 @@ class _Driver:
             if judge(obs).cause is Cause.UPGRADE_BLOCKED:
                 lane.blocked = obs
             for item in batch:
-                self.record(lane, item, replace(obs, body_bytes=len(item.frame), message_bytes=len(item.frame)))
+                self.record(lane, item, replace(obs, body_bytes=len(item.frame), message_bytes=len(item.frame),
+                                                body_chars=item.chars, message_chars=item.chars))
             return 0.0
         ack = self.settings.ack and self.lane.info.server == "live"
         outgoing = [m.outgoing(self.namespace, self.settings.encoder, next(_ack_ids) if ack else None) for m in batch]
-        observations = await observe(conn, outgoing, self.lane.witness, self.settings.timeout_s)
+        observations = await observe(conn, outgoing, self.lane.witness, self.settings.timeout_s,
+                                     size_close=self.lane.size_close)
         for item, obs in zip(batch, observations):
             self.record(self.lane, item, obs)
         return observations[0].seconds if observations else 0.0
@@ -366,11 +375,12 @@ def _cell(lane: _Lane, settings: ReplaySettings, item: ReplayMessage, obs: Obser
     server = lane.info.server
     predicted = None
     if server != "live" and not item.encode_error:
-        predicted = rule(server, lane.transport).predicts_delivered(obs.body_bytes, lane.info.limit)
+        predicted = predicts_delivered(server, lane.transport, lane.info.limit, n_bytes=obs.body_bytes,
+                                       n_chars=obs.body_chars)
     return judged_cell(
         obs, type=item.type, transport=lane.transport, limit=lane.info.limit, encoder=settings.encoder,
         master=server, label=item.label, json_bytes=item.json_bytes, js_length=item.js_length,
-        predicted_delivered=predicted, index=item.index, message_id=item.message_id,
+        predicted_delivered=predicted, index=item.index, message_id=item.message_id, limit_unit=lane.info.limit_unit,
     )
 
 
@@ -513,7 +523,7 @@ async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: C
     ]
     async with started([m for m, _ in masters]), client_session() as session:
         lanes = [
-            _Lane(replace(master.info, transport=transport),
+            _Lane(replace(master.info, transport=transport, limit_unit=rule(master.server, transport).unit),
                   LaneConnection.to_master(master.info, transport, session, settings.timeout_s),
                   LedgerWitness(master.ledger, settings.encoder, settings.event, capture.namespace))
             for master, transport in masters

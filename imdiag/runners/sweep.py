@@ -24,8 +24,8 @@ from imdiag.core.errors import reported
 from imdiag.core.judge import judged_cell
 from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
-from imdiag.core.quirks import rule
-from imdiag.core.wire import Transport, streamed_event_frame
+from imdiag.core.quirks import limit_unit, predicts_delivered, rule
+from imdiag.core.wire import LimitUnit, Transport, streamed_event_frame
 from imdiag.core.worker import ClientKind
 from imdiag.masters import Master, master_options, new_master, started
 from imdiag.runners.libraries import run_sweep_lane
@@ -35,7 +35,7 @@ CellFn = Callable[[Cell], None]
 
 
 def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
-    """A master of the given server kind ("python" or "node") at ``limit``."""
+    """A master of the given server kind ("python", "node" or "asgi") at ``limit``."""
     return new_master(server, limit, settings.namespace, **master_options(server, settings.csr))
 
 
@@ -46,23 +46,29 @@ class _Lane:
     messages: list[tuple[Planned, MessageParts]]
 
 
-def plan_messages(settings: SweepSettings, catalog: Catalog) -> dict[int, list[tuple[Planned, MessageParts]]]:
-    """Per limit, the planned messages (sizes and ids, no bytes yet), ascending by frame size."""
-    by_limit: dict[int, list[tuple[Planned, MessageParts]]] = {}
+def limit_units(settings: SweepSettings) -> set[LimitUnit]:
+    """What the limits of the sweep's masters count, over its transports."""
+    return {limit_unit(server, transport) for server in settings.masters for transport in settings.transports}
+
+
+def plan_messages(settings: SweepSettings, catalog: Catalog,
+                  units: set[LimitUnit]) -> dict[tuple[int, LimitUnit], list[tuple[Planned, MessageParts]]]:
+    """Per limit and unit, the planned messages (sizes and ids, no bytes yet), ascending by frame size."""
+    by_limit: dict[tuple[int, LimitUnit], list[tuple[Planned, MessageParts]]] = {}
     for limit in settings.limits:
-        planned_parts = []
-        for planned in plan_for_limit(settings, limit):
-            if planned.target is None:
-                parts = catalog.natural_parts(
-                    planned.type, settings.encoder, event=settings.event, namespace=settings.namespace
-                )
-            else:
-                parts = catalog.sized_parts(
-                    planned.type, planned.target, settings.encoder, event=settings.event, namespace=settings.namespace
-                )
-            planned_parts.append((planned, parts))
-        planned_parts.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
-        by_limit[limit] = planned_parts
+        for unit in sorted(units):
+            planned_parts = []
+            for planned in plan_for_limit(settings, limit, unit):
+                if planned.target is None:
+                    parts = catalog.natural_parts(
+                        planned.type, settings.encoder, event=settings.event, namespace=settings.namespace
+                    )
+                else:
+                    parts = catalog.sized_parts(planned.type, planned.target, settings.encoder, event=settings.event,
+                                                namespace=settings.namespace, unit=planned.unit)
+                planned_parts.append((planned, parts))
+            planned_parts.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
+            by_limit[(limit, unit)] = planned_parts
     return by_limit
 
 
@@ -75,19 +81,23 @@ async def _run_lane(lane: _Lane, settings: SweepSettings, session: aiohttp.Clien
     try:
         for planned, message in lane.messages:
             conn = await lane_conn.get()
-            frame = streamed_event_frame(message.size.json_bytes, message.pieces, encoder=settings.encoder,
-                                         event=settings.event, namespace=settings.namespace)
-            (obs,) = await observe(conn, [Outgoing(frame, message_id=message.id)], witness, settings.timeout_s)
+            size = message.size
+            frame = streamed_event_frame(size.json_bytes, message.pieces, encoder=settings.encoder,
+                                         event=settings.event, namespace=settings.namespace,
+                                         frame_chars=size.frame_chars)
+            (obs,) = await observe(conn, [Outgoing(frame, message_id=message.id)], witness, settings.timeout_s,
+                                   size_close=limit_rule.size_close())
             on_cell(judged_cell(
                 obs, type=message.type, transport=lane.transport, limit=lane.master.limit, encoder=settings.encoder,
-                master=info.server, label=planned.label, json_bytes=message.size.json_bytes,
-                js_length=message.size.js_length,
-                predicted_delivered=limit_rule.predicts_delivered(frame.size, lane.master.limit),
-                message_id=message.id,
+                master=info.server, label=planned.label, json_bytes=size.json_bytes, js_length=size.js_length,
+                predicted_delivered=predicts_delivered(info.server, lane.transport, lane.master.limit,
+                                                       n_bytes=size.frame_bytes, n_chars=size.frame_chars),
+                message_id=message.id, limit_unit=limit_rule.unit,
             ))
     finally:
         await lane_conn.close()
-    return replace(info, transport=lane.transport, advertised_max_payload=lane_conn.advertised_max_payload)
+    return replace(info, transport=lane.transport, advertised_max_payload=lane_conn.advertised_max_payload,
+                   limit_unit=limit_rule.unit)
 
 
 async def run_sweep(
@@ -103,8 +113,8 @@ async def run_sweep(
     so a caller interrupted midway still holds what was measured."""
     started_at = time.monotonic()
     if on_planned is not None:
-        per_master = sum(len(plan_for_limit(settings, limit)) for limit in settings.limits) * len(settings.transports)
-        on_planned(per_master * len(settings.masters))
+        on_planned(sum(len(plan_for_limit(settings, limit, limit_unit(server, transport)))
+                       for server in settings.masters for limit in settings.limits for transport in settings.transports))
 
     def record(cell: Cell) -> None:
         cells.append(cell)
@@ -129,11 +139,13 @@ async def run_sweep(
             on_lane_done(run, len(lane.messages))
 
     # Planned in a thread while the masters start: the catalog's items are made meanwhile.
-    planning = asyncio.ensure_future(asyncio.to_thread(plan_messages, settings, Catalog(settings.seed)))
+    planning = asyncio.ensure_future(asyncio.to_thread(plan_messages, settings, Catalog(settings.seed),
+                                                       limit_units(settings)))
     try:
         async with started(list(masters.values())), client_session() as session:
             messages = await planning
-            lanes = [_Lane(master, transport, messages[limit]) for (_, limit, transport), master in masters.items()]
+            lanes = [_Lane(master, transport, messages[(limit, limit_unit(server, transport))])
+                     for (server, limit, transport), master in masters.items()]
             # A task group, not gather: cancelled (Ctrl-C), it waits until every lane has closed
             # its client (a Node process each with --client node) before the masters stop.
             try:

@@ -274,7 +274,7 @@ def test_gate_file_parses_every_key(tmp_path):
         ({"limits": []}, "limits", "at least one limit"),
         ({"transports": ["pigeon"]}, "transports", "websocket and/or polling"),
         ({"encoder": "rust"}, "encoder", "node or python"),
-        ({"master": "deno"}, "master", "python, node or both"),
+        ({"master": "deno"}, "master", "python, node, asgi, both (python and node) or all"),
         ({"types": ["worker:nope"]}, "types", "unknown message type"),
         ({"expect": ["worker:heartbeat=arrived"]}, "expect", "unknown verdict"),
         ({"expect": 3}, "expect", "list of strings"),

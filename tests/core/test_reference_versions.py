@@ -21,14 +21,17 @@ def _constraints() -> dict[str, str]:
 
 def test_the_reference_versions_are_the_pinned_ones() -> None:
     pins = _constraints()
-    assert REFERENCE_VERSIONS["python"] and REFERENCE_VERSIONS["node"]
-    for package, version in REFERENCE_VERSIONS["python"].items():
-        assert pins.get(package) == version, f"constraints.txt pins {package} {pins.get(package)}, servers.toml says {version}"
+    assert REFERENCE_VERSIONS["python"] and REFERENCE_VERSIONS["node"] and REFERENCE_VERSIONS["asgi"]
+    for server in ("python", "asgi"):
+        for package, version in REFERENCE_VERSIONS[server].items():
+            assert pins.get(package) == version, \
+                f"constraints.txt pins {package} {pins.get(package)}, servers.toml says {version}"
     lock = json.loads((ROOT / "imdiag" / "node" / "package-lock.json").read_text())["packages"]
     for package, version in REFERENCE_VERSIONS["node"].items():
         assert lock[f"node_modules/{package}"]["version"] == version, package
     # Every runtime dependency is pinned, not only the three the rules name.
-    for name in ("python-socketio", "python-engineio", "aiohttp", "typer", "rich", "orjson", "yarl", "multidict"):
+    for name in ("python-socketio", "python-engineio", "aiohttp", "typer", "rich", "orjson", "yarl", "multidict",
+                 "uvicorn", "wsproto", "h11", "click"):
         assert name in pins, name
 
 

@@ -10,6 +10,7 @@ from socketio import packet as sio_packet
 from imdiag.core.wire import (
     Encoder,
     WireSize,
+    code_points,
     encode_json,
     event_args,
     event_frame,
@@ -60,7 +61,9 @@ def test_event_packet_framing(namespace, ack_id, expected):
 def test_exact_byte_counts_both_encoders():
     node = measure(encode_json(MSG, Encoder.NODE), encoder=Encoder.NODE, namespace="/worker", ack_id=5)
     # 6 + 4 + 2*3 (CJK) + 4 (emoji) ... counted by hand from the strings above
-    assert node == WireSize(json_bytes=65, js_length=59, frame_bytes=65 + len('42/worker,5["message",]'))
+    framing = len('42/worker,5["message",]')
+    # characters (code points): the emoji is one, where JS .length says two
+    assert node == WireSize(json_bytes=65, js_length=59, frame_bytes=65 + framing, frame_chars=58 + framing)
     py = measure(
         encode_json(MSG, Encoder.PYTHON), encoder=Encoder.PYTHON, namespace="/worker", ack_id=5,
         node_json=encode_json(MSG, Encoder.NODE),
@@ -68,6 +71,14 @@ def test_exact_byte_counts_both_encoders():
     assert py.json_bytes == 79  # "\\u4f60\\u597d\\ud83d\\ude00" is 24 bytes where node writes 10
     assert py.js_length == 59  # JS .length does not depend on who encoded it
     assert py.frame_bytes == 79 + 23
+    assert py.frame_chars == py.frame_bytes  # python's escapes are ASCII
+
+
+def test_code_points_count_characters_as_python_len_does():
+    for text in ("abc", "你好", "😀", "é", "中文 and ASCII 🎉", "\ud800"):
+        data = text.encode("utf-8", "surrogatepass")
+        assert code_points(data) == len(text), text
+    assert code_points("你好".encode()) == 2 and len("你好".encode()) == 6
 
 
 def test_js_length_counts_utf16_units_not_bytes():
