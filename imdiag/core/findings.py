@@ -223,7 +223,8 @@ def _characters_findings(cells: Sequence[Cell]) -> list[str]:
     """Where a master's limit counts characters: frames over the limit in bytes that it took, and
     what the same master's byte-counting transport does with them."""
     out = []
-    for (master, transport, limit), group in sorted(group_by(cells, "master", "transport", "limit").items(), key=str):
+    for _, group in sorted(group_by(cells, "master", "transport", "limit").items(), key=str):
+        master, transport, limit = group[0].master, group[0].transport, group[0].limit
         if group[0].limit_unit is not LimitUnit.CHARACTERS:
             continue
         over = [c for c in group if c.delivered and c.message_bytes > c.limit]

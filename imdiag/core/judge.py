@@ -107,10 +107,10 @@ def _refused(obs: Observation, sent: str) -> Verdict | None:
         return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
     if _size_closed(obs):
         assert obs.size_close is not None and obs.close_code is not None and obs.advertised_max_payload is not None
-        size_close, advertised = obs.size_close, obs.advertised_max_payload
+        size_close, max_payload = obs.size_close, obs.advertised_max_payload
         size = size_close.size(obs.body_bytes, obs.body_chars)
         text = (f"{sent}: the server {close_text(obs.close_code, obs.close_reason)}; no 1009: {size_close.refuser} "
-                f"refuses so, {size:,} {size_close.unit.value} > maxPayload {advertised:,}")
+                f"refuses so, {size:,} {size_close.unit.value} > maxPayload {max_payload:,}")
         if size_close.evidence:
             text += f" ({size_close.evidence})"
         return Verdict(False, Cause.OVERSIZE_CLOSE, text, _close_refusal(obs).by)

@@ -79,6 +79,15 @@ def body_limit_setting(server: str) -> str:
     return "the proxy's request body limit"
 
 
+def web_server_setting(server: str) -> str:
+    """The setting that holds a web server's own websocket message limit (the master's web server)."""
+    if server == "uvicorn":
+        return "uvicorn's ws_max_size (uvicorn --ws-max-size; 16 MiB by default)"
+    if server == "websockets":
+        return "the websockets library's max_size (uvicorn --ws-max-size, when uvicorn runs on it)"
+    return f"{server}'s message size limit"
+
+
 def path_notes_of(cells: Sequence[Cell]) -> list[str]:
     """One line per transport and cause about the path (a replay against a live master): how many
     messages met it, the first one's evidence, and the fix."""

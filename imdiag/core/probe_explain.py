@@ -15,7 +15,13 @@ from imdiag.core.captures import Captured
 from imdiag.core.errors import EncodeError
 from imdiag.core.judge import HTTP_PAYLOAD_TOO_LARGE, WS_MESSAGE_TOO_BIG, close_text, refusal_of
 from imdiag.core.model import Cause
-from imdiag.core.path import STICKY_FIX, UPGRADE_FIX, StickinessCheck, body_limit_setting
+from imdiag.core.path import (
+    STICKY_FIX,
+    UPGRADE_FIX,
+    StickinessCheck,
+    body_limit_setting,
+    web_server_setting,
+)
 from imdiag.core.probe_result import (
     Fit,
     Handshake,
@@ -26,11 +32,37 @@ from imdiag.core.probe_result import (
 )
 from imdiag.core.refusal import Refuser
 from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend
-from imdiag.core.wire import Encoder, Transport, encode_json, measure
+from imdiag.core.wire import Encoder, LimitUnit, Transport, encode_json, measure
 
 
 def _unit(transport: Transport) -> str:
     return "POST body" if transport is Transport.POLLING else "frame"
+
+
+def _size(n: int, limit: TransportLimit) -> str:
+    """``10,000 B``, or ``10,000 characters`` where the limit counts characters."""
+    return f"{n:,} characters" if limit.limit_unit is LimitUnit.CHARACTERS else f"{n:,} B"
+
+
+# --- what the limit counts ------------------------------------------------------------------------
+
+UNIT_CONSEQUENCE = "Chinese text fits up to 3x more bytes than ASCII, emoji 4x"
+
+
+def unit_line(limits: Sequence[TransportLimit]) -> str:
+    """What each transport's limit counts, and what that means, when one counts characters:
+    ``this master counts characters on websocket: Chinese text fits up to 3x ...; polling counts
+    bytes, so a client that falls back to polling loses what websocket carried``. Empty otherwise."""
+    chars = [t.transport.value for t in limits if t.limit_unit is LimitUnit.CHARACTERS]
+    if not chars:
+        return ""
+    line = f"this master counts characters on {' and '.join(chars)}, not bytes: {UNIT_CONSEQUENCE}"
+    counted_bytes = [t.transport.value for t in limits if t.limit_unit is LimitUnit.BYTES]
+    if counted_bytes:
+        where = " and ".join(counted_bytes)
+        line += (f"; {where} counts bytes, so a client that falls back to {where} loses what "
+                 f"{' and '.join(chars)} carried")
+    return line
 
 
 # --- one line that says why big messages vanish ------------------------------------------------
@@ -61,6 +93,12 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     obs = failure.observation
     if obs.close_code is not None and obs.close_code == WS_MESSAGE_TOO_BIG:
         how = f"the server {close_text(obs.close_code, obs.close_reason, verb='closes')}"
+        refusal = refusal_of(obs)
+        if refusal is not None and refusal.by is Refuser.WEB_SERVER:
+            how += f" ({refusal.party()}: {refusal.how})"
+    elif obs.close_code is not None and obs.size_close is not None and obs.close_code == obs.size_close.code:
+        how = (f"the server {close_text(obs.close_code, obs.close_reason, verb='closes')}, no 1009 "
+               f"({obs.size_close.refuser} refuses so; {obs.size_close.evidence})")
     elif obs.http_status is not None:
         refusal = refusal_of(obs)
         body = f" {refusal.body!r}" if refusal is not None and refusal.body else " with an empty body"
@@ -71,7 +109,7 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     else:
         how = failure.evidence
     session = "the session stays up" if failure.session_survived else "the session is closed"
-    largest = f"{limit.max_accepted:,} B" if limit.max_accepted is not None else "the smallest probe"
+    largest = _size(limit.max_accepted, limit) if limit.max_accepted is not None else "the smallest probe"
     line = (f"{name}: a {unit[:-1]} over {largest} is refused: {how}; {session} and the message never reaches "
             f"a handler, while the sender's emit() reports no error")
     if limit.readmitted is True:
@@ -159,7 +197,8 @@ def size_messages(
             out.append(SizedMessage(item.index, type_name, ev, ns, encoder, 0, 0, 0, str(exc)))
             continue
         size = measure(text, encoder=encoder, event=ev, namespace=ns, node_json=node)
-        out.append(SizedMessage(item.index, type_name, ev, ns, encoder, size.frame_bytes, size.json_bytes, size.js_length))
+        out.append(SizedMessage(item.index, type_name, ev, ns, encoder, size.frame_bytes, size.json_bytes, size.js_length,
+                                frame_chars=size.frame_chars))
     return tuple(out)
 
 
@@ -174,10 +213,13 @@ def largest_profile(captured: Sequence[Captured], sized: Sequence[SizedMessage],
 
 
 def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
-    n = message.frame_bytes
+    """The message against the limit, in what the limit counts (characters, where it was found to)."""
+    unit = LimitUnit.CHARACTERS if limit.limit_unit is LimitUnit.CHARACTERS and message.frame_chars is not None \
+        else LimitUnit.BYTES
+    n = message.frame_chars if unit is LimitUnit.CHARACTERS and message.frame_chars is not None else message.frame_bytes
     ok, bad = limit.max_accepted, limit.first_rejected
     if message.error:
-        return Fit(limit.transport, ok, None, None, None, "cannot be encoded")
+        return Fit(limit.transport, ok, None, None, None, "cannot be encoded", unit)
 
     def headroom() -> tuple[int | None, float | None]:
         if ok is None or ok <= 0:
@@ -189,11 +231,21 @@ def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
         note = "" if limit.exact else "at least: the limit was not pinned"
         if limit.first_rejected is None:
             note = "no limit found up to --max-bytes"
-        return Fit(limit.transport, ok, True, room, pct, note)
+        return Fit(limit.transport, ok, True, room, pct, note, unit)
     if bad is not None and n >= bad:
         room, pct = headroom()
-        return Fit(limit.transport, ok, False, room, pct)
-    return Fit(limit.transport, ok, None, None, None, "beyond what the probe measured")
+        return Fit(limit.transport, ok, False, room, pct, unit=unit)
+    return Fit(limit.transport, ok, None, None, None, "beyond what the probe measured", unit)
+
+
+def fit_amount(fit: Fit) -> str:
+    """``1,234 B left``, ``over by 56 characters``: the headroom in what the limit counts; empty
+    when unknown."""
+    if fit.headroom is None:
+        return ""
+    n = fit.headroom if fit.fits else -fit.headroom
+    amount = f"{n:,} characters" if fit.unit is LimitUnit.CHARACTERS else f"{n:,} B"
+    return f"{amount} left" if fit.fits else f"over by {amount}"
 
 
 def judge_messages(messages: Sequence[SizedMessage], limits: Sequence[TransportLimit]) -> tuple[MessageVerdict, ...]:
@@ -250,11 +302,18 @@ def summary_line(limit: TransportLimit, limits: Sequence[TransportLimit], handsh
     refusal = refusal_of(failure.observation)
     largest, advertised = limit.max_accepted, handshake.max_payload
     who = refusal.who() if refusal is not None else "an unknown party"
-    line = f"{name}: {largest:,} B, refused by {who} {_versus(largest, advertised)}"
-    if refusal is not None and refusal.by is Refuser.PROXY and advertised is not None and largest < advertised:
+    line = f"{name}: {_size(largest, limit)}, refused by {who} {_versus(largest, advertised)}"
+    if refusal is not None and refusal.by in (Refuser.PROXY, Refuser.WEB_SERVER) and advertised is not None \
+            and largest < advertised:
+        setting = (body_limit_setting(refusal.server) if refusal.by is Refuser.PROXY
+                   else web_server_setting(refusal.server))
         line += (f" - every client that stays on {name} is limited to {largest:,} B; raise "
-                 f"{body_limit_setting(refusal.server)} to at least {advertised:,} B (+{advertised - largest:,} B) "
+                 f"{setting} to at least {advertised:,} B (+{advertised - largest:,} B) "
                  f"or keep messages at most {largest:,} B on the wire")
+    if limit.limit_unit is LimitUnit.CHARACTERS:
+        line += f"; the limit counts characters, not bytes: {UNIT_CONSEQUENCE}"
+    elif limit.limit_unit is None and limit.unit_note:
+        line += f"; what it counts: {limit.unit_note}"
     return line
 
 
@@ -275,8 +334,12 @@ def path_limits(limits: Sequence[TransportLimit], advertised: int | None) -> tup
         refusal = refusal_of(failure.observation)
         if refusal is not None and refusal.by is Refuser.MASTER:
             continue  # the master's own rule (python-socketio refuses a frame of exactly maxPayload)
-        by_proxy = refusal is not None and refusal.by is Refuser.PROXY
-        setting = body_limit_setting(refusal.server if refusal else "") if by_proxy else "the limit on the path"
+        if refusal is not None and refusal.by is Refuser.PROXY:
+            setting = body_limit_setting(refusal.server)
+        elif refusal is not None and refusal.by is Refuser.WEB_SERVER:
+            setting = web_server_setting(refusal.server)
+        else:
+            setting = "the limit on the path"
         where = f"{limit.transport.value}, {refusal.party() if refusal else 'an unknown party'}"
         out.append(PathLimit(limit.max_accepted, setting, where))
     return tuple(out)
@@ -313,7 +376,7 @@ def refused_with(limit: TransportLimit) -> str:
 
 
 def refused_by(limit: TransportLimit, result: ProbeResult) -> str:
-    """``master``, ``proxy (nginx/1.22.1)``, ``unknown``."""
+    """``master``, ``proxy (nginx/1.22.1)``, ``web-server (uvicorn)``, ``unknown``."""
     shown = limit.refusal_trial
     refusal = refusal_of(shown.observation) if shown is not None else None
     check = result.stickiness
@@ -321,4 +384,5 @@ def refused_by(limit: TransportLimit, result: ProbeResult) -> str:
         return check.refused_by.value  # the sticky-session check's refusals
     if refusal is None:
         return "-"
-    return f"{refusal.by.value} ({refusal.server})" if refusal.by is Refuser.PROXY and refusal.server else refusal.by.value
+    named = refusal.by in (Refuser.PROXY, Refuser.WEB_SERVER) and refusal.server
+    return f"{refusal.by.value} ({refusal.server})" if named else refusal.by.value

@@ -19,9 +19,9 @@ from imdiag.core.judge import judge
 from imdiag.core.model import PATH_CAUSES, SIZE_CAUSES, Ack, Barrier, Cause, Observation
 from imdiag.core.path import StickinessCheck
 from imdiag.core.probe_frames import PROBE_TYPE
-from imdiag.core.refusal import Refuser
+from imdiag.core.refusal import Refuser, SizeClose
 from imdiag.core.sizing import ListProfile, Recommendation
-from imdiag.core.wire import Encoder, Transport
+from imdiag.core.wire import Encoder, LimitUnit, Transport
 
 DEFAULT_MAX_BYTES = 16 * 2**20
 
@@ -45,6 +45,7 @@ class SizedMessage:
     json_bytes: int
     js_length: int  # JSON.stringify(message).length, the figure people log
     error: str = ""  # the sender could not encode it
+    frame_chars: int | None = None  # the frame in characters (code points): what a characters limit counts
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,16 @@ class Trial:
     outcome: Outcome
     cause: Cause | None
     evidence: str
-    purpose: str = "search"  # "search", "retry" (of an inconclusive trial), "readmission" or "ack-control"
+    # "search", "retry" (of an inconclusive trial), "boundary" (a normal close checked at maxPayload),
+    # "unit" (multi-byte text at and over the limit), "readmission" or "ack-control"
+    purpose: str = "search"
     seconds: float = 0.0  # the whole trial: connect, send, barrier
     refused_by: Refuser | None = None  # who refused it, when something refused it
+
+    @property
+    def chars(self) -> int | None:
+        """The frame's characters (code points): its bytes, but for the multi-byte unit trials."""
+        return self.observation.body_chars
 
     @property
     def lost(self) -> bool:
@@ -152,6 +160,13 @@ class TransportLimit:
     # transport is diagnosed, not measured.
     diagnosis: Cause | None = None
     diagnosis_evidence: str = ""
+    # What the limit counts, told by multi-byte frames at and over it (``unit_trials``); None when
+    # not told (``unit_note`` says why). The ASCII probe frames have as many bytes as characters.
+    limit_unit: LimitUnit | None = None
+    unit_trials: tuple[Trial, ...] = ()
+    unit_note: str = ""
+    # A close without 1009 established as this transport's size refusal (reproduced at the boundary)
+    size_close: SizeClose | None = None
 
     @property
     def diagnosed(self) -> bool:
@@ -186,8 +201,8 @@ class TransportLimit:
 
     @property
     def all_trials(self) -> tuple[Trial, ...]:
-        """The search trials, then the readmission and the ack check if they ran."""
-        return (*self.trials, *(t for t in (self.readmission, self.ack_control) if t is not None))
+        """The search trials, the unit trials, then the readmission and the ack check if they ran."""
+        return (*self.trials, *self.unit_trials, *(t for t in (self.readmission, self.ack_control) if t is not None))
 
     @property
     def acked_sizes(self) -> tuple[int, ...]:
@@ -234,9 +249,15 @@ class Fit:
     transport: Transport
     limit: int | None  # the largest accepted frame
     fits: bool | None  # None: the probe could not tell (limit not measured that far)
-    headroom_bytes: int | None  # limit - frame_bytes (negative: over by)
+    headroom: int | None  # limit - the frame's size, in ``unit`` (negative: over by)
     headroom_pct: float | None  # headroom as a share of the limit
     note: str = ""
+    unit: LimitUnit = LimitUnit.BYTES  # what the limit counts (bytes where that was not told)
+
+    @property
+    def headroom_bytes(self) -> int | None:
+        """The headroom, when the limit counts bytes."""
+        return self.headroom if self.unit is LimitUnit.BYTES else None
 
 
 @dataclass(frozen=True)
@@ -257,6 +278,7 @@ class ProbeResult:
     interrupted: bool = False  # Ctrl-C: what was measured until then
     stickiness: StickinessCheck | None = None  # polling: did one session stay on one master node?
     summary: Mapping[Transport, str] = field(default_factory=dict)  # one line per transport: limit, who, fix
+    unit_finding: str = ""  # what the limits count, when one counts characters, and what follows
     recommendations: tuple[Recommendation, ...] = ()  # --message: fixes A and B from the path's limit
 
     @property

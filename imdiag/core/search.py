@@ -65,6 +65,13 @@ class Bisection:
             self._guess_phase = 2
         return (self._ok + self._bad) // 2
 
+    def hint(self, size: int) -> None:
+        """A limit the server named (a web server's close reason: "maximum size (N bytes)"): try it
+        and its neighbour next, as the advertised guess is tried."""
+        candidate = size if self._ok < size < self._bad else size + 1
+        if self._ok < candidate < self._bad and not self.done:
+            self._guess, self._guess_phase = candidate, 0
+
     def record(self, size: int, accepted: bool) -> None:
         """What the server did with a frame of ``size`` bytes."""
         self.trials += 1

@@ -24,7 +24,7 @@ from imdiag import __version__
 from imdiag.core.doctor import DoctorResult, Verdict, headline, verdict_words
 from imdiag.core.gate import CellRef, GateResult
 from imdiag.core.model import Cell, MasterInfo, Report
-from imdiag.core.probe_explain import refused_by, refused_with
+from imdiag.core.probe_explain import fit_amount, refused_by, refused_with
 from imdiag.core.probe_result import Fit, Outcome, ProbeResult, TransportLimit, Trial, settings_dict
 from imdiag.core.quirks import REFERENCE_VERSIONS, version_drift
 from imdiag.core.units import format_bytes, format_size
@@ -618,8 +618,7 @@ def _trial_td(t: Trial) -> str:
 def _fit_td(fit: Fit) -> str:
     if fit.fits is None:
         return f'<td class="v c-unknown" data-verdict="unknown" title="{_e(fit.note)}"><b>{UNKNOWN}</b><small>{_e(fit.note)}</small></td>'
-    text = (f"{format_bytes(fit.headroom_bytes)} left" if fit.fits else f"over by {format_bytes(-fit.headroom_bytes)}") \
-        if fit.headroom_bytes is not None else ""
+    text = fit_amount(fit)
     cls = "c-delivered" if fit.fits else "c-oversize-close"
     verdict = "fits" if fit.fits else "over"
     return (f'<td class="v {cls}" data-verdict="{verdict}" title="{_e(fit.note or text)}"><b>{words.OK if fit.fits else words.DROP}</b>'
@@ -632,7 +631,8 @@ def _limit_row(limit: TransportLimit, result: ProbeResult) -> list[str]:
         _e(limit.transport.value),
         _e(format_bytes(limit.max_accepted)) if limit.max_accepted is not None else "-",
         _e(format_bytes(limit.first_rejected)) if limit.first_rejected is not None else "-",
-        _e(refused_with(limit)), _e(refused_by(limit, result)), str(len(limit.trials)), f"{limit.seconds:.2f}",
+        _e(refused_with(limit)), _e(refused_by(limit, result)),
+        _e(limit.limit_unit.value) if limit.limit_unit else "-", str(len(limit.trials)), f"{limit.seconds:.2f}",
         _e(note),
     ]
 
@@ -640,6 +640,7 @@ def _limit_row(limit: TransportLimit, result: ProbeResult) -> list[str]:
 def _probe_words(result: ProbeResult) -> list[str]:
     """The summary, what happens beyond each measured limit, and the fixes: as the terminal says."""
     summary = [result.summary.get(t.transport, "") for t in result.transports]
+    summary.append(result.unit_finding)
     if result.stickiness is not None and not result.stickiness.broken:
         summary.append(result.stickiness.finding())
     out = ["<h2 id='summary'>Summary</h2>" + _ul(line for line in summary if line)]
@@ -671,9 +672,9 @@ def _probe_sections(result: ProbeResult) -> list[str]:
     """What a probe measured, as the probe's page shows it (and doctor's, under its hypotheses)."""
     hs = result.handshake
     body = ["<h2 id='limits'>The exact limit per transport</h2>" + _table(
-        ["transport", "largest accepted", "smallest refused", "refused with", "refused by", "trials", "seconds",
-         "vs advertised maxPayload"],
-        [_limit_row(t, result) for t in result.transports], numeric=(1, 2, 5, 6))]
+        ["transport", "largest accepted", "smallest refused", "refused with", "refused by", "counts", "trials",
+         "seconds", "vs advertised maxPayload"],
+        [_limit_row(t, result) for t in result.transports], numeric=(1, 2, 6, 7))]
     body += _probe_words(result)
     for limit in result.transports:
         rows = "".join(f"<tr><th class=\"row\">{_e(t.purpose)}</th>{_trial_td(t)}</tr>" for t in limit.all_trials)

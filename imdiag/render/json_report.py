@@ -189,6 +189,7 @@ def handshake_to_dict(hs: Handshake) -> dict[str, Any]:
 def trial_to_dict(trial: Trial) -> dict[str, Any]:
     return {
         "size": trial.size,
+        "chars": trial.chars,
         "purpose": trial.purpose,
         "outcome": trial.outcome.value,
         "cause": trial.cause.value if trial.cause else None,
@@ -235,6 +236,12 @@ def transport_limit_to_dict(limit: TransportLimit, result: ProbeResult) -> dict[
         "unacknowledged_frame_bytes": [t.size for t in limit.unacknowledged],
         "master_acknowledged": limit.acked if result.settings.ack else None,
         "stopped": limit.stopped or None,
+        # what the limit counts: "bytes" or "characters" (null: not told, unit_note says why)
+        "limit_unit": limit.limit_unit.value if limit.limit_unit else None,
+        "unit_note": limit.unit_note or None,
+        "size_close": None if limit.size_close is None else {
+            "code": limit.size_close.code, "refuser": limit.size_close.refuser, "evidence": limit.size_close.evidence,
+        },
         "trial_log": [trial_to_dict(t) for t in limit.all_trials],
     }
 
@@ -268,6 +275,7 @@ def message_verdict_to_dict(verdict: MessageVerdict) -> dict[str, Any]:
         "namespace": m.namespace,
         "encoder": m.encoder.value,
         "frame_bytes": m.frame_bytes,
+        "frame_chars": m.frame_chars,
         "json_bytes": m.json_bytes,
         "js_length": m.js_length,
         "error": m.error or None,
@@ -275,6 +283,8 @@ def message_verdict_to_dict(verdict: MessageVerdict) -> dict[str, Any]:
             f.transport.value: {
                 "limit": f.limit,
                 "fits": f.fits,
+                "unit": f.unit.value,
+                "headroom": f.headroom,  # in unit
                 "headroom_bytes": f.headroom_bytes,
                 "headroom_pct": None if f.headroom_pct is None else round(f.headroom_pct, 2),
                 "note": f.note or None,
@@ -300,6 +310,7 @@ def probe_sections(result: ProbeResult) -> dict[str, Any]:
         "handshake": handshake_to_dict(result.handshake),
         "transports": {t.transport.value: transport_limit_to_dict(t, result) for t in result.transports},
         "stickiness": stickiness_to_dict(result.stickiness),
+        "unit_finding": result.unit_finding or None,
         "message_verdicts": [message_verdict_to_dict(v) for v in result.messages],
         "recommendations": [recommendation_to_dict(r) for r in result.recommendations],
     }

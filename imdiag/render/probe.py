@@ -9,10 +9,10 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.core.probe_explain import refused_by, refused_with
+from imdiag.core.probe_explain import fit_amount, refused_by, refused_with
 from imdiag.core.probe_result import Fit, MessageVerdict, ProbeResult
 from imdiag.core.units import format_bytes
-from imdiag.core.wire import Transport
+from imdiag.core.wire import LimitUnit, Transport
 
 OK = "✓"
 DROP = "✗"
@@ -50,6 +50,7 @@ def limits_table(result: ProbeResult) -> Table:
     table.add_column("smallest refused", justify="right")
     table.add_column("refused with")
     table.add_column("refused by")
+    table.add_column("counts")
     table.add_column("trials", justify="right")
     table.add_column("seconds", justify="right")
     table.add_column("vs advertised maxPayload")
@@ -64,6 +65,7 @@ def limits_table(result: ProbeResult) -> Table:
             else ("-" if limit.stopped else f"none ≤ {format_bytes(limit.max_bytes)}"),
             refused_with(limit),
             refused_by(limit, result),
+            limit.limit_unit.value if limit.limit_unit else "-",
             str(len(limit.trials)),
             f"{limit.seconds:.2f}",
             Text(note, style="yellow" if note.startswith("disagrees") else ""),
@@ -74,12 +76,12 @@ def limits_table(result: ProbeResult) -> Table:
 def fit_text(fit: Fit) -> Text:
     if fit.fits is None:
         return Text(f"{UNKNOWN} {fit.note}", style="yellow")
-    if fit.headroom_bytes is None or fit.headroom_pct is None:
+    if fit.headroom is None or fit.headroom_pct is None:
         return Text(OK if fit.fits else DROP, style="green" if fit.fits else "red")
     if fit.fits:
-        text = f"{OK} {format_bytes(fit.headroom_bytes)} left ({fit.headroom_pct:.1f}%)"
+        text = f"{OK} {fit_amount(fit)} ({fit.headroom_pct:.1f}%)"
         return Text(text + (f", {fit.note}" if fit.note else ""), style="green")
-    return Text(f"{DROP} over by {format_bytes(-fit.headroom_bytes)} ({-fit.headroom_pct:.1f}%)", style="red")
+    return Text(f"{DROP} {fit_amount(fit)} ({-fit.headroom_pct:.1f}%)", style="red")
 
 
 def messages_table(result: ProbeResult) -> Table | None:
@@ -95,7 +97,10 @@ def messages_table(result: ProbeResult) -> Table | None:
     table.add_column("frame bytes", justify="right")
     table.add_column("JS .length", justify="right")
     for limit in result.transports:
-        table.add_column(f"{limit.transport.value} (≤ {_bytes(limit.max_accepted)})")
+        shown = _bytes(limit.max_accepted)
+        if limit.limit_unit is LimitUnit.CHARACTERS and limit.max_accepted is not None:
+            shown = f"{limit.max_accepted:,} characters"
+        table.add_column(f"{limit.transport.value} (≤ {shown})")
     for verdict in result.messages:
         table.add_row(*_message_row(verdict))
     return table
@@ -114,6 +119,8 @@ def summary(result: ProbeResult) -> list[RenderableType]:
     for limit in result.transports:
         line = result.summary.get(limit.transport, "")
         out.append(Text("• " + line, style="yellow" if limit.stopped or " - " in line else ""))
+    if result.unit_finding:
+        out.append(Text("• " + result.unit_finding, style="yellow"))
     check = result.stickiness
     if check is not None and not check.broken:
         out.append(Text("• " + check.finding()))

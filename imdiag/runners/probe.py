@@ -7,10 +7,18 @@ server answers (CONNECT_ERROR) only after parsing everything sent before it. Wha
 recorded by ``imdiag.clients.observe`` as an ``Observation``; ``imdiag.core.judge`` decides.
 ``imdiag.core.search.Bisection`` picks the sizes. One connection at a time; nothing here prints
 or sleeps.
+
+Two findings take a few more trials. A close that is no size signal by itself (1000: python-engineio
+under ASGI) becomes one only once it reproduces at the boundary: maxPayload accepted, maxPayload + 1
+closed the same way twice. And once the limit is known with ASCII frames (as many bytes as
+characters), a frame of as many characters holding multi-byte text (more bytes) tells whether the
+limit counts bytes or characters: refused, bytes; accepted, and one character more refused,
+characters.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field, replace
 
@@ -25,7 +33,8 @@ from imdiag.clients.engineio import (
 )
 from imdiag.clients.observe import Outgoing, ProtocolWitness, observe
 from imdiag.core.errors import InputError, TargetError
-from imdiag.core.model import Cause, HttpAnswer, Observation
+from imdiag.core.judge import refusal_of
+from imdiag.core.model import SIZE_CAUSES, Cause, HttpAnswer, Observation
 from imdiag.core.path import STICKINESS_REQUESTS, StickinessCheck, stickiness
 from imdiag.core.probe_explain import (
     advertised_note,
@@ -33,8 +42,15 @@ from imdiag.core.probe_explain import (
     judge_messages,
     probe_recommendations,
     summaries,
+    unit_line,
 )
-from imdiag.core.probe_frames import probe_frame_streamed, smallest_probe_frame
+from imdiag.core.probe_frames import (
+    MULTIBYTE_EXTRA,
+    probe_frame_multibyte,
+    probe_frame_streamed,
+    smallest_probe_chars,
+    smallest_probe_frame,
+)
 from imdiag.core.probe_result import (
     Handshake,
     Outcome,
@@ -45,8 +61,10 @@ from imdiag.core.probe_result import (
     is_diagnosis,
     trial,
 )
+from imdiag.core.quirks import RULES
+from imdiag.core.refusal import WS_MESSAGE_TOO_BIG, Refuser, SizeClose, web_server_limit
 from imdiag.core.search import Bisection, max_trials
-from imdiag.core.wire import EIO_PONG, OpenInfo, Transport
+from imdiag.core.wire import EIO_PONG, LimitUnit, OpenInfo, Streamed, Transport
 
 ACK_ID = 1  # every trial is a fresh connection, so one ack id serves them all
 # Polling holds a GET and sends a POST: two connections per session, one session at a time.
@@ -177,27 +195,45 @@ def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:
     return message
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A trial's probe frame: ``size`` ASCII bytes, or ``size`` characters holding ``multibyte``
+    Chinese characters (a unit trial)."""
+
+    size: int
+    multibyte: int = 0
+
+    def make(self, settings: ProbeSettings, probe_id: str, namespace: str, ack_id: int | None) -> Streamed:
+        kwargs = {"probe_type": settings.probe_type, "probe_id": probe_id, "event": settings.event,
+                  "namespace": namespace, "ack_id": ack_id}
+        if self.multibyte:
+            return probe_frame_multibyte(self.size, self.multibyte, **kwargs)  # type: ignore[arg-type]
+        return probe_frame_streamed(self.size, **kwargs)  # type: ignore[arg-type]
+
+
 async def _trial(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession, settings: ProbeSettings,
-                 size: int, probe_id: str, advertised: int | None, offered: bool, purpose: str) -> Trial:
-    """One trial: fresh connection, one probe frame of ``size`` bytes, the barrier, close.
-    ``offered``: the polling handshake on this URL offers the websocket upgrade."""
+                 wanted: _Frame, probe_id: str, advertised: int | None, offered: bool, purpose: str,
+                 size_close: SizeClose | None = None) -> Trial:
+    """One trial: fresh connection, one probe frame, the barrier, close. ``offered``: the polling
+    handshake on this URL offers the websocket upgrade; ``size_close``: a close established as
+    this transport's size refusal."""
     start = time.monotonic()
+    ack_id = ACK_ID if settings.ack else None
+    frame = wanted.make(settings, probe_id, endpoint.namespace, ack_id)
     try:
         conn = await open_connection(endpoint, transport, session, settings.timeout_s)
     except TargetError as exc:
         obs = Observation(
-            body_bytes=size, connect_error=str(exc), advertised_max_payload=advertised,
+            body_bytes=frame.size, body_chars=frame.chars, connect_error=str(exc), advertised_max_payload=advertised,
             ended_by=exc.answer if isinstance(exc, HandshakeRefused) else None,
             upgrade_offered=transport is Transport.WEBSOCKET and offered,
         )
-        return trial(size, transport, obs, purpose, time.monotonic() - start)
+        return trial(frame.size, transport, obs, purpose, time.monotonic() - start)
     try:
-        ack_id = ACK_ID if settings.ack else None
-        frame = probe_frame_streamed(size, probe_type=settings.probe_type, probe_id=probe_id,
-                                     event=settings.event, namespace=endpoint.namespace, ack_id=ack_id)
         witness = ProtocolWitness(endpoint.namespace)
-        (obs,) = await observe(conn, [Outgoing(frame, ack_id=ack_id)], witness, settings.timeout_s)
-        return trial(size, transport, obs, purpose, time.monotonic() - start)
+        (obs,) = await observe(conn, [Outgoing(frame, ack_id=ack_id)], witness, settings.timeout_s,
+                               size_close=size_close)
+        return trial(frame.size, transport, obs, purpose, time.monotonic() - start)
     finally:
         await conn.close()
 
@@ -212,8 +248,12 @@ class _Search:
     search: Bisection
     start: float = field(default_factory=time.monotonic)
     trials: list[Trial] = field(default_factory=list)
-    finished: bool = False  # the search is over (the readmission or ack check may still run)
+    unit_trials: list[Trial] = field(default_factory=list)
+    finished: bool = False  # the search is over (the unit, readmission or ack check may still run)
     stopped: str = ""  # why it ended early, once finished
+    size_close: SizeClose | None = None  # a normal close established as the size refusal
+    limit_unit: LimitUnit | None = None
+    unit_note: str = ""
 
     def limit(self, stopped: str, readmission: Trial | None = None, ack_control: Trial | None = None,
               diagnosis: Trial | None = None) -> TransportLimit:
@@ -231,6 +271,10 @@ class _Search:
             stopped=stopped,
             diagnosis=diagnosis.cause if diagnosis is not None else None,
             diagnosis_evidence=diagnosis.evidence if diagnosis is not None else "",
+            limit_unit=self.limit_unit,
+            unit_trials=tuple(self.unit_trials),
+            unit_note=self.unit_note,
+            size_close=self.size_close,
         )
 
 
@@ -272,6 +316,7 @@ def _result(settings: ProbeSettings, handshake: Handshake, limits: list[Transpor
         interrupted=interrupted,
         stickiness=check,
         summary=summaries(limits, handshake, check),
+        unit_finding=unit_line(limits),
         recommendations=probe_recommendations(settings.messages, settings.message_profile, limits, handshake),
     )
 
@@ -290,31 +335,140 @@ def _not_measured(transport: Transport, smallest: int, settings: ProbeSettings, 
     )
 
 
+def _normal_close(result: Trial) -> int | None:
+    """The close code of a trial that ended with a close that is no size signal by itself."""
+    obs = result.observation
+    if result.outcome is not Outcome.INCONCLUSIVE or obs.http_status is not None or obs.connect_error:
+        return None
+    code = obs.close_code
+    return code if code is not None and code != WS_MESSAGE_TOO_BIG else None
+
+
+def _refusers_with(code: int) -> str:
+    """Who is known to refuse a frame over its limit with this close code (the server rules)."""
+    names = sorted({r.refuser for r in RULES.values() if r.close == code and r.refuser})
+    return " / ".join(names) or "the master"
+
+
+class _Measurement:
+    """One transport's search to the byte, then what its limit counts; trials one at a time."""
+
+    def __init__(self, endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
+                 settings: ProbeSettings, advertised: int | None, offered: bool, state: _Search):
+        self.endpoint, self.transport, self.session, self.settings = endpoint, transport, session, settings
+        self.advertised, self.offered, self.state = advertised, offered, state
+        self._ids = itertools.count(1)
+
+    async def run(self, frame: _Frame | int, purpose: str, size_close: SizeClose | None = None) -> Trial:
+        wanted = frame if isinstance(frame, _Frame) else _Frame(frame)
+        probe_id = _probe_id(self.transport, next(self._ids) % 1000)  # fixed width: sizes stay exact
+        result = await _trial(self.endpoint, self.transport, self.session, self.settings, wanted, probe_id,
+                              self.advertised, self.offered, purpose, size_close or self.state.size_close)
+        if purpose == "unit":
+            self.state.unit_trials.append(result)
+        elif purpose not in ("readmission", "ack-control"):
+            self.state.trials.append(result)
+        return result
+
+    async def normal_close_refusal(self, size: int, code: int) -> bool:
+        """A close ``code`` at ``size``, twice: a size refusal only if it reproduces at the boundary,
+        consistent with the advertised maxPayload (maxPayload accepted, maxPayload + 1 closed with
+        ``code`` twice). Runs what is missing of those trials; True once established, and then every
+        trial closed so is judged again as the refusal it is."""
+        advertised, search = self.advertised, self.state.search
+        if advertised is None or size <= advertised or not search.lo < advertised < search.hi:
+            return False
+        if search.result.max_accepted < advertised:
+            at = await self.run(advertised, "boundary")
+            if at.outcome is not Outcome.ACCEPTED:
+                return False
+            search.record(advertised, True)
+        if size != advertised + 1:
+            for _ in range(2):
+                if _normal_close(await self.run(advertised + 1, "boundary")) != code:
+                    return False
+            search.record(advertised + 1, False)
+        evidence = (f"reproduced at the boundary: {advertised:,} B accepted, {advertised + 1:,} B closed with {code} "
+                    f"twice, at the advertised maxPayload {advertised:,} B")
+        size_close = self.state.size_close = SizeClose(code, LimitUnit.BYTES, _refusers_with(code), evidence)
+        trials = self.state.trials
+        for i, t in enumerate(trials):
+            if _normal_close(t) == code:
+                trials[i] = trial(t.size, t.transport, replace(t.observation, size_close=size_close), t.purpose,
+                                  t.seconds)
+        return True
+
+    async def find_unit(self) -> None:
+        """After the limit L was found with ASCII frames: a frame of L characters that holds
+        multi-byte text (more bytes than L). Refused the way L + 1 was: the limit counts bytes.
+        Accepted: a frame of L + 1 such characters must be refused, and the limit counts characters."""
+        state, limit = self.state, self.state.limit("")
+        largest, failure = limit.max_accepted, limit.failure
+        if largest is None or failure is None or not limit.exact:
+            state.unit_note = "not told: the limit was not measured to the byte"
+            return
+        settings = self.settings
+        head = smallest_probe_chars(probe_type=settings.probe_type, probe_id=_probe_id(self.transport, 0),
+                                    event=settings.event, namespace=self.endpoint.namespace,
+                                    ack_id=ACK_ID if settings.ack else None)
+        # Enough multi-byte characters that the frame is well over L in bytes, within --max-bytes.
+        multibyte = min(largest + 1 - head, largest // 4, (settings.max_bytes - largest - 1) // MULTIBYTE_EXTRA)
+        if multibyte < 1:
+            state.unit_note = f"not told: no multi-byte frame fits under --max-bytes {settings.max_bytes:,} B"
+            return
+        refused_by = failure.refused_by
+        at = await self.run(_Frame(largest, multibyte), "unit")
+        if at.outcome is Outcome.REJECTED and at.refused_by is refused_by:
+            state.limit_unit = LimitUnit.BYTES
+            state.unit_note = (f"a frame of {largest:,} characters holding {multibyte:,} Chinese ones ({at.size:,} B) "
+                               f"was refused as {largest + 1:,} B was: the limit counts bytes")
+            return
+        if at.outcome is not Outcome.ACCEPTED:
+            state.unit_note = f"not told: the multi-byte frame of {largest:,} characters ({at.size:,} B): {at.evidence}"
+            return
+        # It took more bytes than its limit: only characters can be counted. One more is refused?
+        counted = replace(state.size_close, unit=LimitUnit.CHARACTERS) if state.size_close else None
+        over = await self.run(_Frame(largest + 1, multibyte), "unit", counted)
+        if over.outcome is Outcome.REJECTED and over.cause in SIZE_CAUSES:
+            state.limit_unit, state.size_close = LimitUnit.CHARACTERS, counted
+            state.unit_note = (f"a frame of {largest:,} characters holding {multibyte:,} Chinese ones ({at.size:,} B) "
+                               f"was accepted, one of {largest + 1:,} characters ({over.size:,} B) refused: the limit "
+                               f"counts characters")
+            return
+        state.unit_note = (f"not told: {at.size:,} B of {largest:,} characters were accepted, and {over.size:,} B of "
+                           f"{largest + 1:,} characters: {over.evidence}")
+
+    def hint(self, result: Trial) -> None:
+        """A web server that names its own limit in its close reason (uvicorn): try that size next."""
+        refusal = refusal_of(result.observation) if result.outcome is Outcome.REJECTED else None
+        named = web_server_limit(refusal.body) if refusal is not None and refusal.by is Refuser.WEB_SERVER else None
+        if named is not None:
+            self.state.search.hint(named[1])
+
+
 async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
                    settings: ProbeSettings, advertised: int | None, offered: bool, smallest: int,
-                   progress: ProbeProgress, *, lo: int | None = None) -> TransportLimit:
-    """The transport's limit, to the byte. ``lo``: a size already known to pass (the search starts above it)."""
+                   progress: ProbeProgress, *, lo: int | None = None, unit: bool = True) -> TransportLimit:
+    """The transport's limit, to the byte, and (``unit``) what it counts. ``lo``: a size already known
+    to pass (the search starts above it)."""
     guess = advertised if settings.guess_advertised and lo is None else None
     search = Bisection(max(smallest - 1, lo or 0), settings.max_bytes, guess=guess)
     state = progress.current = _Search(transport, smallest, settings.max_bytes, search)
-    trials = state.trials
+    measurement = _Measurement(endpoint, transport, session, settings, advertised, offered, state)
     stopped = ""
     diagnosis: Trial | None = None
-
-    async def run_trial(size: int, purpose: str) -> Trial:
-        probe_id = _probe_id(transport, len(trials) + 1)
-        result = await _trial(endpoint, transport, session, settings, size, probe_id, advertised, offered, purpose)
-        if purpose not in ("readmission", "ack-control"):
-            trials.append(result)
-        return result
 
     for _ in range(max_trials(search.lo, search.hi)):  # the machine's own bound; a guard, not a wait
         size = search.next_size()
         if size is None:
             break
-        result = await run_trial(size, "search")
+        result = await measurement.run(size, "search")
         if result.outcome is Outcome.INCONCLUSIVE and not is_diagnosis(result.cause):
-            result = await run_trial(size, "retry")  # once: a second silence is an answer, not bad luck
+            first = result
+            result = await measurement.run(size, "retry")  # once: a second silence is an answer, not bad luck
+            code = _normal_close(first)
+            if code is not None and _normal_close(result) == code and await measurement.normal_close_refusal(size, code):
+                result = next(t for t in reversed(state.trials) if t.size == size)  # judged again: refused
         if result.outcome is Outcome.INCONCLUSIVE:
             if is_diagnosis(result.cause):  # the path's fault, not the size's: diagnosed, never measured from it
                 diagnosis = result
@@ -323,21 +477,24 @@ async def _measure(endpoint: Endpoint, transport: Transport, session: aiohttp.Cl
                 stopped = f"the {size:,} B trial was inconclusive twice: {result.evidence}"
             break
         search.record(size, result.outcome is Outcome.ACCEPTED)
+        measurement.hint(result)
     found = search.result
     if found.contradiction:
         stopped = f"the server does not behave like one size limit: {found.contradiction}"
     elif not stopped and not found.done:
         stopped = f"no answer after {found.trials} trials"
     state.finished, state.stopped = True, stopped
+    if unit and not stopped:
+        await measurement.find_unit()
     readmission = None
-    if any(t.outcome is Outcome.REJECTED for t in trials):
+    if any(t.outcome is Outcome.REJECTED for t in state.trials):
         # Does the server let the client back in after refusing it? A new connection, a small probe.
-        readmission = await run_trial(smallest, "readmission")
+        readmission = await measurement.run(smallest, "readmission")
     limit = state.limit(stopped, readmission, diagnosis=diagnosis)
-    if settings.ack and trials and not limit.acked and not limit.readmitted and diagnosis is None:
+    if settings.ack and state.trials and not limit.acked and not limit.readmitted and diagnosis is None:
         # Not one ack: is a probe lost, or does the master not acknowledge this event at all?
         # The smallest probe on a new connection tells which (an accepted readmission already did).
-        limit = state.limit(stopped, readmission, await run_trial(smallest, "ack-control"))
+        limit = state.limit(stopped, readmission, await measurement.run(smallest, "ack-control"))
     progress.limits.append(limit)
     progress.current = None
     return limit
@@ -383,4 +540,4 @@ async def pin_limit(settings: ProbeSettings, transport: Transport, advertised: i
     endpoint = endpoint_for(settings)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS)) as session:
         return await _measure(endpoint, transport, session, settings, advertised, False, smallest, ProbeProgress(),
-                              lo=max(accepted, smallest - 1))
+                              lo=max(accepted, smallest - 1), unit=False)

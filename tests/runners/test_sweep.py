@@ -1,4 +1,4 @@
-"""`--master python|node|both`: the same sweep against both real servers, and clean process handling."""
+"""`--master python|node|asgi|both|all`: the same sweep against the real servers, and clean process handling."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from imdiag.core.findings import disagreements
+from imdiag.core.findings import boundary_rows, disagreements
 from imdiag.core.model import Cause, Cell
-from imdiag.core.plan import SweepSettings
-from imdiag.core.wire import Transport
+from imdiag.core.plan import MASTER_CHOICES, SweepSettings
+from imdiag.core.refusal import Refuser
+from imdiag.core.wire import LimitUnit, Transport
 from imdiag.runners.sweep import run_sweep
 
 from ..helpers import TIMEOUT
@@ -29,12 +30,12 @@ def _cells(cells: list[Cell], master: str, transport: Transport, label: str) -> 
     return [c for c in cells if (c.master, c.transport, c.label) == (master, transport, label)]
 
 
-async def test_boundary_cells_on_both_masters():
+async def test_boundary_cells_on_all_masters():
     cells: list[Cell] = []
     settings = SweepSettings(limits=(LIMIT,), sizes=(1_000,), types=("worker:heartbeat", "worker:messages:update"),
-                             masters=("python", "node"), namespace="/worker", timeout_s=TIMEOUT)
+                             masters=MASTER_CHOICES["all"], namespace="/worker", timeout_s=TIMEOUT)
     report = await run_sweep(settings, cells)
-    assert {c.master for c in report.cells} == {"python", "node"}
+    assert {c.master for c in report.cells} == {"python", "node", "asgi"}
 
     def verdicts(master: str, transport: Transport) -> dict[str, tuple[bool, Cause | None]]:
         return {label: (c.delivered, c.cause) for label in ("L-1", "L", "L+1")
@@ -52,9 +53,27 @@ async def test_boundary_cells_on_both_masters():
     assert node_ws.observed.close_code == 1009
     assert _cells(cells, "node", Transport.POLLING, "L+1")[0].observed.http_status == 413
     assert _cells(cells, "python", Transport.POLLING, "L+1")[0].observed.http_status == 400
-    # The disagreement list holds exactly the frames of L bytes over websocket.
-    pairs = disagreements(cells)
-    assert [(a.transport, a.label) for a, _ in pairs] == [(Transport.WEBSOCKET, "L")]
+    # ASGI: websocket counts characters, so its boundary frames are L-1, L, L+1 characters (more bytes);
+    # refused with a normal close. Polling counts bytes, like the others.
+    assert verdicts("asgi", Transport.WEBSOCKET) == {"L-1": (True, None), "L": (True, None), "L+1": oversize}
+    assert verdicts("asgi", Transport.POLLING) == {"L-1": (True, None), "L": (True, None), "L+1": oversize}
+    at_limit = _cells(cells, "asgi", Transport.WEBSOCKET, "L")[0]
+    assert at_limit.limit_unit is LimitUnit.CHARACTERS and at_limit.message_chars == LIMIT < at_limit.message_bytes
+    assert at_limit.predicted_delivered is True
+    over = _cells(cells, "asgi", Transport.WEBSOCKET, "L+1")[0]
+    assert over.observed.close_code == 1000 and over.refused_by is Refuser.MASTER
+    assert "closed the websocket with 1000 (Normal Closure)" in over.evidence
+    assert "no 1009: python-engineio under ASGI" in over.evidence
+    assert _cells(cells, "asgi", Transport.POLLING, "L+1")[0].observed.http_status == 400
+    rows = {(r.master, r.transport): r for r in boundary_rows(cells)}
+    assert rows[("asgi", Transport.WEBSOCKET)].limit_text == f"{LIMIT:,} characters"
+    assert rows[("asgi", Transport.WEBSOCKET)].largest_delivered > LIMIT  # in bytes
+    assert rows[("asgi", Transport.POLLING)].largest_delivered == LIMIT
+    # The disagreements: the frames of L bytes over websocket, python refusing, node taking them (the
+    # ASGI master got frames of L characters instead: not the same frames).
+    found = disagreements(cells)
+    assert [{m: (c.transport, c.label, c.delivered) for m, c in d.items()} for d in found] == [
+        {"python": (Transport.WEBSOCKET, "L", False), "node": (Transport.WEBSOCKET, "L", True)}]
 
 
 async def test_python_polling_loss_is_a_decode_error_not_oversize():
@@ -63,8 +82,8 @@ async def test_python_polling_loss_is_a_decode_error_not_oversize():
                              transports=(Transport.POLLING,), masters=("python", "node"), boundary=False,
                              timeout_s=TIMEOUT)
     await run_sweep(settings, cells)
-    python = [c for c in cells if c.master == "python" and c.label == "ladder"][0]
-    node = [c for c in cells if c.master == "node" and c.label == "ladder"][0]
+    python = next(c for c in cells if c.master == "python" and c.label == "ladder")
+    node = next(c for c in cells if c.master == "node" and c.label == "ladder")
     assert node.delivered
     assert not python.delivered and python.cause is Cause.SERVER_DECODE_ERROR
     assert python.predicted_delivered is True and python.disagrees
