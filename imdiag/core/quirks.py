@@ -128,6 +128,20 @@ def predicts_delivered(server: str, transport: Transport, limit: int, *, n_bytes
                for web in web_server_limits(server, transport))
 
 
+def unit_notes(server: str) -> list[str]:
+    """What differs from a plain byte limit on this server: a transport that counts characters, a
+    web server's own limit (``websocket counts characters (closed with 1000)``)."""
+    out = []
+    for (name, transport), limit_rule in RULES.items():
+        if name == server and limit_rule.unit is LimitUnit.CHARACTERS:
+            closed = f", closed with {limit_rule.close}" if limit_rule.close is not None else ""
+            out.append(f"{transport.value} counts characters{closed}")
+    for (name, transport), limits in WEB_SERVER_LIMITS.items():
+        if name == server:
+            out += [f"{w.web_server}'s {w.setting} {w.limit:,} B on {transport.value}" for w in limits]
+    return out
+
+
 def version_drift(versions_by_server: Iterable[tuple[str, Mapping[str, str]]],
                   reference: Mapping[str, Mapping[str, str]] | None = None) -> str | None:
     """One line when a master ran other versions than the README's figures came from, else None.

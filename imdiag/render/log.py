@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from imdiag.core.entries import Arrival, Connect, Disconnect, Entry, ServerError
 from imdiag.core.model import MasterInfo
+from imdiag.core.quirks import unit_notes
 
 
 def master_banner(info: MasterInfo) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info.versions.items())
+    notes = "".join(f"; {note}" for note in unit_notes(info.server))
     return (
         f"{info.server} reference master listening on {info.url}{info.path} namespace {info.namespace} "
-        f"maxHttpBufferSize {info.limit:,} B ({versions}). Point a worker at "
+        f"maxHttpBufferSize {info.limit:,} B{notes} ({versions}). Point a worker at "
         f"{info.url}{'' if info.namespace == '/' else info.namespace}. Ctrl-C stops."
     )
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from imdiag.masters.asgi import AsgiMaster
 from imdiag.masters.python import PythonMaster
 
 from ..helpers import (
@@ -53,6 +54,33 @@ async def test_cli_prints_the_probe_and_writes_the_json_report(tmp_path):
     assert "49,999 B" in html and "close 1009" in html and "HTTP 400" in html and "secret" not in html
     trials = len(report["transports"]["websocket"]["trial_log"]) + len(report["transports"]["polling"]["trial_log"])
     assert html.count('<td class="v ') == trials
+
+
+async def test_cli_on_the_asgi_master_finds_each_limit_and_what_it_counts(tmp_path):
+    """python-socketio under uvicorn: websocket counts characters and refuses with a normal close,
+    polling counts bytes. Both exact, exit 0."""
+    out = tmp_path / "probe.json"
+    async with AsgiMaster(limit=10_000, namespace=NS) as master:
+        code, stdout, stderr = await run_cli("--url", master.url + NS, "--json", str(out))
+    assert code == 0, stderr
+    report = json.loads(out.read_text())
+    ws, polling = report["transports"]["websocket"], report["transports"]["polling"]
+    for transport in (ws, polling):
+        assert (transport["max_accepted_frame_bytes"], transport["first_rejected_frame_bytes"]) == (10_000, 10_001)
+        assert transport["exact"] and transport["failure"]["cause"] == "oversize-close"
+        assert transport["failure"]["refused_by"] == "master"
+    assert ws["limit_unit"] == "characters" and polling["limit_unit"] == "bytes"
+    assert ws["failure"]["close_code"] == 1000 and polling["failure"]["http_status"] == 400
+    assert "closed the websocket with 1000 (Normal Closure)" in ws["failure"]["evidence"]
+    assert "no 1009: python-engineio under ASGI" in ws["failure"]["evidence"]
+    assert ws["size_close"]["code"] == 1000 and "reproduced at the boundary" in ws["size_close"]["evidence"]
+    units = [t for t in ws["trial_log"] if t["purpose"] == "unit"]
+    assert [(t["chars"], t["outcome"]) for t in units] == [(10_000, "accepted"), (10_001, "rejected")]
+    assert units[0]["size"] > 10_000  # more bytes than the limit, taken: characters are counted
+    assert report["unit_finding"] == (
+        "this master counts characters on websocket, not bytes: Chinese text fits up to 3x more bytes than "
+        "ASCII, emoji 4x; polling counts bytes, so a client that falls back to polling loses what websocket carried")
+    assert "counts characters on websocket" in " ".join(stdout.split())
 
 
 async def test_cli_namespace_refused_is_one_line():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from imdiag.core.catalog import TYPE_NAMES, Catalog, message_type
 from imdiag.core.errors import InputError
-from imdiag.core.wire import Encoder, encode_json, event_frame, measure
+from imdiag.core.wire import Encoder, LimitUnit, code_points, encode_json, event_frame, measure
 
 CATALOG = Catalog(seed=7)
 
@@ -100,3 +100,21 @@ def test_planning_a_16mb_message_makes_none_of_its_bytes():
         tracemalloc.stop()
     assert all(p.size.frame_bytes == 16_000_000 for p in parts)
     assert peak < 4_000_000, peak  # a few item lists' worth, not 16 MB
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    type_name=st.sampled_from(["worker:data:sync", "worker:messages:update", "worker:heartbeat"]),
+    encoder=st.sampled_from(list(Encoder)),
+    target=st.integers(600, 2_000_000),
+    namespace=st.sampled_from(["/", "/wörker"]),
+)
+def test_sized_in_characters_hits_the_target_in_code_points(type_name, encoder, target, namespace):
+    """For a master whose limit counts characters (python-engineio under ASGI): L-1, L, L+1 characters."""
+    message = CATALOG.sized(type_name, target, encoder, namespace=namespace, unit=LimitUnit.CHARACTERS)
+    frame = event_frame(message.data, encoder=encoder, namespace=namespace)
+    assert len(frame.decode()) == target == message.size.frame_chars == code_points(frame)
+    assert len(frame) == message.size.frame_bytes >= target  # the items' Chinese text is more bytes
+    obj = message.obj()
+    assert message.size == measure(message.text, encoder=encoder, namespace=namespace,
+                                   node_json=encode_json(obj, Encoder.NODE))

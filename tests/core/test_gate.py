@@ -117,6 +117,7 @@ def test_wildcards_and_master_selectors():
     assert not run("*@1MB:websocket=delivered").passed
     assert run("worker:heartbeat@*:*:python=delivered").passed
     assert not run("worker:heartbeat@*:*:node=delivered").passed  # no node cells: matched nothing
+    assert parse_rule("worker:heartbeat@*:*:asgi=delivered").master == "asgi"
 
 
 def test_rules_skip_synthetic_frames_unless_labelled():

@@ -1,10 +1,13 @@
 """judge(): each observation kind gives its verdict and cause, with the evidence in words."""
 
+from dataclasses import replace
+
 import pytest
 
 from imdiag.core.judge import judge
 from imdiag.core.model import SIZE_CAUSES, Barrier, Cause, HttpAnswer, Observation
-from imdiag.core.refusal import Refuser
+from imdiag.core.refusal import Refuser, SizeClose
+from imdiag.core.wire import LimitUnit
 
 
 def test_ledger_decides_delivered_even_if_the_connection_closed_after():
@@ -141,3 +144,29 @@ def test_timeout_and_unknown_stay_what_they_are():
     assert judge(Observation(body_bytes=10, barrier=Barrier.TIMEOUT)).cause is Cause.TIMEOUT
     v = judge(Observation(body_bytes=10, barrier=Barrier.PASSED))
     assert v.cause is Cause.UNKNOWN and "logged no error" in v.evidence
+
+
+ASGI_CLOSE = SizeClose(1000, LimitUnit.CHARACTERS, "python-engineio under ASGI")
+
+
+def test_a_normal_close_is_a_size_refusal_only_where_established_and_over_max_payload():
+    closed = Observation(body_bytes=30_100, body_chars=10_062, close_code=1000, closed=True,
+                         advertised_max_payload=10_000)
+    # Without the server's rule (or the probe's boundary), a close 1000 is no size signal.
+    assert judge(closed).cause is Cause.CONNECTION_CLOSED
+    v = judge(replace(closed, size_close=ASGI_CLOSE))
+    assert (v.cause, v.refused_by) == (Cause.OVERSIZE_CLOSE, Refuser.MASTER)
+    assert "closed the websocket with 1000 (Normal Closure)" in v.evidence
+    assert "no 1009: python-engineio under ASGI refuses so, 10,062 characters > maxPayload 10,000" in v.evidence
+    # Within maxPayload in the server's unit (29,900 B are 9,994 characters), or another code: no refusal.
+    within = replace(closed, body_bytes=29_900, body_chars=9_994, size_close=ASGI_CLOSE)
+    assert judge(within).cause is Cause.CONNECTION_CLOSED
+    assert judge(replace(closed, close_code=1001, size_close=ASGI_CLOSE)).cause is Cause.CONNECTION_CLOSED
+    assert judge(replace(closed, advertised_max_payload=None, size_close=ASGI_CLOSE)).cause is Cause.CONNECTION_CLOSED
+
+
+def test_uvicorns_1009_is_refused_by_the_masters_web_server():
+    v = judge(Observation(body_bytes=16_777_217, close_code=1009, closed=True, advertised_max_payload=20_000_000,
+                          close_reason="Message exceeds the maximum size (16777216 bytes)"))
+    assert (v.cause, v.refused_by) == (Cause.OVERSIZE_CLOSE, Refuser.WEB_SERVER)
+    assert "the master's web server (uvicorn)" in v.evidence and "16,777,216 bytes" in v.evidence

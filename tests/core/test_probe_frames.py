@@ -4,10 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imdiag.core.probe_frames import (
+    MULTIBYTE_EXTRA,
     PAD_PIECE_BYTES,
     PROBE_TYPE,
     probe_frame,
+    probe_frame_multibyte,
     probe_frame_streamed,
+    smallest_probe_chars,
     smallest_probe_frame,
 )
 
@@ -27,3 +30,16 @@ def test_a_streamed_probe_frame_is_the_probe_frame(extra, namespace, ack_id):
     assert streamed.size == size and b"".join(pieces) == probe_frame(size, **names)
     assert max(map(len, pieces)) <= PAD_PIECE_BYTES
     assert list(streamed.pieces()) == pieces  # each call starts from the first byte
+
+
+@settings(max_examples=40, deadline=None)
+@given(extra=st.integers(0, 3 * PAD_PIECE_BYTES), share=st.floats(0, 1), namespace=st.sampled_from(["/", "/wörker"]))
+def test_a_multibyte_probe_frame_has_the_characters_asked_and_more_bytes(extra, share, namespace):
+    names = {"probe_type": PROBE_TYPE, "probe_id": "p7", "event": "message", "namespace": namespace}
+    chars = smallest_probe_chars(**names) + extra
+    multibyte = int(extra * share)
+    frame = probe_frame_multibyte(chars, multibyte, **names)
+    data = b"".join(frame.pieces())
+    assert len(data.decode()) == chars == frame.chars and len(data) == frame.size
+    # Each Chinese character is MULTIBYTE_EXTRA bytes more than the ASCII probe frame of as many characters.
+    assert frame.size == smallest_probe_frame(**names) + extra + MULTIBYTE_EXTRA * multibyte

@@ -1,9 +1,9 @@
 """A probe's trials without a server: only size signals refuse, only answers accept; the explanations."""
 
 from imdiag.core.model import Ack, Barrier, Observation
-from imdiag.core.probe_explain import explain_failure
-from imdiag.core.probe_result import Outcome, TransportLimit, Trial, trial
-from imdiag.core.wire import Transport
+from imdiag.core.probe_explain import explain_failure, fit, fit_amount, unit_line
+from imdiag.core.probe_result import Outcome, SizedMessage, TransportLimit, Trial, trial
+from imdiag.core.wire import Encoder, LimitUnit, Transport
 
 WS, POLLING = Transport.WEBSOCKET, Transport.POLLING
 
@@ -71,3 +71,22 @@ def test_ack_explanations_say_lost_only_when_the_master_acknowledges_at_all():
     assert "could not be checked" in explain_failure(unknown, ack=True) and unknown.lost == ()
     # Nothing over --max-bytes was sent: agreement with maxPayload is not claimed either way.
     assert lost.agrees_with(200_000) is None and lost.agrees_with(150_000) is False
+
+
+def test_what_the_limit_counts_is_said_with_what_follows_and_messages_fit_in_that_unit():
+    accepted = judged(10_000, WS, barrier=Barrier.PARSED)
+    refused = judged(10_001, WS, close_code=1009, closed=True, barrier=Barrier.CLOSED)
+    ws = TransportLimit(WS, 80, 16 * 2**20, (accepted, refused), 10_000, 10_001, limit_unit=LimitUnit.CHARACTERS)
+    polling = TransportLimit(POLLING, 80, 16 * 2**20, (accepted, refused), 10_000, 10_001, limit_unit=LimitUnit.BYTES)
+    assert unit_line([ws, polling]) == (
+        "this master counts characters on websocket, not bytes: Chinese text fits up to 3x more bytes than ASCII, "
+        "emoji 4x; polling counts bytes, so a client that falls back to polling loses what websocket carried")
+    assert unit_line([polling]) == ""
+    # 29,900 B of Chinese text are 9,994 characters: it fits the characters limit, not the bytes one.
+    message = SizedMessage(0, "worker:data:sync", "message", "/", Encoder.NODE, 29_900, 29_870, 9_980,
+                           frame_chars=9_994)
+    on_ws, on_polling = fit(message, ws), fit(message, polling)
+    assert (on_ws.fits, on_ws.unit, on_ws.headroom, on_ws.headroom_bytes) == (True, LimitUnit.CHARACTERS, 6, None)
+    assert fit_amount(on_ws) == "6 characters left"
+    assert (on_polling.fits, on_polling.headroom_bytes) == (False, -19_900)
+    assert fit_amount(on_polling) == "over by 19,900 B"

@@ -2,7 +2,8 @@
 
 import pytest
 
-from imdiag.core.refusal import ENGINEIO_ERRORS, Refuser, close_refusal, http_refusal
+from imdiag.core.refusal import ENGINEIO_ERRORS, Refuser, SizeClose, close_refusal, http_refusal, web_server_limit
+from imdiag.core.wire import LimitUnit
 
 NGINX_413 = ("<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 "
              "Request Entity Too Large</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n</html>\r\n")
@@ -73,3 +74,27 @@ def test_a_close_1009_is_the_masters_only_at_or_over_its_max_payload():
     assert close_refusal(1009, "", 999_999, 1_000_000).by is Refuser.UNKNOWN
     assert close_refusal(1009, "", 5, None).by is Refuser.UNKNOWN
     assert close_refusal(1011, "", 5, 1).by is Refuser.UNKNOWN
+
+
+@pytest.mark.parametrize("reason, server, limit", [
+    ("Message exceeds the maximum size (16777216 bytes)", "uvicorn", 16_777_216),  # uvicorn's wsproto protocol
+    ("frame with 16777217 bytes exceeds limit of 16777216 bytes", "websockets", 16_777_216),  # websockets >= 14
+    ("frame after reading 1048576 bytes exceeds limit of 1048576 bytes", "websockets", 1_048_576),
+])
+def test_a_web_servers_own_close_reason_names_it_and_its_limit(reason, server, limit):
+    assert web_server_limit(reason) == (server, limit)
+    # Whatever the master advertises: its web server refused before it.
+    for advertised in (None, 1_000, 20_000_000):
+        refusal = close_refusal(1009, reason, limit + 1, advertised)
+        assert (refusal.by, refusal.server) == (Refuser.WEB_SERVER, server)
+        assert refusal.party() == f"the master's web server ({server})"
+    assert close_refusal(1000, reason, limit + 1, None).by is Refuser.UNKNOWN  # only with a 1009
+    assert web_server_limit("Max payload size exceeded") is None
+
+
+def test_a_normal_close_names_the_master_only_with_its_established_rule():
+    rule = SizeClose(1000, LimitUnit.CHARACTERS, "python-engineio under ASGI")
+    assert close_refusal(1000, "", 30_100, 10_000).by is Refuser.UNKNOWN
+    assert close_refusal(1000, "", 30_100, 10_000, frame_chars=10_062, size_close=rule).by is Refuser.MASTER
+    assert close_refusal(1000, "", 29_900, 10_000, frame_chars=9_994, size_close=rule).by is Refuser.UNKNOWN
+    assert close_refusal(1000, "", 30_100, 10_000, size_close=rule).by is Refuser.UNKNOWN  # characters unknown

@@ -92,3 +92,20 @@ def test_any_threshold_is_found_exactly_within_the_bound(lo, span, threshold, st
     expected_ok = min(max(last_ok, lo), hi)
     assert result.max_accepted == expected_ok
     assert result.first_rejected == (expected_ok + 1 if expected_ok < hi else None)
+
+
+def test_a_limit_the_server_names_is_tried_next():
+    """uvicorn names its limit in its close reason: after the first refusal, 2 trials pin it."""
+    machine = Bisection(100, 17 * 2**20)
+    assert machine.next_size() == (100 + 17 * 2**20 + 1) // 2  # no guess: bisection
+    machine = Bisection(100, 17 * 2**20, guess=17 * 2**20)
+    first = machine.next_size()
+    machine.record(first, False)
+    machine.hint(16_777_216)
+    assert machine.next_size() == 16_777_216
+    machine.record(16_777_216, True)
+    assert machine.next_size() == 16_777_217
+    machine.record(16_777_217, False)
+    assert machine.next_size() is None and machine.result.max_accepted == 16_777_216
+    machine.hint(5)  # known already: nothing changes
+    assert machine.next_size() is None

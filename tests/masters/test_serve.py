@@ -36,16 +36,18 @@ async def test_a_real_python_socketio_worker_is_recorded(transport):
     assert [e for e in master.ledger.entries if isinstance(e, Arrival)] == [arrival]
 
 
-def test_fake_master_cli_logs_arrivals_live():
+@pytest.mark.parametrize("kind", ["python", "asgi"])
+def test_fake_master_cli_logs_arrivals_live(kind):
     env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0", "--limit", "1MB",
-                             "--namespace", "/worker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--master", kind, "--port", "0",
+                             "--limit", "1MB", "--namespace", "/worker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
     try:
         banner = proc.stdout.readline()
         url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner)
         assert url, banner
-        assert "maxHttpBufferSize 1,000,000 B" in banner
+        assert "maxHttpBufferSize 1,000,000 B" in banner and banner.startswith(f"{kind} reference master")
+        assert ("websocket counts characters, closed with 1000" in banner) is (kind == "asgi")
 
         async def emit() -> None:
             client = socketio.AsyncClient()

@@ -7,12 +7,16 @@ import json
 import pytest
 from aiohttp import web
 
+from imdiag.core.errors import ExitCode
+from imdiag.core.judge import refusal_of
 from imdiag.core.model import Cause
 from imdiag.core.probe_frames import PROBE_TYPE
-from imdiag.core.probe_result import Outcome, ProbeSettings, TransportLimit
-from imdiag.core.quirks import RULES
+from imdiag.core.probe_result import Outcome, ProbeSettings, TransportLimit, exit_code
+from imdiag.core.quirks import RULES, web_server_limits
+from imdiag.core.refusal import Refuser
 from imdiag.core.search import max_trials
-from imdiag.core.wire import Encoder, Transport, encode_json, measure
+from imdiag.core.wire import Encoder, LimitUnit, Transport, encode_json, measure
+from imdiag.masters.asgi import AsgiMaster
 from imdiag.masters.ledger import Arrival
 from imdiag.masters.python import PythonMaster
 from imdiag.render.json_report import probe_to_dict
@@ -133,9 +137,9 @@ async def test_messages_are_judged_against_the_measured_limits(tmp_path):
         assert fit.fits is False and fit.headroom_bytes == limits[fit.transport].max_accepted - frames[1] < 0
 
 
-def engineio_ws_server(*, enforced: int, advertised: int | None):
-    """A websocket-only Socket.IO endpoint of our own: it refuses frames over ``enforced`` with
-    1009 whatever it advertises, answers namespace CONNECTs, and never acknowledges events."""
+def engineio_ws_server(*, enforced: int, advertised: int | None, close_code: int = 1009):
+    """A websocket-only Socket.IO endpoint of our own: it refuses frames over ``enforced`` bytes with
+    ``close_code`` whatever it advertises, answers namespace CONNECTs, and never acknowledges events."""
     open_info = {"sid": "s1", "upgrades": [], "pingInterval": 25000, "pingTimeout": 20000}
     if advertised is not None:
         open_info["maxPayload"] = advertised
@@ -146,7 +150,7 @@ def engineio_ws_server(*, enforced: int, advertised: int | None):
         await ws.send_str("0" + json.dumps(open_info))
         async for msg in ws:
             if len(msg.data.encode()) > enforced:
-                await ws.close(code=1009)
+                await ws.close(code=close_code)
                 break
             if msg.data.startswith("40" + NS):
                 await ws.send_str(f'40{NS},{{"sid":"n1"}}')
@@ -197,3 +201,53 @@ async def test_ack_with_nothing_refused_checks_acks_with_the_smallest_probe():
     report = probe_to_dict(result)["transports"]["websocket"]
     assert report["master_acknowledged"] is False and report["lost_frame_bytes"] == []
     assert report["trial_log"][-1]["purpose"] == "ack-control"
+
+
+async def test_a_normal_close_at_the_boundary_is_a_size_refusal_and_elsewhere_inconclusive():
+    """A close 1000 is a size signal only when it reproduces at the advertised maxPayload: accepted
+    there, closed one byte over, twice."""
+    async with engineio_ws_server(enforced=50_000, advertised=50_000, close_code=1000) as url:
+        result = await probe(ProbeSettings(url=url + NS, transports=(Transport.WEBSOCKET,), timeout_s=TIMEOUT))
+    (limit,) = result.transports
+    assert (limit.max_accepted, limit.first_rejected) == (50_000, 50_001) and limit.exact
+    assert exit_code(result) is ExitCode.OK
+    assert [(t.size, t.purpose, t.outcome) for t in limit.trials] == [
+        (50_000, "search", Outcome.ACCEPTED), (50_001, "search", Outcome.REJECTED), (50_001, "retry", Outcome.REJECTED)]
+    failure = limit.failure
+    assert failure is not None and failure.cause is Cause.OVERSIZE_CLOSE and failure.refused_by is Refuser.MASTER
+    assert "closed the websocket with 1000 (Normal Closure)" in failure.evidence and "no 1009" in failure.evidence
+    assert limit.size_close is not None and "50,001 B closed with 1000 twice" in limit.size_close.evidence
+    # This server counts bytes: the frame of 50,000 characters holding Chinese text is refused too.
+    assert limit.limit_unit is LimitUnit.BYTES
+    (unit,) = limit.unit_trials
+    assert unit.chars == 50_000 < unit.size and unit.outcome is Outcome.REJECTED
+    # The same close away from the advertised maxPayload is not reproducible at the boundary: inconclusive.
+    async with engineio_ws_server(enforced=123_457, advertised=1_000_000, close_code=1000) as url:
+        result = await probe(ProbeSettings(url=url + NS, transports=(Transport.WEBSOCKET,), timeout_s=TIMEOUT))
+    (limit,) = result.transports
+    assert "inconclusive twice" in limit.stopped and "1000 (Normal Closure)" in limit.stopped
+    assert limit.size_close is None and limit.limit_unit is None
+    assert exit_code(result) is ExitCode.TARGET
+
+
+async def test_uvicorns_own_limit_is_the_asgi_masters_limit_over_it():
+    """max_http_buffer_size over uvicorn's ws_max_size (16 MiB): uvicorn refuses first, with 1009
+    and a reason naming its limit, which the probe tries next."""
+    (web,) = web_server_limits("asgi", Transport.WEBSOCKET)
+    async with AsgiMaster(limit=20_000_000, namespace=NS) as master:
+        result = await probe(ProbeSettings(url=master.url + NS, transports=(Transport.WEBSOCKET,),
+                                           max_bytes=17 * 2**20, timeout_s=TIMEOUT))
+    (limit,) = result.transports
+    assert (limit.max_accepted, limit.first_rejected) == (16_777_216, 16_777_217) == (web.limit, web.limit + 1)
+    assert web.predicts_delivered(limit.max_accepted) and not web.predicts_delivered(limit.first_rejected)
+    assert len(limit.trials) == 3  # --max-bytes refused, then the named limit and its neighbour
+    failure = limit.failure
+    assert failure is not None and failure.refused_by is Refuser.WEB_SERVER
+    refusal = refusal_of(failure.observation)
+    assert refusal is not None and refusal.server == "uvicorn" and failure.observation.close_code == web.close == 1009
+    assert "Message exceeds the maximum size (16777216 bytes)" in failure.observation.close_reason
+    summary = result.summary[Transport.WEBSOCKET]
+    assert "refused by the master's web server (uvicorn" in summary and "ws_max_size" in summary
+    assert "below the master's maxPayload 20,000,000 B" in summary
+    assert limit.limit_unit is LimitUnit.BYTES is web.unit
+    assert probe_to_dict(result)["transports"]["websocket"]["refused_by"] == "web-server"
