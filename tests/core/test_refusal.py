@@ -2,7 +2,14 @@
 
 import pytest
 
-from imdiag.core.refusal import ENGINEIO_ERRORS, Refuser, SizeClose, close_refusal, http_refusal, web_server_limit
+from imdiag.core.refusal import (
+    ENGINEIO_ERRORS,
+    Refuser,
+    SizeClose,
+    close_refusal,
+    http_refusal,
+    web_server_limit,
+)
 from imdiag.core.wire import LimitUnit
 
 NGINX_413 = ("<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 "
