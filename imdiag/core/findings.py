@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from imdiag.core.model import PATH_CAUSES, Barrier, Cause, Cell, Report
+from imdiag.core.plan import MASTER_SERVERS
 from imdiag.core.quirks import KNOWN_BEHAVIOURS
 from imdiag.core.units import format_bytes, format_size
 from imdiag.core.wire import LimitUnit, Transport
@@ -51,10 +52,14 @@ def group_by(cells: Iterable[Cell], *keys: str) -> dict[tuple[object, ...], list
     return groups
 
 
+def master_rank(master: str) -> int:
+    """Reports show python on aiohttp first, then the real Node one, then python under ASGI
+    (``MASTER_SERVERS``' order), then a live master."""
+    return MASTER_SERVERS.index(master) if master in MASTER_SERVERS else len(MASTER_SERVERS)
+
+
 def ordered_masters(cells: Sequence[Cell]) -> list[str]:
-    # python on aiohttp first, then the real Node one, then python under ASGI (MASTER_SERVERS' order)
-    order = {"python": 0, "node": 1, "asgi": 2}
-    return sorted({c.master for c in cells}, key=lambda m: (order.get(m, 3), m))
+    return sorted({c.master for c in cells}, key=lambda m: (master_rank(m), m))
 
 
 Sides = dict[str, Cell]  # one cell per master, for the same frame
@@ -112,7 +117,7 @@ def disagreement_groups(cells: Sequence[Cell]) -> list[DisagreementGroup]:
 
 
 def disagreement_title(cells: Sequence[Cell], count: int) -> str:
-    """``Where the python and node masters disagree (29 cells)``."""
+    """``Where the python and node masters disagree (29 frames)``."""
     masters = ordered_masters(cells)
     names = " and ".join(masters) if len(masters) < 3 else ", ".join(masters[:-1]) + " and " + masters[-1]
     return f"Where the {names} masters disagree ({count:,} frame{'s' if count != 1 else ''})"

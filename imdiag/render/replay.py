@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.core.findings import DROP, OK, PARSED, findings, parsed_only, short_cause, why_lines
+from imdiag.core.findings import DROP, OK, PARSED, findings, master_rank, parsed_only, short_cause, why_lines
 from imdiag.core.model import Cell, ReplayDetails, Report
 from imdiag.core.sizing import MessageSize, Recommendation, headroom, js_length_explanation
 from imdiag.core.units import format_size
@@ -66,10 +66,9 @@ def size_renderables(sizes: Sequence[MessageSize], limit: int, path: str,
 
 
 def _lanes(cells: Sequence[Cell]) -> list[tuple[str, str, int]]:
-    order = {"python": 0, "node": 1, "live": 2}
     keys = {(c.master, c.transport.value, c.limit) for c in cells}
     transport_order = {"websocket": 0, "polling": 1}
-    return sorted(keys, key=lambda k: (order.get(k[0], 3), k[0], k[2], transport_order.get(k[1], 2)))
+    return sorted(keys, key=lambda k: (master_rank(k[0]), k[0], k[2], transport_order.get(k[1], 2)))
 
 
 def _by_type(cells: Iterable[Cell]) -> list[tuple[str, list[Cell]]]:

@@ -192,7 +192,7 @@ def _items(settings: ReplaySettings, capture: _Capture, with_digest: bool) -> It
 
 @dataclass
 class _Lane:
-    info: MasterInfo  # server "python", "node" or "live"; limit (live: the advertised maxPayload)
+    info: MasterInfo  # server "python", "node", "asgi" or "live"; limit (live: the advertised maxPayload)
     connection: LaneConnection
     witness: Witness
     queue: asyncio.Queue[_Item] = field(default_factory=lambda: asyncio.Queue(maxsize=2))
