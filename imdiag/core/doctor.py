@@ -23,7 +23,7 @@ from imdiag.core.gate import REPORT_SCHEMA
 from imdiag.core.judge import refusal_of
 from imdiag.core.model import Cause, HttpAnswer, TypeStats
 from imdiag.core.path import STICKY_FIX, UPGRADE_FIX
-from imdiag.core.probe_explain import refused_with
+from imdiag.core.probe_explain import amount, refused_with
 from imdiag.core.probe_result import (
     Fit,
     Handshake,
@@ -500,9 +500,10 @@ def _stale_config(f: _Facts) -> _Answer:
 
 
 def _over_words(m: SizedMessage, fits: Sequence[Fit], limits: Mapping[Transport, TransportLimit]) -> str:
-    over = [fit for fit in fits if fit.fits is False and fit.headroom_bytes is not None]
-    where = _join([f"{fit.transport.value}'s {fit.limit:,} B ({refused_with(limits[fit.transport])}, "
-                   f"{_party(limits[fit.transport])}) by {-(fit.headroom_bytes or 0):,} B" for fit in over])
+    # A fit is in what its limit counts: bytes, or characters (python-engineio under ASGI's websocket).
+    over = [fit for fit in fits if fit.fits is False and fit.headroom is not None]
+    where = _join([f"{fit.transport.value}'s {amount(fit.limit or 0, fit.unit)} ({refused_with(limits[fit.transport])}, "
+                   f"{_party(limits[fit.transport])}) by {amount(-(fit.headroom or 0), fit.unit)}" for fit in over])
     smallest = min(fit.limit or 0 for fit in over)
     trap = (f"; JSON.stringify(msg).length says {m.js_length:,}, under the limit: the .length trap - the server counts "
             "UTF-8 bytes (log Buffer.byteLength(JSON.stringify(msg)))" if m.js_length <= smallest

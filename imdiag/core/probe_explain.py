@@ -41,7 +41,7 @@ def _unit(transport: Transport) -> str:
 
 def _size(n: int, limit: TransportLimit) -> str:
     """``10,000 B``, or ``10,000 characters`` where the limit counts characters."""
-    return f"{n:,} characters" if limit.limit_unit is LimitUnit.CHARACTERS else f"{n:,} B"
+    return amount(n, limit.limit_unit or LimitUnit.BYTES)
 
 
 # --- what the limit counts ------------------------------------------------------------------------
@@ -238,14 +238,18 @@ def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
     return Fit(limit.transport, ok, None, None, None, "beyond what the probe measured", unit)
 
 
+def amount(n: int, unit: LimitUnit) -> str:
+    """``1,234 B`` or ``1,234 characters``."""
+    return f"{n:,} characters" if unit is LimitUnit.CHARACTERS else f"{n:,} B"
+
+
 def fit_amount(fit: Fit) -> str:
     """``1,234 B left``, ``over by 56 characters``: the headroom in what the limit counts; empty
     when unknown."""
     if fit.headroom is None:
         return ""
-    n = fit.headroom if fit.fits else -fit.headroom
-    amount = f"{n:,} characters" if fit.unit is LimitUnit.CHARACTERS else f"{n:,} B"
-    return f"{amount} left" if fit.fits else f"over by {amount}"
+    left = amount(fit.headroom if fit.fits else -fit.headroom, fit.unit)
+    return f"{left} left" if fit.fits else f"over by {left}"
 
 
 def judge_messages(messages: Sequence[SizedMessage], limits: Sequence[TransportLimit]) -> tuple[MessageVerdict, ...]:

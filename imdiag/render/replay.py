@@ -9,7 +9,16 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from imdiag.core.findings import DROP, OK, PARSED, findings, master_rank, parsed_only, short_cause, why_lines
+from imdiag.core.findings import (
+    DROP,
+    OK,
+    PARSED,
+    findings,
+    master_rank,
+    parsed_only,
+    short_cause,
+    why_lines,
+)
 from imdiag.core.model import Cell, ReplayDetails, Report
 from imdiag.core.sizing import MessageSize, Recommendation, headroom, js_length_explanation
 from imdiag.core.units import format_size
