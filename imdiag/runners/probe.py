@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import aiohttp
@@ -204,11 +205,11 @@ class _Frame:
     multibyte: int = 0
 
     def make(self, settings: ProbeSettings, probe_id: str, namespace: str, ack_id: int | None) -> Streamed:
-        kwargs = {"probe_type": settings.probe_type, "probe_id": probe_id, "event": settings.event,
-                  "namespace": namespace, "ack_id": ack_id}
         if self.multibyte:
-            return probe_frame_multibyte(self.size, self.multibyte, **kwargs)  # type: ignore[arg-type]
-        return probe_frame_streamed(self.size, **kwargs)  # type: ignore[arg-type]
+            return probe_frame_multibyte(self.size, self.multibyte, probe_type=settings.probe_type, probe_id=probe_id,
+                                         event=settings.event, namespace=namespace, ack_id=ack_id)
+        return probe_frame_streamed(self.size, probe_type=settings.probe_type, probe_id=probe_id, event=settings.event,
+                                    namespace=namespace, ack_id=ack_id)
 
 
 async def _trial(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession, settings: ProbeSettings,
@@ -390,13 +391,18 @@ class _Measurement:
             search.record(advertised + 1, False)
         evidence = (f"reproduced at the boundary: {advertised:,} B accepted, {advertised + 1:,} B closed with {code} "
                     f"twice, at the advertised maxPayload {advertised:,} B")
-        size_close = self.state.size_close = SizeClose(code, LimitUnit.BYTES, _refusers_with(code), evidence)
+        # In bytes until the unit is told: the ASCII probe frames have as many bytes as characters.
+        self.state.size_close = SizeClose(code, LimitUnit.BYTES, _refusers_with(code), evidence)
+        self._judge_again(lambda t: _normal_close(t) == code)
+        return True
+
+    def _judge_again(self, closed: Callable[[Trial], bool]) -> None:
+        """The search trials ``closed`` selects, judged again with the established size close."""
         trials = self.state.trials
         for i, t in enumerate(trials):
-            if _normal_close(t) == code:
-                trials[i] = trial(t.size, t.transport, replace(t.observation, size_close=size_close), t.purpose,
-                                  t.seconds)
-        return True
+            if closed(t):
+                trials[i] = trial(t.size, t.transport, replace(t.observation, size_close=self.state.size_close),
+                                  t.purpose, t.seconds)
 
     async def find_unit(self) -> None:
         """After the limit L was found with ASCII frames: a frame of L characters that holds
@@ -412,7 +418,7 @@ class _Measurement:
                                     event=settings.event, namespace=self.endpoint.namespace,
                                     ack_id=ACK_ID if settings.ack else None)
         # Enough multi-byte characters that the frame is well over L in bytes, within --max-bytes.
-        multibyte = min(largest + 1 - head, largest // 4, (settings.max_bytes - largest - 1) // MULTIBYTE_EXTRA)
+        multibyte = min(largest - head, largest // 4, (settings.max_bytes - largest - 1) // MULTIBYTE_EXTRA)
         if multibyte < 1:
             state.unit_note = f"not told: no multi-byte frame fits under --max-bytes {settings.max_bytes:,} B"
             return
@@ -431,6 +437,7 @@ class _Measurement:
         over = await self.run(_Frame(largest + 1, multibyte), "unit", counted)
         if over.outcome is Outcome.REJECTED and over.cause in SIZE_CAUSES:
             state.limit_unit, state.size_close = LimitUnit.CHARACTERS, counted
+            self._judge_again(lambda t: t.observation.size_close is not None)  # their evidence in characters
             state.unit_note = (f"a frame of {largest:,} characters holding {multibyte:,} Chinese ones ({at.size:,} B) "
                                f"was accepted, one of {largest + 1:,} characters ({over.size:,} B) refused: the limit "
                                f"counts characters")

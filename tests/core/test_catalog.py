@@ -102,7 +102,7 @@ def test_planning_a_16mb_message_makes_none_of_its_bytes():
     assert peak < 4_000_000, peak  # a few item lists' worth, not 16 MB
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     type_name=st.sampled_from(["worker:data:sync", "worker:messages:update", "worker:heartbeat"]),
     encoder=st.sampled_from(list(Encoder)),
