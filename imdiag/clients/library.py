@@ -156,6 +156,7 @@ class LibraryMessage:
     digest: str | None
     model_frame_bytes: int
     event: str | None = None  # None: the lane's event
+    model_frame_chars: int | None = None  # the packet's characters by imdiag's model, when known
 
 
 def _ledger_key(message: LibraryMessage) -> tuple[str, str] | None:
@@ -384,11 +385,17 @@ class LibraryLane:
             "delivered": Barrier.PASSED, "barrier": Barrier.PASSED, "session-ended": Barrier.CLOSED,
             "dropped": Barrier.CLOSED,
         }.get(fate or "", Barrier.TIMEOUT if fate is None and view.sent is not w.Sent.PENDING else Barrier.NONE)
+        message_bytes = view.frame_bytes if view.frame_bytes is not None else sent.message.model_frame_bytes
+        # The model's characters hold for the library's packet when its bytes are the model's; what
+        # else shares its POST body is the client's own ASCII.
+        chars = sent.message.model_frame_chars if message_bytes == sent.message.model_frame_bytes else None
         obs = Observation(
             body_bytes=view.body_bytes or 0,
+            body_chars=None if chars is None or not view.body_bytes else view.body_bytes - (message_bytes - chars),
             packets_in_body=view.packets_in_body or 1,
             # A message the library never encoded: imdiag's model of its packet.
-            message_bytes=view.frame_bytes if view.frame_bytes is not None else sent.message.model_frame_bytes,
+            message_bytes=message_bytes,
+            message_chars=chars,
             advertised_max_payload=self.advertised_max_payload,
             emit_error=view.emit_error,
             client_kept={w.Sent.DROPPED: "dropped", w.Sent.PENDING: "pending"}.get(view.sent, "") if arrival is None else "",

@@ -132,8 +132,8 @@ def unit_notes(server: str) -> list[str]:
     """What differs from a plain byte limit on this server: a transport that counts characters, a
     web server's own limit (``websocket counts characters (closed with 1000)``)."""
     out = []
-    for (name, transport), limit_rule in RULES.items():
-        if name == server and limit_rule.unit is LimitUnit.CHARACTERS:
+    for (name, transport, compressed), limit_rule in RULES.items():
+        if name == server and not compressed and limit_rule.unit is LimitUnit.CHARACTERS:
             closed = f", closed with {limit_rule.close}" if limit_rule.close is not None else ""
             out.append(f"{transport.value} counts characters{closed}")
     for (name, transport), limits in WEB_SERVER_LIMITS.items():

@@ -341,7 +341,8 @@ class _LibraryDriver(_Driver):
         follow: list[asyncio.Task[None]] = []
         try:
             while (item := await self.next_due()) is not None:
-                message = LibraryMessage(item.json_text, item.message_id, item.digest or None, len(item.frame), item.event)
+                message = LibraryMessage(item.json_text, item.message_id, item.digest or None, len(item.frame), item.event,
+                                         model_frame_chars=item.chars)
                 one = await library.send(message)
                 sent.append((item, one))
                 if self.original:

@@ -11,11 +11,11 @@ WS, POLLING = Transport.WEBSOCKET, Transport.POLLING
 
 
 def test_every_reference_master_has_a_rule_per_transport_with_its_unit():
-    assert {server for server, _ in RULES} == {"python", "node", "asgi"}
-    assert {(s, t): r.unit for (s, t), r in RULES.items() if r.unit is LimitUnit.CHARACTERS} == {
+    assert {server for server, _, _ in RULES} == {"python", "node", "asgi"}
+    assert {(s, t): r.unit for (s, t, _), r in RULES.items() if r.unit is LimitUnit.CHARACTERS} == {
         ("asgi", WS): LimitUnit.CHARACTERS}
     # Only a refusal that is not a 1009 needs the rule to be a size signal.
-    assert [key for key, r in RULES.items() if r.size_close() is not None] == [("asgi", WS)]
+    assert [key for key, r in RULES.items() if r.size_close() is not None] == [("asgi", WS, False)]
     size_close = rule("asgi", WS).size_close()
     assert size_close is not None and (size_close.code, size_close.refuser) == (1000, "python-engineio under ASGI")
 
