@@ -66,7 +66,15 @@ from imdiag.core.sizing import (
     recommend,
     scale_message,
 )
-from imdiag.core.wire import Encoder, Transport, code_points, encode_json, event_frame, frame_parts, js_length
+from imdiag.core.wire import (
+    Encoder,
+    Transport,
+    code_points,
+    encode_json,
+    event_frame,
+    frame_parts,
+    js_length,
+)
 from imdiag.core.worker import ClientKind, ClientView
 from imdiag.masters import Master, master_options, new_master, started
 from imdiag.runners.libraries import library_cell, open_library_lanes
