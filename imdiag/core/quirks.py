@@ -100,10 +100,16 @@ def rule(server: str, transport: Transport, *, compressed: bool = False) -> Limi
     return RULES.get((server, transport, compressed)) or RULES[(server, transport, False)]
 
 
+def wire_rule(server: str, transport: Transport) -> LimitRule | None:
+    """The server's rule for a wire transport; None for a client library's default transport
+    (polling, then the upgrade: not one transport)."""
+    return RULES.get((server, transport, False))
+
+
 def limit_unit(server: str, transport: Transport) -> LimitUnit:
-    """What the master's limit counts on this transport; a client library's default transport
-    (polling, then the upgrade: not one transport) is planned in bytes."""
-    plain = RULES.get((server, transport, False))
+    """What the master's limit counts on this transport; a client library's default transport is
+    planned in bytes."""
+    plain = wire_rule(server, transport)
     return plain.unit if plain is not None else LimitUnit.BYTES
 
 

@@ -56,7 +56,7 @@ from imdiag.core.plan import ReplaySettings
 from imdiag.core.probe_explain import path_limits
 from imdiag.core.probe_frames import PROBE_TYPE
 from imdiag.core.probe_result import ProbeSettings
-from imdiag.core.quirks import predicts_delivered, rule
+from imdiag.core.quirks import predicts_delivered, wire_rule
 from imdiag.core.refusal import Refuser, SizeClose
 from imdiag.core.sizing import (
     ListProfile,
@@ -68,6 +68,7 @@ from imdiag.core.sizing import (
 )
 from imdiag.core.wire import (
     Encoder,
+    LimitUnit,
     Transport,
     code_points,
     encode_json,
@@ -215,7 +216,8 @@ class _Lane:
     @property
     def size_close(self) -> SizeClose | None:
         """A master imdiag started refuses as its server rule says (python-engineio under ASGI: 1000)."""
-        return None if self.info.server == "live" else rule(self.info.server, self.transport).size_close()
+        server_rule = wire_rule(self.info.server, self.transport)
+        return server_rule.size_close() if server_rule is not None else None
 
     def refused(self, exc: HandshakeRefused) -> Observation:
         """What a message meets when the lane's connection is refused: not sent, and why."""
@@ -371,6 +373,12 @@ class _LibraryDriver(_Driver):
 
     def record_view(self, item: ReplayMessage, obs: Observation, view: ClientView) -> None:
         self.record(self.lane, item, obs, view)
+
+
+def _unit_of(server: str, transport: Transport) -> LimitUnit | None:
+    """What the master's limit counts on the lane's transport (None: a library's default transport)."""
+    server_rule = wire_rule(server, transport)
+    return server_rule.unit if server_rule is not None else None
 
 
 def _cell(lane: _Lane, settings: ReplaySettings, item: ReplayMessage, obs: Observation,
@@ -532,7 +540,7 @@ async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: C
     ]
     async with started([m for m, _ in masters]), client_session() as session:
         lanes = [
-            _Lane(replace(master.info, transport=transport, limit_unit=rule(master.server, transport).unit),
+            _Lane(replace(master.info, transport=transport, limit_unit=_unit_of(master.server, transport)),
                   LaneConnection.to_master(master.info, transport, session, settings.timeout_s),
                   LedgerWitness(master.ledger, settings.encoder, settings.event, capture.namespace))
             for master, transport in masters
