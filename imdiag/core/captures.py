@@ -19,12 +19,16 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
+import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from imdiag.core.errors import InputError
+from imdiag.core.wire import HugeInt, printable
 
 REPLAY_KEYS = ("t", "event", "namespace")
 MESSAGE_KEY = "message"  # the escape form: the whole message under one key
@@ -34,6 +38,9 @@ EXPECTED = (
 )
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _SNIFF_BYTES = 1 << 16
+# Python's JSON parser recurses once per level and stops near the interpreter's recursion limit
+# (1,000); captures nested up to this many levels are always read. Real messages nest < 20 deep.
+MAX_NESTING = 500
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,10 @@ class Captured:
 
     @property
     def type(self) -> str:
+        """The message's type as a name to show and select by (``printable``: a lone surrogate
+        or a control character in it is written as its ``\\uXXXX`` escape)."""
         if isinstance(self.message, dict) and isinstance(self.message.get("type"), str):
-            return str(self.message["type"])
+            return printable(self.message["type"])
         return "(no type)"
 
 
@@ -93,15 +102,33 @@ def record_to_captured(record: Any, index: int, path: Path, line: int | None) ->
             raise InputError(f'{where}: message {index} has no "type" string and "payload" (keys: {keys}); '
                              'expected {"type": ..., "payload": ...}')
     t = record.get("t")
-    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0):
-        raise InputError(f'{where}: message {index} has "t" {t!r}; expected seconds since the capture started (>= 0)')
+    seconds = _seconds(t)
+    if t is not None and seconds is None:
+        raise InputError(f'{where}: message {index} has "t" {_short(t)}; expected seconds since the capture started (>= 0)')
     event = record.get("event")
     namespace = record.get("namespace")
     if event is not None and not isinstance(event, str):
-        raise InputError(f'{where}: message {index} has "event" {event!r}; expected a string')
+        raise InputError(f'{where}: message {index} has "event" {_short(event)}; expected a string')
     if namespace is not None and (not isinstance(namespace, str) or not namespace.startswith("/")):
-        raise InputError(f'{where}: message {index} has "namespace" {namespace!r}; expected a string starting with "/"')
-    return Captured(index, message, event, namespace, float(t) if t is not None else None, line)
+        raise InputError(f'{where}: message {index} has "namespace" {_short(namespace)}; expected a string starting with "/"')
+    return Captured(index, message, event, namespace, seconds, line)
+
+
+def _seconds(t: Any) -> float | None:
+    """A record's ``t`` as seconds, or None when it is not a finite number >= 0."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        return None
+    try:
+        seconds = float(t)
+    except OverflowError:  # an int past the largest double
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value in an error line: its repr, cut short (a record's field may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _json_kind(value: Any) -> str:
@@ -119,6 +146,58 @@ def _json_kind(value: Any) -> str:
 def _decode_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> InputError:
     line = exc.lineno + line_offset
     return InputError(f"{_where(path, line, exc.colno)}: malformed JSON: {exc.msg}")
+
+
+def _parse_int(literal: str) -> int | float:
+    limit = sys.get_int_max_str_digits()
+    return int(literal) if not limit or len(literal) - literal.startswith("-") <= limit else HugeInt(literal)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` for anything a sender can write: an integer longer than python's int parser
+    takes (4,300 digits) is read as the Infinity JavaScript reads it as (``wire.HugeInt``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+    return json.loads(text, parse_int=_parse_int)
+
+
+# A string token or one bracket: what the nesting scan steps through (strings may hold brackets).
+_STRUCTURE_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _nesting_error(path: Path, text: str, line_offset: int = 0) -> InputError:
+    """Where arrays and objects nest deeper than python's JSON parser reads (it recurses)."""
+    depth = deepest = 0
+    at = None
+    for match in _STRUCTURE_RE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > MAX_NESTING and at is None:
+                at = match.start()
+        elif token in "]}":
+            depth -= 1
+    offset = at if at is not None else 0
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return InputError(f"{_where(path, line + line_offset, col)}: arrays and objects nested {deepest:,} levels deep; "
+                      f"imdiag reads up to {MAX_NESTING} levels (python's JSON parser recurses)")
+
+
+def _loads(path: Path, text: str, line_offset: int = 0) -> Any:
+    """One JSON document (a whole file or one line); every error is one line with its position."""
+    try:
+        return parse_json(text)
+    except json.JSONDecodeError as exc:
+        raise _decode_error(path, exc, line_offset) from None
+    except RecursionError:
+        raise _nesting_error(path, text, line_offset) from None
 
 
 def _read_text(path: Path) -> str:
@@ -142,10 +221,7 @@ def _load_whole(path: Path) -> Any:
     text = _read_text(path)
     if not text.strip():
         raise InputError(f"{path}: the file is empty; {EXPECTED}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _decode_error(path, exc) from None
+    return _loads(path, text)
 
 
 def _records(path: Path, document: Any) -> tuple[list[Any], dict[str, Any], int | None]:
@@ -179,10 +255,7 @@ def _parse_lines(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[Captu
     for number, text in lines:
         if not text.strip():
             continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _decode_error(path, exc, number - 1) from None
+        record = _loads(path, text, number - 1)
         del text
         yield record_to_captured(record, index, path, number)
         index += 1
@@ -225,17 +298,32 @@ def _sniff_jsonl(path: Path) -> bool:
     if not newline:
         return False  # one line (or longer than the sniff window): a whole-file JSON document
     try:
-        record = json.loads(first)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        record = parse_json(first)
+    except (ValueError, RecursionError):  # malformed or too deep: read as a whole file, which says where
         return False
     return isinstance(record, dict) and "messages" not in record and bool(rest.strip())
+
+
+def _check_regular_file(path: Path) -> None:
+    """A capture is a regular file: a directory cannot be read, and a FIFO or a device would
+    be read forever (or once only, when the capture is read twice)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"cannot read {path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"cannot read {path}: it is a directory; give a capture file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise InputError(f"cannot read {path}: it is {kind}, not a regular file; save the capture to a file first")
 
 
 def open_capture(path: str | Path) -> CaptureFile:
     """Open a capture: check it exists, find its format, read its meta (whole-file formats)."""
     fixture_path = Path(path)
-    if not fixture_path.is_file():
-        raise InputError(f"cannot read {fixture_path}: no such file")
+    _check_regular_file(fixture_path)
     if fixture_path.suffix.lower() in _JSONL_SUFFIXES or _sniff_jsonl(fixture_path):
         # One streamed pass checks every line before anything is sent: a malformed line
         # fails at once with its position, and memory holds one line at a time.
@@ -276,11 +364,13 @@ def loads(text: str, name: str = "<string>") -> list[Captured]:
         raise InputError(f"{name}: the file is empty; {EXPECTED}")
     path = Path(name)
     try:
-        document = json.loads(text.removeprefix("\ufeff"))
+        document = parse_json(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         if stripped.startswith("{") and exc.msg == "Extra data":
             return _loads_lines(text, path)
         raise _decode_error(path, exc) from None
+    except RecursionError:
+        raise _nesting_error(path, text) from None
     records, _, _ = _records(path, document)
     if not records:
         raise InputError(f"{name}: the capture holds no messages; {EXPECTED}")

@@ -7,11 +7,13 @@ renderers (``fake-master``'s live log) and the verdicts read them without loadin
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from imdiag.core.wire import Encoder, encode_json
 
 BARRIER_TYPE = "imdiag:barrier"
 
@@ -64,17 +66,34 @@ class Disconnect:
 Entry = Arrival | ServerError | Connect | Disconnect
 
 
-def canonical_digest(message: Any) -> str:
-    """Digest that matches a message whatever encoder sent it (key order and escapes aside)."""
+# orjson's output differs from JSON.stringify's only in number tokens: float layout (1.0, -0.0)
+# and integers past 2**53. A false positive (such digits inside a string) costs the slow path.
+_NOT_JS_NUMBERS_RE = re.compile(rb"(?:^|[:,\[])-?\d+[.eE]|(?:^|[:,\[])-?\d{16}")
+
+
+def canonical_json(message: Any) -> bytes:
+    """The canonical form of a message: ``JSON.stringify``'s text with the keys sorted by code
+    point, in UTF-8. Node's master computes the same (``canonical()`` in master.js), so both
+    masters and the sender agree for anything JSON can carry: floats written as JS writes them
+    (1.0 is 1), integers past 2**53 as the double they become, lone surrogates as ``\\udXXX``."""
     try:
-        canonical = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # ints past 64 bits, which orjson refuses
-        canonical = json.dumps(message, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        fast = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # lone surrogates, ints past 64 bits, nesting past orjson's depth, huge ints
+        fast = None
+    if fast is not None and _NOT_JS_NUMBERS_RE.search(fast) is None:
+        return fast
+    return encode_json(message, Encoder.NODE, sort_keys=True).encode()
+
+
+def digest_of(canonical: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()[:16]
 
 
+def canonical_digest(message: Any) -> str:
+    """Digest that matches a message whatever encoder sent it (key order and escapes aside)."""
+    return digest_of(canonical_json(message))
+
+
 def reencoded_bytes(message: Any) -> int:
-    try:
-        return len(orjson.dumps(message))
-    except TypeError:
-        return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+    """Bytes of ``JSON.stringify(message)`` (key order does not change the count)."""
+    return len(canonical_json(message))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imdiag.core.captures import Captured
+from imdiag.core.errors import EncodeError
 from imdiag.core.units import format_bytes, format_size
 from imdiag.core.wire import Encoder, encode_json, frame_overhead, js_length, utf8_length
 
@@ -30,6 +31,7 @@ class EncodedSize:
     encoder: Encoder
     json_bytes: int  # UTF-8 bytes of the message object alone
     frame_bytes: int  # websocket frame payload == polling body when sent alone
+    error: str = ""  # this sender cannot encode the message (the sizes are then 0)
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,12 @@ def size_of(captured: Captured, *, event: str = DEFAULT_EVENT, namespace: str = 
     node_json = encode_json(captured.message, Encoder.NODE)
     sizes = []
     for encoder in encoders:
-        text = node_json if encoder is Encoder.NODE else encode_json(captured.message, encoder)
-        json_bytes = utf8_length(text)
-        sizes.append(EncodedSize(encoder, json_bytes, json_bytes + frame_overhead(ev, namespace, None, encoder)))
+        try:
+            text = node_json if encoder is Encoder.NODE else encode_json(captured.message, encoder)
+            json_bytes = utf8_length(text)
+            sizes.append(EncodedSize(encoder, json_bytes, json_bytes + frame_overhead(ev, namespace, None, encoder)))
+        except EncodeError as exc:  # e.g. python refuses an integer of 5,000 digits: so would its sender
+            sizes.append(EncodedSize(encoder, 0, 0, str(exc)))
     return MessageSize(captured.index, captured.type, ev, namespace, js_length(node_json), tuple(sizes))
 
 

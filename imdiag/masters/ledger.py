@@ -17,8 +17,8 @@ from imdiag.core.entries import (
     Disconnect,
     Entry,
     ServerError,
-    canonical_digest,
-    reencoded_bytes,
+    canonical_json,
+    digest_of,
 )
 
 
@@ -61,6 +61,16 @@ class Ledger:
     ) -> Arrival:
         """Record that the handler ran. ``digest`` and ``size`` are for masters that computed
         them from a message they do not pass on whole (the Node master sends type and id only)."""
+        if digest is None or size is None:
+            try:
+                canonical = canonical_json(message)
+                digest, size = digest_of(canonical), len(canonical)
+            except Exception as exc:  # noqa: BLE001 - the arrival is recorded whatever the digest does
+                # A message the handler received is delivered: never lose its arrival. Without a
+                # digest it can still be found by its id; the failure is recorded next to it.
+                self.error("imdiag.ledger", "the canonical digest of an arrival failed", f"{type(exc).__name__}: {exc}",
+                           False)
+                digest, size = "", 0
         seq, t = self._next()
         is_dict = isinstance(message, dict)
         type_ = message.get("type") if is_dict else None
@@ -73,8 +83,8 @@ class Ledger:
             event=event,
             type=type_ if isinstance(type_, str) else None,
             message_id=message_id if isinstance(message_id, str) else None,
-            digest=digest if digest is not None else canonical_digest(message),
-            bytes=size if size is not None else reencoded_bytes(message),
+            digest=digest,
+            bytes=size,
             message=message if self._keep_messages else None,
         )
         self._add(entry)

@@ -138,14 +138,23 @@ function main() {
       const ack = args.length && typeof args[args.length - 1] === "function" ? args.pop() : null;
       const msg = args[0];
       const isObject = msg !== null && typeof msg === "object" && !Array.isArray(msg);
-      const text = JSON.stringify(msg);
+      // The arrival is reported whatever the digest does: a message the handler received is
+      // delivered (a nesting deeper than the JS stack throws RangeError from canonical()).
+      let text, hash;
+      try {
+        text = JSON.stringify(msg);
+        hash = digest(msg);
+      } catch (err) {
+        report({ event: "error", logger: "imdiag.node", message: `the digest of an arrival on ${socket.id} failed`, error: errorText(err), decode: false });
+        hash = "";
+      }
       report({
         event: "arrival",
         sid: socket.id,
         namespace: ns,
         name,
         message: isObject ? { type: msg.type, id: msg.id } : null,
-        digest: digest(msg),
+        digest: hash,
         bytes: text === undefined ? 4 : Buffer.byteLength(text),
         // onAny runs before socket.io's own "ignore packet received after disconnection" check.
         connected: socket.connected,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,7 +64,15 @@ from imdiag.core.sizing import (
     recommend,
     scale_message,
 )
-from imdiag.core.wire import Encoder, Transport, encode_json, event_frame, frame_parts, js_length
+from imdiag.core.wire import (
+    Encoder,
+    Transport,
+    encode_json,
+    event_frame,
+    frame_parts,
+    js_length,
+    wire_namespace,
+)
 from imdiag.masters import Master, new_master, started
 from imdiag.runners.probe import pin_limit
 
@@ -119,12 +126,6 @@ class _Capture:
 CellFn = Callable[[Cell], None]
 
 
-def expected_digest(message_json: str) -> str:
-    """The ledger digest of what the master will decode from this JSON (floats such as 1.0
-    reach it as written, so the digest is taken from the text, not the capture's values)."""
-    return canonical_digest(json.loads(message_json))
-
-
 def _encode(index: int, message: Any, type_name: str, label: str, event: str, due: float | None,
             settings: ReplaySettings, namespace: str, with_digest: bool) -> ReplayMessage:
     try:
@@ -134,8 +135,9 @@ def _encode(index: int, message: Any, type_name: str, label: str, event: str, du
         return ReplayMessage(index, type_name, label, event, due, b"", 0, 0, 0, "", None, str(exc))
     js_len = js_length(node_text)
     del node_text
-    digest = expected_digest(text) if with_digest else ""
-    data = text.encode("utf-8", "surrogatepass")
+    # The canonical form is what both masters compute from what they decode (1.0 and 1 alike).
+    digest = canonical_digest(message) if with_digest else ""
+    data = text.encode()  # encoded JSON holds no lone surrogate: they are escaped
     del text
     head, _ = frame_parts(event, namespace, None, settings.encoder)
     frame = event_frame(data, encoder=settings.encoder, event=event, namespace=namespace)
@@ -488,7 +490,8 @@ async def run_replay(
     caller interrupted midway still holds what was measured."""
     started_at = time.monotonic()
     file = open_capture(settings.path)
-    capture = _Capture(file, capture_namespace(file, settings.namespace))
+    # The namespace as the masters will read it from the sender's frames (lone surrogates: U+FFFD).
+    capture = _Capture(file, wire_namespace(capture_namespace(file, settings.namespace), settings.encoder))
 
     def record(cell: Cell) -> None:
         cells.append(cell)
