@@ -10,13 +10,15 @@ Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import Annotated
 
 import typer
 
 from imdiag import __version__
-from imdiag.cli.common import EXIT_CODES_HELP
+from imdiag.cli.click_errors import NoArgsIsHelpError, UsageError
+from imdiag.cli.common import EXIT_CODES_HELP, print_error, usage_error_line
 from imdiag.cli.fake_master import fake_master
 from imdiag.cli.gate import gate_command
 from imdiag.cli.node import node_app
@@ -58,8 +60,25 @@ def main_options(
     pass
 
 
-def main() -> None:
+def _tolerant_output() -> None:
+    """A string JSON can carry may hold a lone surrogate (a message type, a namespace): printed
+    as ``\\udXXX`` (JSON.stringify's escape), never a UnicodeEncodeError halfway through a table."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the CLI; exits with the command's code. Usage errors are one line, like every error."""
+    _tolerant_output()
     try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(int(ExitCode.INTERRUPTED))
+        code = app(args=args, prog_name="imdiag", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except UsageError as exc:
+        print_error(usage_error_line(exc))
+        code = int(ExitCode.USAGE)
+    except (KeyboardInterrupt, typer.Abort):
+        code = int(ExitCode.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from imdiag.cli.click_errors import BadParameter, MissingParameter, NoSuchOption, UsageError
 from imdiag.cli.files import write_atomic
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
 
@@ -48,6 +49,39 @@ def print_diagnosed(message: str) -> None:
 def print_error(message: str) -> None:
     """The one way an error reaches the user: one line on stderr, never wrapped."""
     print(f"imdiag: error: {message}", file=sys.stderr)
+
+
+def usage_error_line(exc: UsageError) -> str:
+    """typer's usage errors (bad option value, unknown option, missing argument) as one line
+    that says what is allowed, for ``print_error``."""
+    command = exc.ctx.command_path if exc.ctx is not None else "imdiag"
+    see = f"`{command} --help` lists every option"
+    if isinstance(exc, NoSuchOption):
+        guess = f"; did you mean {' or '.join(sorted(exc.possibilities))}?" if exc.possibilities else ""
+        return f"no such option {exc.option_name}{guess} ({see})"
+    param = getattr(exc, "param", None)
+    name = _param_name(param)
+    if isinstance(exc, MissingParameter):
+        kind = "argument" if getattr(param, "param_type_name", "") == "argument" else "option"
+        what = getattr(param, "help", None) or ""
+        return f"missing {kind} {name}" + (f": {what.rstrip('.')}" if what else "") + f" ({see})"
+    if isinstance(exc, BadParameter):
+        message = exc.message.removeprefix("Value error, ").rstrip(".")
+        # typer checks values with pydantic, whose error holds the value as it was typed.
+        errors = getattr(exc.__cause__, "errors", None)
+        value = errors()[0].get("input") if callable(errors) and errors() else None
+        if isinstance(value, str) and repr(value) not in message:
+            message = f"{value!r}: {message[:1].lower()}{message[1:]}"
+        return f"invalid value for {name}: {message} ({see})"
+    message = exc.format_message().rstrip(".")
+    return f"{message[:1].lower()}{message[1:]} ({see})"
+
+
+def _param_name(param: object) -> str:
+    opts = getattr(param, "opts", None) or []
+    longest = max(opts, key=len) if opts else getattr(param, "name", "") or "a value"
+    return str(getattr(param, "metavar", None) or longest) if getattr(param, "param_type_name", "") == "argument" \
+        else str(longest)
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:

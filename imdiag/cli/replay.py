@@ -11,6 +11,7 @@ from imdiag.cli.gating import GateOptions, with_gate_options
 from imdiag.cli.measure import run_measured
 from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
+    LIMIT_HELP,
     AuthOption,
     EncoderOption,
     HeaderOption,
@@ -23,9 +24,11 @@ from imdiag.cli.options import (
     TransportsOption,
     parse_auth,
     parse_choice,
+    parse_event,
     parse_headers,
     parse_masters,
     parse_namespace,
+    parse_path,
     parse_scales,
     parse_sizes,
     parse_transports,
@@ -47,7 +50,7 @@ def replay_command(
     limits: Annotated[
         list[str] | None,
         typer.Option("--limit", "--limits", "-l", metavar="LIMITS", help="Server limits (maxHttpBufferSize), "
-                     "comma-separated. Default: 1MB"),
+                     f"comma-separated, each {LIMIT_HELP} Default: 1MB"),
     ] = None,
     transports: TransportsOption = None,
     encoder: EncoderOption = Encoder.NODE,
@@ -91,14 +94,14 @@ def replay_command(
             encoder=encoder,
             masters=parse_masters(master),
             namespace=parse_namespace(namespace) if namespace is not None else None,
-            event=event,
+            event=parse_event(event),
             timing=parse_choice(timing, TIMINGS, "--timing"),
             max_gap_s=parse_duration(max_gap, "--max-gap"),
             client_batch=parse_choice(client_batch, CLIENT_BATCHES, "--client-batch"),
             scales=parse_scales(scale),
             timeout_s=scaled_timeout(timeout),
-            url=parse_url(url) if url is not None else None,
-            path_prefix=path,
+            url=parse_url(url, parse_headers(header)) if url is not None else None,
+            path_prefix=parse_path(path),
             headers=parse_headers(header),
             auth_json=parse_auth(auth),
             insecure=insecure,

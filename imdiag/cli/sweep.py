@@ -11,6 +11,8 @@ from imdiag.cli.gating import GateOptions, with_gate_options
 from imdiag.cli.measure import run_measured
 from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
+    FRAME_HELP,
+    LIMIT_HELP,
     EncoderOption,
     EventOption,
     HtmlOption,
@@ -18,6 +20,7 @@ from imdiag.cli.options import (
     MasterOption,
     TimeoutOption,
     TransportsOption,
+    parse_event,
     parse_masters,
     parse_namespace,
     parse_sizes,
@@ -41,12 +44,12 @@ def _lane_line(run: MasterInfo, count: int) -> str:
 def size_sweep(
     limits: Annotated[
         list[str] | None,
-        typer.Option("--limits", "-l", metavar="LIMITS", help="Server buffer limits (maxHttpBufferSize), comma-separated. "
-                     f"Default: {','.join(format_size(x) for x in DEFAULT_LIMITS)}"),
+        typer.Option("--limits", "-l", metavar="LIMITS", help="Server buffer limits (maxHttpBufferSize), comma-separated, "
+                     f"each {LIMIT_HELP} Default: {','.join(format_size(x) for x in DEFAULT_LIMITS)}"),
     ] = None,
     sizes: Annotated[
         list[str] | None,
-        typer.Option("--sizes", "-s", metavar="SIZES", help="Ladder of frame sizes for the growing types. "
+        typer.Option("--sizes", "-s", metavar="SIZES", help=f"Ladder of frame sizes for the growing types. {FRAME_HELP} "
                      f"Default: {','.join(format_size(x) for x in DEFAULT_LADDER)}"),
     ] = None,
     types: Annotated[list[str] | None, typer.Option("--types", "-t", metavar="TYPES", help="Message types (default: all seven).")] = None,
@@ -75,7 +78,7 @@ def size_sweep(
             transports=parse_transports(transports),
             encoder=encoder,
             namespace=parse_namespace(namespace),
-            event=event,
+            event=parse_event(event),
             seed=seed,
             boundary=boundary,
             timeout_s=scaled_timeout(timeout),

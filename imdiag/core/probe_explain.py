@@ -26,7 +26,7 @@ from imdiag.core.probe_result import (
 )
 from imdiag.core.refusal import Refuser
 from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend
-from imdiag.core.wire import Encoder, Transport, encode_json, measure
+from imdiag.core.wire import Encoder, Transport, encode_json, measure, printable
 
 
 def _unit(transport: Transport) -> str:
@@ -145,20 +145,22 @@ class CapturedLike(Protocol):
 def size_messages(
     captured: Iterable[CapturedLike], *, encoder: Encoder, event: str, namespace: str
 ) -> tuple[SizedMessage, ...]:
+    """Each message as sent on its own event (else ``event``) in ``namespace``: the one namespace
+    every message of a capture is sent in (``captures.capture_namespace``)."""
     out = []
     for item in captured:
         message = item.message
         type_ = message.get("type") if isinstance(message, dict) else None
-        type_name = type_ if isinstance(type_, str) else "(no type)"
+        type_name = printable(type_) if isinstance(type_, str) else "(no type)"
         ev = item.event or event
-        ns = item.namespace or namespace
+        ns = namespace
         try:
             text = encode_json(message, encoder)
             node = text if encoder is Encoder.NODE else encode_json(message, Encoder.NODE)
+            size = measure(text, encoder=encoder, event=ev, namespace=ns, node_json=node)
         except EncodeError as exc:
             out.append(SizedMessage(item.index, type_name, ev, ns, encoder, 0, 0, 0, str(exc)))
             continue
-        size = measure(text, encoder=encoder, event=ev, namespace=ns, node_json=node)
         out.append(SizedMessage(item.index, type_name, ev, ns, encoder, size.frame_bytes, size.json_bytes, size.js_length))
     return tuple(out)
 
@@ -170,7 +172,7 @@ def largest_profile(captured: Sequence[Captured], sized: Sequence[SizedMessage],
     if not pairs:
         return None
     _, largest = max(pairs, key=lambda pair: pair[0].frame_bytes)
-    return list_profile(largest, encoder=encoder, event=largest.event or event, namespace=largest.namespace or namespace)
+    return list_profile(largest, encoder=encoder, event=largest.event or event, namespace=namespace)
 
 
 def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
