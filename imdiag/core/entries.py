@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -44,6 +45,8 @@ class ServerError:
     message: str
     error: str  # the exception as the server saw it, or ""
     decode: bool  # the server says it received bytes it could not decode or dispatch
+    sid: str = ""  # the connection it happened on, when the server says (socket.io sid, else engine.io's)
+    body_bytes: int | None = None  # the POST body's declared size (Content-Length), for polling
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,35 @@ class Disconnect:
 
 
 Entry = Arrival | ServerError | Connect | Disconnect
+
+
+@dataclass
+class Totals:
+    """What a master saw over a session, for ``fake-master``'s summary on exit."""
+
+    arrivals: Counter[str] = field(default_factory=Counter)  # by type
+    arrival_bytes: Counter[str] = field(default_factory=Counter)  # by type
+    decode_errors: int = 0
+    other_errors: int = 0
+    connects: int = 0
+    disconnects: Counter[str] = field(default_factory=Counter)  # by reason
+    last_t: float = 0.0
+
+    def add(self, entry: Entry) -> None:
+        self.last_t = max(self.last_t, entry.t)
+        if isinstance(entry, Arrival):
+            kind = entry.type or "(no type)"
+            self.arrivals[kind] += 1
+            self.arrival_bytes[kind] += entry.bytes
+        elif isinstance(entry, ServerError):
+            if entry.decode:
+                self.decode_errors += 1
+            else:
+                self.other_errors += 1
+        elif isinstance(entry, Connect):
+            self.connects += 1
+        else:
+            self.disconnects[entry.reason] += 1
 
 
 # orjson's output differs from JSON.stringify's only in number tokens: float layout (1.0, -0.0)

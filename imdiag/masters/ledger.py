@@ -90,9 +90,10 @@ class Ledger:
         self._add(entry)
         return entry
 
-    def error(self, logger: str, message: str, error: str, decode: bool) -> None:
+    def error(self, logger: str, message: str, error: str, decode: bool, *, sid: str = "",
+              body_bytes: int | None = None) -> None:
         seq, t = self._next()
-        self._add(ServerError(seq, t, logger, message, error, decode))
+        self._add(ServerError(seq, t, logger, message, error, decode, sid, body_bytes))
 
     def connect(self, sid: str, namespace: str) -> None:
         seq, t = self._next()

@@ -237,5 +237,5 @@ def _feed(ledger: Ledger, report: dict[str, Any]) -> None:
     elif kind == "error":
         ledger.error(
             str(report.get("logger", "node")), str(report.get("message", ""))[:500],
-            str(report.get("error", ""))[:500], bool(report.get("decode", False)),
+            str(report.get("error", ""))[:500], bool(report.get("decode", False)), sid=str(report.get("sid", "")),
         )

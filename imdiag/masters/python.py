@@ -9,13 +9,16 @@ the server logged (that is how a JSON decode error on a truncated polling body i
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import socket
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
 import socketio
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from imdiag.core.errors import TargetError
 from imdiag.core.quirks import PYTHON_DECODE_ERROR_LOGS
@@ -29,12 +32,25 @@ def server_versions() -> dict[str, str]:
     return {pkg: version(pkg) for pkg in ("python-socketio", "python-engineio", "aiohttp")}
 
 
+# The request a log line was written under: its engine.io sid and, for a POST, its
+# Content-Length. aiohttp handles a request in one task, and the handler tasks python-engineio
+# starts from it copy its context, so a decode error logged there names the POST that was lost.
+_REQUEST: contextvars.ContextVar[tuple[str, int | None]] = contextvars.ContextVar("imdiag_request", default=("", None))
+
+
+@web.middleware
+async def _remember_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    _REQUEST.set((request.query.get("sid", ""), request.content_length if request.method == "POST" else None))
+    return await handler(request)
+
+
 class _LedgerLogHandler(logging.Handler):
     """Turns the server's own error log lines into ledger entries (observation, not a patch)."""
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, socket_sid: Callable[[str], str | None]):
         super().__init__(level=logging.WARNING)
         self.ledger = ledger
+        self.socket_sid = socket_sid
 
     def emit(self, record: logging.LogRecord) -> None:
         error = ""
@@ -46,7 +62,10 @@ class _LedgerLogHandler(logging.Handler):
         except Exception:  # a malformed log call must not break the master
             message = str(record.msg)
         decode = any(message.startswith(m) for m in PYTHON_DECODE_ERROR_LOGS)
-        self.ledger.error(record.name, message[:500], error[:500], decode)
+        eio_sid, body_bytes = _REQUEST.get()
+        # The socket.io sid, as arrivals and connects show it; the engine.io one once it is gone.
+        sid = (self.socket_sid(eio_sid) or eio_sid) if eio_sid else ""
+        self.ledger.error(record.name, message[:500], error[:500], decode, sid=sid, body_bytes=body_bytes)
 
 
 _instances = 0
@@ -65,7 +84,7 @@ class PythonMaster(Master):
         self._logger = logging.getLogger(f"imdiag.master.{_instances}")
         self._logger.propagate = False
         self._logger.setLevel(logging.WARNING)
-        self._logger.addHandler(_LedgerLogHandler(self.ledger))
+        self._logger.addHandler(_LedgerLogHandler(self.ledger, self._socket_sid))
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             max_http_buffer_size=self.limit,
@@ -75,6 +94,13 @@ class PythonMaster(Master):
         )
         self._register_handlers()
         self._runner: web.AppRunner | None = None
+
+    def _socket_sid(self, eio_sid: str) -> str | None:
+        try:
+            sid = self.sio.manager.sid_from_eio_sid(eio_sid, self.namespace)
+        except Exception:  # noqa: BLE001 - a log line must never break the master
+            return None
+        return sid if isinstance(sid, str) else None
 
     def _register_handlers(self) -> None:
         ns = self.namespace
@@ -101,7 +127,7 @@ class PythonMaster(Master):
         return server_versions()
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[_remember_request])
         self.sio.attach(app, socketio_path=self.path.strip("/"))
         # On stop, give requests still in flight 50 ms, then cancel them. python-engineio
         # holds a long-poll GET for up to pingInterval + pingTimeout (45 s) even after the

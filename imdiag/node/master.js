@@ -11,7 +11,7 @@
  *   {"event":"connect","sid":..,"namespace":..}
  *   {"event":"arrival","sid","namespace","name","message":{"type","id"},"digest","bytes","connected"}
  *   {"event":"disconnect","sid","namespace","reason"}
- *   {"event":"error","logger","message","error","decode"}
+ *   {"event":"error","logger","message","error","decode","sid"}
  * It exits on SIGTERM/SIGINT and when its stdin closes, so it never outlives its parent.
  * Required as a module, it only exports its canonical JSON digest (for the tests).
  */
@@ -132,7 +132,7 @@ function main() {
     // socket.io-parser throws on an EVENT it cannot decode (invalid JSON -> "invalid payload");
     // socket.io's Client catches it, emits "error" on each joined socket, then closes the session.
     socket.on("error", (err) => {
-      report({ event: "error", logger: "socket.io", message: `socket ${socket.id} error`, error: errorText(err), decode: err instanceof Error });
+      report({ event: "error", logger: "socket.io", message: `socket ${socket.id} error`, error: errorText(err), decode: err instanceof Error, sid: socket.id });
     });
     socket.onAny((name, ...args) => {
       const ack = args.length && typeof args[args.length - 1] === "function" ? args.pop() : null;
