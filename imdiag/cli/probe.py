@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Annotated
 
 import typer
@@ -43,7 +44,7 @@ from imdiag.core.probe_result import ProbeResult, ProbeSettings, SizedMessage, e
 from imdiag.core.units import parse_size
 from imdiag.core.wire import Encoder
 from imdiag.render.html import probe_html
-from imdiag.render.json_report import probe_to_dict
+from imdiag.render.json_report import probe_not_started_to_dict, probe_to_dict
 from imdiag.render.probe import probe_renderables
 
 
@@ -153,6 +154,14 @@ def probe_command(
     except KeyboardInterrupt:
         partial = partial_result(settings, progress)
         if partial is None:
-            raise fail("interrupted before the handshake: nothing was measured", ExitCode.INTERRUPTED) from None
+            written = ""
+            if json_path:  # the report says so too: a script waiting for it is not left without one
+                try:
+                    write_json(json_path, probe_not_started_to_dict(settings, time.monotonic() - progress.start))
+                    written = f"; {json_path} says so"
+                except ImdiagError as exc:
+                    written = f"; {exc}"
+            raise fail(f"interrupted before the handshake: nothing was measured{written}",
+                       ExitCode.INTERRUPTED) from None
         result = partial
     _finish(result, json_path, html_path)

@@ -119,6 +119,7 @@ def replay_command(
         )
     run_measured(
         "replay", "replaying", settings.to_dict(),
-        lambda cells, measured, planned, note: run_replay(settings, cells, on_cell=measured, on_planned=planned),
+        lambda cells, measured, planned, note, on_started: run_replay(
+            settings, cells, on_cell=measured, on_planned=planned, on_started=on_started),
         replay_renderables, gate,
     )

@@ -90,9 +90,9 @@ def size_sweep(
 
     run_measured(
         "size-sweep", "sweeping", settings.to_dict(),
-        lambda cells, measured, planned, note: run_sweep(
+        lambda cells, measured, planned, note, on_started: run_sweep(
             settings, cells, on_cell=measured, on_planned=planned,
-            on_lane_done=lambda run, count: note(_lane_line(run, count)),
+            on_lane_done=lambda run, count: note(_lane_line(run, count)), on_started=on_started,
         ),
         sweep_renderables, gate,
     )

@@ -27,6 +27,7 @@ import aiohttp
 from imdiag.core.errors import TargetError
 from imdiag.core.model import HttpAnswer
 from imdiag.core.refusal import Refuser, http_refusal
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import (
     EIO_CLOSE,
     EIO_MESSAGE,
@@ -511,7 +512,7 @@ def _describe_upgrade_refusal(endpoint: Endpoint, answer: HttpAnswer) -> str:
 
 
 def _describe_connect_error(endpoint: Endpoint, transport: Transport, exc: BaseException, timeout: float) -> str:
-    where = f"{endpoint.url}{engineio_path(endpoint.path)} ({transport.value})"
+    where = f"{redact_url(endpoint.url)}{engineio_path(endpoint.path)} ({transport.value})"
     if isinstance(exc, asyncio.TimeoutError):
         return f"cannot reach {where}: no answer within {timeout:g} s"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imdiag.core.catalog import TYPE_NAMES, TYPES
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import Encoder, Transport
 
 DEFAULT_LIMITS: tuple[int, ...] = (100_000, 1_000_000, 10_000_000)  # 1e6: Socket.IO's default
@@ -120,7 +121,7 @@ class ReplaySettings:
             "timeout_s": self.timeout_s,
         }
         if self.url is not None:
-            out.update(url=self.url, path=self.path_prefix, headers=[k for k, _ in self.headers],
+            out.update(url=redact_url(self.url), path=self.path_prefix, headers=[k for k, _ in self.headers],
                        auth=self.auth_json is not None, insecure=self.insecure, ack=self.ack)
             del out["limits"], out["masters"]
         return out

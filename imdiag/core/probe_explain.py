@@ -33,13 +33,17 @@ def _unit(transport: Transport) -> str:
     return "POST body" if transport is Transport.POLLING else "frame"
 
 
+def _units(transport: Transport) -> str:
+    return "POST bodies" if transport is Transport.POLLING else "frames"
+
+
 # --- one line that says why big messages vanish ------------------------------------------------
 
 
 def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     """What happens beyond the limit, for a reader of this line alone."""
     name = limit.transport.value
-    unit = _unit(limit.transport) + "s"
+    unit, units = _unit(limit.transport), _units(limit.transport)
     if limit.diagnosis is not None:
         return f"{name}: not measured ({limit.diagnosis.value}): {limit.diagnosis_evidence}"
     if limit.stopped:
@@ -55,8 +59,8 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     if failure is None:
         if limit.max_accepted is None:
             return f"{name}: no probe frame was accepted or refused with a size signal"
-        line = (f"{name}: every {unit[:-1]} up to {limit.max_accepted:,} B (--max-bytes) was accepted; no size "
-                f"limit was found up to there (larger {unit} were not tried).")
+        line = (f"{name}: every {unit} up to {limit.max_accepted:,} B (--max-bytes) was accepted; no size "
+                f"limit was found up to there (larger {units} were not tried).")
         return line + _after_transport(limit, ack=ack)
     obs = failure.observation
     if obs.close_code is not None and obs.close_code == WS_MESSAGE_TOO_BIG:
@@ -72,7 +76,7 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
         how = failure.evidence
     session = "the session stays up" if failure.session_survived else "the session is closed"
     largest = f"{limit.max_accepted:,} B" if limit.max_accepted is not None else "the smallest probe"
-    line = (f"{name}: a {unit[:-1]} over {largest} is refused: {how}; {session} and the message never reaches "
+    line = (f"{name}: a {unit} over {largest} is refused: {how}; {session} and the message never reaches "
             f"a handler, while the sender's emit() reports no error")
     if limit.readmitted is True:
         line += (f"; a new connection is let straight back in, so a client that reconnects keeps delivering "

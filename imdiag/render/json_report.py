@@ -18,12 +18,14 @@ from imdiag.core.probe_result import (
     Handshake,
     MessageVerdict,
     ProbeResult,
+    ProbeSettings,
     TransportLimit,
     Trial,
     settings_dict,
 )
 from imdiag.core.refusal import Refusal
 from imdiag.core.sizing import Recommendation
+from imdiag.core.urls import redact_url
 from imdiag.render.tap import message_dict, session_dict
 
 SCHEMA = "imdiag.report/1"
@@ -263,7 +265,7 @@ def probe_to_dict(result: ProbeResult, *, now: datetime.datetime | None = None) 
     """The probe's report (``"command": "probe"``): the envelope, then the probe's own sections."""
     hs = result.handshake
     masters = [
-        MasterInfo("target", result.settings.url, hs.max_payload if hs.max_payload is not None else (t.max_accepted or 0),
+        MasterInfo("target", redact_url(result.settings.url), hs.max_payload if hs.max_payload is not None else (t.max_accepted or 0),
                    transport=t.transport, advertised_max_payload=hs.max_payload)
         for t in result.transports
     ]
@@ -276,6 +278,21 @@ def probe_to_dict(result: ProbeResult, *, now: datetime.datetime | None = None) 
         "stickiness": stickiness_to_dict(result.stickiness),
         "message_verdicts": [message_verdict_to_dict(v) for v in result.messages],
         "recommendations": [recommendation_to_dict(r) for r in result.recommendations],
+        "cells": [],
+    })
+    return out
+
+
+def probe_not_started_to_dict(settings: ProbeSettings, elapsed_s: float, *,
+                              now: datetime.datetime | None = None) -> dict[str, Any]:
+    """The report of a probe interrupted before the handshake: its settings and that nothing
+    was measured (handshake null, no transport), so a script reading it is not left guessing."""
+    out = _envelope("probe", settings_dict(settings), True, round(elapsed_s, 3), [], [], now)
+    out.update({
+        "advertised_max_payload": None,
+        "handshake": None,
+        "transports": {},
+        "message_verdicts": [message_verdict_to_dict(MessageVerdict(m, ())) for m in settings.messages],
         "cells": [],
     })
     return out

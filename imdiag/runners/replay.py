@@ -64,6 +64,7 @@ from imdiag.core.sizing import (
     recommend,
     scale_message,
 )
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import (
     Encoder,
     Transport,
@@ -380,8 +381,11 @@ async def _upgrade_offered(endpoint: Endpoint, session: aiohttp.ClientSession, l
     return conn.open_info is not None and "websocket" in conn.open_info.upgrades
 
 
+StartedFn = Callable[[Sequence[MasterInfo]], None] | None
+
+
 async def _replay_live(settings: ReplaySettings, capture: _Capture, record: CellFn,
-                       on_planned: Callable[[int], None] | None) -> list[MasterInfo]:
+                       on_planned: Callable[[int], None] | None, on_started: StartedFn) -> list[MasterInfo]:
     assert settings.url is not None
     endpoint = Endpoint.from_url(settings.url, path=settings.path_prefix, headers=tuple(settings.headers),
                                  auth_json=settings.auth_json, insecure=settings.insecure)
@@ -400,10 +404,12 @@ async def _replay_live(settings: ReplaySettings, capture: _Capture, record: Cell
             advertised = connection.advertised_max_payload
             if advertised is None and refusal is not None and refusal.open_info is not None:
                 advertised = refusal.open_info.max_payload
-            info = MasterInfo("live", settings.url, advertised or 0, {}, endpoint.namespace, settings.path_prefix,
-                              transport, advertised)
+            info = MasterInfo("live", redact_url(settings.url), advertised or 0, {}, endpoint.namespace,
+                              settings.path_prefix, transport, advertised)
             lanes.append(_Lane(info, connection, ProtocolWitness(endpoint.namespace)))
             refusals.append(refusal)
+        if on_started is not None:
+            on_started([lane.info for lane in lanes])
         offered = await _upgrade_offered(endpoint, session, lanes, settings.timeout_s)
         for lane, refusal in zip(lanes, refusals):
             lane.upgrade_offered = offered
@@ -463,7 +469,7 @@ async def _pin_path_limits(settings: ReplaySettings, runs: Sequence[MasterInfo],
 
 
 async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: CellFn,
-                          on_planned: Callable[[int], None] | None) -> list[MasterInfo]:
+                          on_planned: Callable[[int], None] | None, on_started: StartedFn) -> list[MasterInfo]:
     masters: list[tuple[Master, Transport]] = [
         (new_master(server, limit, capture.namespace), transport)
         for server in settings.masters for limit in settings.limits for transport in settings.transports
@@ -475,6 +481,8 @@ async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: C
                   LedgerWitness(master.ledger, settings.encoder, settings.event, capture.namespace))
             for master, transport in masters
         ]
+        if on_started is not None:
+            on_started([lane.info for lane in lanes])
         await _run_lanes(lanes, settings, capture, record, on_planned, with_digest=True)
     return [replace(lane.info, advertised_max_payload=lane.connection.advertised_max_payload) for lane in lanes]
 
@@ -485,9 +493,11 @@ async def run_replay(
     *,
     on_cell: CellFn | None = None,
     on_planned: Callable[[int], None] | None = None,
+    on_started: Callable[[Sequence[MasterInfo]], None] | None = None,
 ) -> Report:
-    """Replay the capture on every lane; cells are appended to ``cells`` as they come, so a
-    caller interrupted midway still holds what was measured."""
+    """Replay the capture on every lane; cells are appended to ``cells`` as they come, and
+    ``on_started`` names the masters once they are up, so a caller interrupted midway still
+    holds what was measured and against what."""
     started_at = time.monotonic()
     file = open_capture(settings.path)
     # The namespace as the masters will read it from the sender's frames (lone surrogates: U+FFFD).
@@ -499,7 +509,7 @@ async def run_replay(
             on_cell(cell)
 
     replay = _replay_live if settings.url is not None else _replay_masters
-    runs = await replay(settings, capture, record, on_planned)
+    runs = await replay(settings, capture, record, on_planned, on_started)
     runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
     path, notes = await _pin_path_limits(settings, runs, cells) if settings.url is not None else ((), [])
     return Report(

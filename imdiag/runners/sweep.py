@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import aiohttp
@@ -92,6 +92,7 @@ async def run_sweep(
     on_cell: CellFn | None = None,
     on_planned: Callable[[int], None] | None = None,
     on_lane_done: Callable[[MasterInfo, int], None] | None = None,
+    on_started: Callable[[Sequence[MasterInfo]], None] | None = None,
 ) -> Report:
     """Measure every planned cell on every master; cells are appended to ``cells`` as they come,
     so a caller interrupted midway still holds what was measured."""
@@ -121,6 +122,8 @@ async def run_sweep(
             on_lane_done(run, len(lane.messages))
 
     async with started([lane.master for lane in lanes]), client_session() as session:
+        if on_started is not None:
+            on_started([replace(lane.master.info, transport=lane.transport) for lane in lanes])
         await asyncio.gather(*(lane_task(lane, session) for lane in lanes))
     runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
     return Report(

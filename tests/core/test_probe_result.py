@@ -71,3 +71,11 @@ def test_ack_explanations_say_lost_only_when_the_master_acknowledges_at_all():
     assert "could not be checked" in explain_failure(unknown, ack=True) and unknown.lost == ()
     # Nothing over --max-bytes was sent: agreement with maxPayload is not claimed either way.
     assert lost.agrees_with(200_000) is None and lost.agrees_with(150_000) is False
+
+
+def test_no_limit_found_names_the_unit_in_plain_english():
+    polling = TransportLimit(POLLING, 80, 200_000, (taken(200_000, POLLING, Ack.NOT_ASKED),), 200_000, None)
+    line = explain_failure(polling, ack=False)
+    assert "every POST body up to 200,000 B" in line and "larger POST bodies were not tried" in line
+    websocket = TransportLimit(WS, 80, 200_000, (taken(200_000, WS, Ack.NOT_ASKED),), 200_000, None)
+    assert "larger frames were not tried" in explain_failure(websocket, ack=False)
