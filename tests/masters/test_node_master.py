@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from imdiag.clients.engineio import Connection, Endpoint, open_connection
 from imdiag.clients.observe import ProtocolWitness
 from imdiag.core.catalog import Catalog
+from imdiag.core.entries import canonical_digest, reencoded_bytes
 from imdiag.core.errors import TargetError
 from imdiag.core.judge import judge
 from imdiag.core.model import Barrier, Cause
 from imdiag.core.wire import SIO_ACK, Encoder, Transport, encode_json, event_frame, js_stringify
 from imdiag.masters import node as node_module
-from imdiag.core.entries import canonical_digest, reencoded_bytes
 from imdiag.masters.ledger import Arrival, Disconnect, ServerError
 from imdiag.masters.node import NodeMaster, node_ready
 
