@@ -10,9 +10,10 @@ Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,6 +61,12 @@ def main_options(
     pass
 
 
+@functools.cache
+def _command() -> Any:
+    """The click command typer builds from the app (once: a test may run the CLI many times)."""
+    return typer.main.get_command(app)
+
+
 def _tolerant_output() -> None:
     """A string JSON can carry may hold a lone surrogate (a message type, a namespace): printed
     as ``\\udXXX`` (JSON.stringify's escape), never a UnicodeEncodeError halfway through a table."""
@@ -72,7 +79,7 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI; exits with the command's code. Usage errors are one line, like every error."""
     _tolerant_output()
     try:
-        code = app(args=args, prog_name="imdiag", standalone_mode=False)
+        code = _command().main(args=args, prog_name="imdiag", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()
         code = exc.exit_code

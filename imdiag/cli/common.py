@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from imdiag.cli.click_errors import BadParameter, MissingParameter, NoSuchOption, UsageError
 from imdiag.cli.files import write_atomic
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
+from imdiag.core.wire import printable
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, 1 gate failed, 2 usage or input error, "
@@ -47,8 +48,9 @@ def print_diagnosed(message: str) -> None:
 
 
 def print_error(message: str) -> None:
-    """The one way an error reaches the user: one line on stderr, never wrapped."""
-    print(f"imdiag: error: {message}", file=sys.stderr)
+    """The one way an error reaches the user: one line on stderr, never wrapped (a control
+    character from the input, a newline included, is written as its \\uXXXX escape)."""
+    print(f"imdiag: error: {printable(message)}", file=sys.stderr)
 
 
 def usage_error_line(exc: UsageError) -> str:

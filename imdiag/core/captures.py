@@ -98,7 +98,8 @@ def record_to_captured(record: Any, index: int, path: Path, line: int | None) ->
     else:
         message = {k: v for k, v in record.items() if k not in REPLAY_KEYS}
         if not isinstance(message.get("type"), str) or "payload" not in message:
-            keys = ", ".join(sorted(record)) or "none"
+            names = sorted(record)
+            keys = ", ".join(printable(k) for k in names[:10]) + (", ..." if len(names) > 10 else "") or "none"
             raise InputError(f'{where}: message {index} has no "type" string and "payload" (keys: {keys}); '
                              'expected {"type": ..., "payload": ...}')
     t = record.get("t")
