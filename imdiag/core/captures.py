@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from imdiag.core.errors import InputError
 from imdiag.core.wire import HugeInt, printable
 
@@ -201,15 +203,7 @@ def _loads(path: Path, text: str, line_offset: int = 0) -> Any:
         raise _nesting_error(path, text, line_offset) from None
 
 
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return _decode_utf8(path, data, 0)
-
-
-def _decode_utf8(path: Path, data: bytes, line_offset: int) -> str:
+def _decode_utf8(path: Path, data: bytes | bytearray, line_offset: int) -> str:
     try:
         return data.decode("utf-8-sig" if line_offset == 0 else "utf-8")
     except UnicodeDecodeError as exc:
@@ -218,11 +212,49 @@ def _decode_utf8(path: Path, data: bytes, line_offset: int) -> str:
         raise InputError(f"{_where(path, line, col)}: not UTF-8 text ({exc.reason})") from None
 
 
+# A number token of 19 digits or more (orjson would make a float of one past 64 bits), and a
+# document that is a number: both read by python's json. (A character class first: fast.)
+_LONG_INTEGER_RE = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]{19}")
+_NUMBER_DOCUMENT_RE = re.compile(rb"[ \t\r\n]*-?[0-9]")
+_BOM = b"\xef\xbb\xbf"
+
+
+def _loads_bytes(path: Path, data: bytes | bytearray, line_offset: int = 0) -> Any:
+    """One JSON document from the file's bytes, with the least memory for its kind: ASCII text
+    is read by python's json (its str is no larger than the bytes, and its objects are built
+    without orjson's intermediate tree); other text by orjson, from the bytes (a 50 MB record of
+    CJK text and emoji would be a 200 MB str). What orjson does not read as python's json does
+    (an error, a lone surrogate, NaN, an integer of 19+ digits) is read by python's json, which
+    also names the position of an error."""
+    if not data.isascii():
+        body = memoryview(data)[len(_BOM):] if data.startswith(_BOM) else data
+        if _LONG_INTEGER_RE.search(body) is None and _NUMBER_DOCUMENT_RE.match(body) is None:
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+        del body
+    return _loads(path, _decode_utf8(path, data, line_offset), line_offset)
+
+
+_BLANK_RE = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n\f\v]*")
+
+
+def _blank(data: bytes | bytearray | str) -> bool:
+    """Only whitespace (and a BOM): checked without copying a line of any size."""
+    if not isinstance(data, str):
+        return _BLANK_RE.fullmatch(data) is not None
+    return not data.strip()
+
+
 def _load_whole(path: Path) -> Any:
-    text = _read_text(path)
-    if not text.strip():
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if _blank(data):
         raise InputError(f"{path}: the file is empty; {EXPECTED}")
-    return _loads(path, text)
+    return _loads_bytes(path, data)
 
 
 def _records(path: Path, document: Any) -> tuple[list[Any], dict[str, Any], int | None]:
@@ -250,36 +282,71 @@ def _iter_json(path: Path) -> Iterator[Captured]:
         yield record_to_captured(record, index, path, None)
 
 
-def _parse_lines(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[Captured]:
+def _parse_lines(path: Path, lines: Iterator[tuple[int, bytes | bytearray | str]]) -> Iterator[Captured]:
     """JSON Lines records, each with its line number; blank lines skipped."""
     index = 0
-    for number, text in lines:
-        if not text.strip():
+    for number, line in lines:
+        if _blank(line):
             continue
-        record = _loads(path, text, number - 1)
-        del text
+        record = _loads(path, line, number - 1) if isinstance(line, str) else _loads_bytes(path, line, number - 1)
+        del line  # the bytes of a line are gone before its message is handed on
         yield record_to_captured(record, index, path, number)
+        del record
         index += 1
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    # Line by line from a buffered binary file: a capture of any size is held one line at a time.
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            text = _decode_utf8(path, raw, number - 1)
-            del raw
-            yield number, text.removeprefix("\ufeff") if number == 1 else text
+_CHUNK = 1 << 20
+
+
+class _RawLines:
+    """The file's lines as bytes, one at a time, each given away whole: a capture of any size is
+    held a line at a time (a generator would keep the last line alive while the next is parsed),
+    and a long line grows in one buffer (readline joins its chunks: twice the line at once)."""
+
+    def __init__(self, path: Path):
+        try:
+            self._handle = path.open("rb", buffering=0)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        self._chunk: bytes | None = b""  # None once the file is read to its end
+        self._start = 0
+        self._number = 0
+
+    def __iter__(self) -> _RawLines:
+        return self
+
+    def __next__(self) -> tuple[int, bytes | bytearray]:
+        line = bytearray()
+        while self._chunk is not None:
+            end = self._chunk.find(b"\n", self._start)
+            if end >= 0:
+                line += memoryview(self._chunk)[self._start : end + 1]
+                self._start = end + 1
+                return self._next_number(), line
+            line += memoryview(self._chunk)[self._start :]
+            chunk = self._handle.read(_CHUNK)
+            self._chunk, self._start = chunk or None, 0
+        if not line:
+            raise StopIteration
+        return self._next_number(), line
+
+    def _next_number(self) -> int:
+        self._number += 1
+        return self._number
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def _iter_jsonl(path: Path) -> Iterator[Captured]:
     empty = True
-    for captured in _parse_lines(path, _decoded_lines(path)):
-        empty = False
-        yield captured
+    lines = _RawLines(path)
+    try:
+        for captured in _parse_lines(path, lines):
+            empty = False
+            yield captured
+    finally:
+        lines.close()
     if empty:
         raise InputError(f"{path}: the file is empty; {EXPECTED}")
 

@@ -7,14 +7,11 @@ renderers (``fake-master``'s live log) and the verdicts read them without loadin
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from imdiag.core.wire import Encoder, encode_json
+from imdiag.core.wire import Encoder, encode_json_bytes
 
 BARRIER_TYPE = "imdiag:barrier"
 
@@ -98,9 +95,6 @@ class Totals:
             self.disconnects[entry.reason] += 1
 
 
-# orjson's output differs from JSON.stringify's only in number tokens: float layout (1.0, -0.0)
-# and integers past 2**53. A false positive (such digits inside a string) costs the slow path.
-_NOT_JS_NUMBERS_RE = re.compile(rb"(?:^|[:,\[])-?\d+[.eE]|(?:^|[:,\[])-?\d{16}")
 
 
 def canonical_json(message: Any) -> bytes:
@@ -108,13 +102,7 @@ def canonical_json(message: Any) -> bytes:
     point, in UTF-8. Node's master computes the same (``canonical()`` in master.js), so both
     masters and the sender agree for anything JSON can carry: floats written as JS writes them
     (1.0 is 1), integers past 2**53 as the double they become, lone surrogates as ``\\udXXX``."""
-    try:
-        fast = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # lone surrogates, ints past 64 bits, nesting past orjson's depth, huge ints
-        fast = None
-    if fast is not None and _NOT_JS_NUMBERS_RE.search(fast) is None:
-        return fast
-    return encode_json(message, Encoder.NODE, sort_keys=True).encode()
+    return encode_json_bytes(message, Encoder.NODE, sort_keys=True)
 
 
 def digest_of(canonical: bytes) -> str:

@@ -68,10 +68,10 @@ from imdiag.core.urls import redact_url
 from imdiag.core.wire import (
     Encoder,
     Transport,
-    encode_json,
+    encode_json_bytes,
     event_frame,
     frame_parts,
-    js_length,
+    js_length_utf8,
     wire_namespace,
 )
 from imdiag.masters import Master, new_master, started
@@ -130,16 +130,13 @@ CellFn = Callable[[Cell], None]
 def _encode(index: int, message: Any, type_name: str, label: str, event: str, due: float | None,
             settings: ReplaySettings, namespace: str, with_digest: bool) -> ReplayMessage:
     try:
-        text = encode_json(message, settings.encoder)
-        node_text = text if settings.encoder is Encoder.NODE else encode_json(message, Encoder.NODE)
+        # Bytes throughout: no str of a large message is built (encode_json_bytes).
+        data = encode_json_bytes(message, settings.encoder)
+        js_len = js_length_utf8(data if settings.encoder is Encoder.NODE else encode_json_bytes(message, Encoder.NODE))
     except EncodeError as exc:
         return ReplayMessage(index, type_name, label, event, due, b"", 0, 0, 0, "", None, str(exc))
-    js_len = js_length(node_text)
-    del node_text
     # The canonical form is what both masters compute from what they decode (1.0 and 1 alike).
     digest = canonical_digest(message) if with_digest else ""
-    data = text.encode()  # encoded JSON holds no lone surrogate: they are escaped
-    del text
     head, _ = frame_parts(event, namespace, None, settings.encoder)
     frame = event_frame(data, encoder=settings.encoder, event=event, namespace=namespace)
     message_id = message.get("id") if isinstance(message, dict) and isinstance(message.get("id"), str) else None

@@ -4,6 +4,8 @@ import json
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imdiag.core.captures import dumps_record, load_messages, loads, open_capture
 from imdiag.core.errors import InputError
@@ -175,3 +177,42 @@ def test_a_directory_fifo_or_device_is_named_for_what_it_is(tmp_path):
         open_capture(fifo)  # reading it would block
     with pytest.raises(InputError, match="is a device, not a regular file"):
         open_capture("/dev/null")
+
+
+_TEXT = st.text(st.characters() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=8)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats() | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _same(a, b) -> bool:
+    """Equal values of the same types (1 is not 1.0), NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES, ascii_only=st.booleans())
+def test_the_lean_reader_reads_every_value_as_pythons_json_does(tmp_path_factory, value, ascii_only):
+    """orjson reads non-ASCII records (no decoded copy); whatever it would read differently (a
+    lone surrogate, a long integer it makes a float, NaN) goes to python's json."""
+    text = json.dumps({"type": "t", "payload": value}, ensure_ascii=ascii_only)
+    path = tmp_path_factory.mktemp("lean") / "v.jsonl"
+    path.write_bytes(text.encode("utf-8", "surrogatepass") + b"\n")
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        return
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        return  # written raw (ensure_ascii off), a surrogate is not UTF-8: the reader refuses the file
+    (captured,) = load_messages(path)
+    assert _same(captured.message, expected)
