@@ -1,6 +1,7 @@
 """The capture format: JSON array, {meta, messages}, JSON Lines; errors with file:line:col."""
 
 import json
+import math
 import os
 
 import pytest
@@ -190,7 +191,7 @@ _VALUES = st.recursive(
 def _same(a, b) -> bool:
     """Equal values of the same types (1 is not 1.0), NaN equal to NaN."""
     if isinstance(a, float) and isinstance(b, float):
-        return a == b or (a != a and b != b)
+        return a == b or (math.isnan(a) and math.isnan(b))
     if type(a) is not type(b):
         return False
     if isinstance(a, list):
