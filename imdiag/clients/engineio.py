@@ -503,7 +503,7 @@ async def _refused_upgrade_body(endpoint: Endpoint, session: aiohttp.ClientSessi
 
 
 def _describe_upgrade_refusal(endpoint: Endpoint, answer: HttpAnswer) -> str:
-    where = f"{endpoint.url}{engineio_path(endpoint.path)} (websocket)"
+    where = f"{redact_url(endpoint.url)}{engineio_path(endpoint.path)} (websocket)"
     refusal = http_refusal(answer.status, answer.body, answer.server)
     text = f"cannot reach {where}: websocket handshake refused ({refusal.evidence()})"
     if refusal.by is not Refuser.MASTER:
