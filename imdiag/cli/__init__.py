@@ -18,8 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from imdiag import __version__
-from imdiag.cli.click_errors import NoArgsIsHelpError, UsageError
-from imdiag.cli.common import EXIT_CODES_HELP, print_error, usage_error_line
+from imdiag.cli.common import EXIT_CODES_HELP, print_error, usage_error_kind, usage_error_line
 from imdiag.cli.fake_master import fake_master
 from imdiag.cli.gate import gate_command
 from imdiag.cli.node import node_app
@@ -80,12 +79,16 @@ def main(args: list[str] | None = None) -> None:
     _tolerant_output()
     try:
         code = _command().main(args=args, prog_name="imdiag", standalone_mode=False)
-    except NoArgsIsHelpError as exc:
-        exc.show()
-        code = exc.exit_code
-    except UsageError as exc:
-        print_error(usage_error_line(exc))
-        code = int(ExitCode.USAGE)
     except (KeyboardInterrupt, typer.Abort):
         code = int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        kind = usage_error_kind(exc)
+        if kind is None:
+            raise
+        if kind == "NoArgsIsHelpError":  # `imdiag` alone: the help, as before
+            exc.show()  # type: ignore[attr-defined]
+            code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+        else:
+            print_error(usage_error_line(exc))
+            code = int(ExitCode.USAGE)
     sys.exit(code if isinstance(code, int) else 0)
