@@ -24,6 +24,7 @@ from rich.text import Text
 
 from imdiag.cli.common import fail, print_error, write_json, write_text
 from imdiag.cli.files import check_writable
+from imdiag.core.captures import nesting_error, parse_json
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.gate import (
     DEFAULT_MAX_GROWTH,
@@ -110,9 +111,11 @@ def load_baseline(path: str) -> Mapping[str, Any]:
     except UnicodeDecodeError:
         raise InputError(f"baseline {path}: not UTF-8 text") from None
     try:
-        report = json.loads(text)
+        report = parse_json(text)  # any JSON: integers of 4,300+ digits too
     except json.JSONDecodeError as exc:
         raise InputError(f"baseline {path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"baseline {nesting_error(Path(path), text)}") from None
     report_cells(report, f"baseline {path}")
     return dict(report)
 

@@ -173,7 +173,7 @@ def parse_json(text: str | bytes) -> Any:
 _STRUCTURE_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
-def _nesting_error(path: Path, text: str, line_offset: int = 0) -> InputError:
+def nesting_error(path: Path, text: str, line_offset: int = 0) -> InputError:
     """Where arrays and objects nest deeper than python's JSON parser reads (it recurses)."""
     depth = deepest = 0
     at = None
@@ -200,7 +200,7 @@ def _loads(path: Path, text: str, line_offset: int = 0) -> Any:
     except json.JSONDecodeError as exc:
         raise _decode_error(path, exc, line_offset) from None
     except RecursionError:
-        raise _nesting_error(path, text, line_offset) from None
+        raise nesting_error(path, text, line_offset) from None
 
 
 def _decode_utf8(path: Path, data: bytes | bytearray, line_offset: int) -> str:
@@ -438,7 +438,7 @@ def loads(text: str, name: str = "<string>") -> list[Captured]:
             return _loads_lines(text, path)
         raise _decode_error(path, exc) from None
     except RecursionError:
-        raise _nesting_error(path, text) from None
+        raise nesting_error(path, text) from None
     records, _, _ = _records(path, document)
     if not records:
         raise InputError(f"{name}: the capture holds no messages; {EXPECTED}")
