@@ -13,6 +13,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import typer
 
+from imdiag.core.captures import parse_json
 from imdiag.core.catalog import TYPE_NAMES, message_type
 from imdiag.core.errors import InputError
 from imdiag.core.plan import MASTER_SERVERS
@@ -25,7 +26,7 @@ from imdiag.core.units import (
     parse_size,
 )
 from imdiag.core.urls import redact_url
-from imdiag.core.wire import Encoder, Transport, printable
+from imdiag.core.wire import Encoder, Transport, encode_json, printable
 
 # What bounds each size option, for --help (the parsers refuse the rest with the same reason).
 LIMIT_HELP = f"at most {MAX_LIMIT:,} B: {LIMIT_BOUND_WHY}."
@@ -153,7 +154,9 @@ def parse_auth(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        auth = json.loads(value)
+        auth = parse_json(value)
+    except RecursionError:
+        raise InputError("invalid --auth JSON: nested too deeply; expected an object, e.g. '{\"token\": \"...\"}'") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid --auth JSON: {exc.msg} at column {exc.colno}; expected an object, "
                          'e.g. \'{"token": "..."}\'') from None
@@ -161,7 +164,7 @@ def parse_auth(value: str | None) -> str | None:
         kind = _JSON_KINDS.get(type(auth), type(auth).__name__)
         raise InputError(f"invalid --auth: a JSON {kind} is not an object; Socket.IO auth is an "
                          'object, e.g. \'{"token": "..."}\'')
-    return json.dumps(auth, ensure_ascii=False, separators=(",", ":"))
+    return encode_json(auth, Encoder.NODE)  # as socket.io-client writes it: a lone surrogate escaped, Infinity null
 
 
 def parse_upstream(url: str) -> tuple[str, int, bool]:

@@ -209,7 +209,7 @@ class NodeMaster(Master):
 def _parse(line: bytes) -> dict[str, Any] | None:
     try:
         report = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return report if isinstance(report, dict) else None
 

@@ -153,7 +153,8 @@ function main() {
         sid: socket.id,
         namespace: ns,
         name,
-        message: isObject ? { type: msg.type, id: msg.id } : null,
+        // Strings only, as the python ledger keeps them: a type of any other shape is no type.
+        message: isObject ? { type: typeof msg.type === "string" ? msg.type : null, id: typeof msg.id === "string" ? msg.id : null } : null,
         digest: hash,
         bytes: text === undefined ? 4 : Buffer.byteLength(text),
         // onAny runs before socket.io's own "ignore packet received after disconnection" check.

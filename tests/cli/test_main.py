@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from imdiag.cli.options import parse_auth
+
 from ..helpers import assert_one_line_error, run_main
 
 URL = "http://127.0.0.1:9/worker"
@@ -65,3 +67,9 @@ def test_credentials_in_the_url_and_an_authorization_header_conflict_in_the_opti
 def test_an_empty_event_is_refused_by_every_command(command):
     code, _, stderr = run_main(*command, "--event", "")
     assert_one_line_error(code, stderr, 2, "--event must not be empty")
+
+
+def test_auth_is_any_json_object_and_written_as_json_stringify_would():
+    code, _, stderr = run_main("probe", "--url", URL, "--auth", "[" * 3000 + "]" * 3000)
+    assert_one_line_error(code, stderr, 2, "invalid --auth JSON: nested too deeply")
+    assert parse_auth('{"t": "a\\ud800", "n": 1e999, "big": ' + "9" * 5000 + "}") == '{"t":"a\\ud800","n":null,"big":null}'

@@ -349,13 +349,17 @@ async def test_an_arrival_is_reported_even_when_its_digest_overflows_the_js_stac
     """JSON.parse reads any depth; canonical() recurses: the arrival is still in the ledger."""
     deep = "[" * 100_000 + "]" * 100_000
     frame = ('42["message",{"type":"deep","id":"d-1","payload":' + deep + "}]").encode()
+    # A type that is no string is no type (and its report line stays shallow for python's parser).
+    deep_type = ('42["message",{"type":' + deep + ',"id":"d-2","payload":1}]').encode()
     async with NodeMaster(limit=1_000_000) as master:
         conn = await open_connection(Endpoint(master.url), Transport.WEBSOCKET, session, TIMEOUT)
         try:
             (obs,) = await _send(conn, master, [frame], ["d-1"])
+            (typed,) = await _send(conn, master, [deep_type], ["d-2"])
         finally:
             await conn.close()
         assert judge(obs).delivered  # before: master.js died with RangeError and the message was lost
         arrival = master.ledger.find("d-1")
         assert arrival is not None and arrival.digest == ""
         assert any(isinstance(e, ServerError) and "digest" in e.message for e in master.ledger.entries)
+        assert judge(typed).delivered and master.ledger.find("d-2").type is None
