@@ -142,13 +142,18 @@ def _is_array_index(key: str) -> bool:
     return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) <= _ARRAY_INDEX_MAX
 
 
-def _js_scalar(value: Any) -> str:
+def _constant(value: Any) -> str | None:
+    """null, true and false: written alike by every encoder."""
     if value is None:
         return "null"
     if value is True:
         return "true"
-    if value is False:
-        return "false"
+    return "false" if value is False else None
+
+
+def _js_scalar(value: Any) -> str:
+    if (constant := _constant(value)) is not None:
+        return constant
     if isinstance(value, str):
         return _js_string(value)
     if isinstance(value, int):
@@ -183,12 +188,8 @@ def _py_float(value: float) -> str:
 
 def _py_scalar(value: Any) -> str:
     """One value as python's ``json.dumps`` writes it (ensure_ascii, NaN allowed)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    if (constant := _constant(value)) is not None:
+        return constant
     if isinstance(value, str):
         return encode_basestring_ascii(value)
     if isinstance(value, int):

@@ -280,23 +280,17 @@ async def test_ctrl_c_before_the_handshake_still_writes_the_report(tmp_path):
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     out = tmp_path / "none.json"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imdiag", "probe", "--url", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{NS}",
-        "--timeout", "30", "--json", str(out), env={**os.environ, "NO_COLOR": "1"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
     try:
-        await asyncio.wait_for(connected.wait(), TIMEOUT)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        async with imdiag_process("probe", "--url", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{NS}",
+                                  "--timeout", "30", "--json", str(out)) as proc:
+            await asyncio.wait_for(connected.wait(), TIMEOUT)
+            _, stderr = await interrupt(proc)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         for writer in writers:
             writer.close()
         server.close()
         await server.wait_closed()
+    assert proc.returncode is not None
     assert_one_line_error(proc.returncode, stderr.decode(), 130, "interrupted before the handshake", str(out))
     report = json.loads(out.read_text())
     assert report["interrupted"] is True and report["handshake"] is None and report["transports"] == {}
