@@ -80,7 +80,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 # JSON-encoded strings, so any output (lone surrogates included) survives the pipe.
 _NODE_ORACLE = r"""
 const { digest } = require("./master.js");
-const { Encoder, PacketType } = require("socket.io-parser");
+const prefix = process.env.IMDIAG_NODE_PREFIX;  // where imdiag found the npm packages, as master.js
+const load = prefix ? require("module").createRequire(require("path").join(prefix, "package.json")) : require;
+const { Encoder, PacketType } = load("socket.io-parser");
 const encoder = new Encoder();
 const rl = require("readline").createInterface({ input: process.stdin });
 rl.on("line", (line) => {
