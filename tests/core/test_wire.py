@@ -14,6 +14,7 @@ from imdiag.core.wire import (
     HugeInt,
     WireSize,
     encode_json,
+    encode_json_bytes,
     event_args,
     event_frame,
     event_packet,
@@ -252,19 +253,30 @@ def test_canonical_form_is_json_stringify_with_sorted_keys():
 
 
 _ANY_TEXT = st.text(st.characters() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=8)
+_ANY_KEY = _ANY_TEXT | st.integers(0, 2**33).map(str) | st.sampled_from(["01", "-1", "1.5", "x:1.5"])
 json_values_any_text = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | _ANY_TEXT,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(_ANY_TEXT, children, max_size=5),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(_ANY_KEY, children, max_size=5),
     max_leaves=30,
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(json_values_any_text)
-def test_canonical_fast_path_equals_the_sorted_reference(value):
+def test_canonical_and_orjson_fast_paths_equal_the_reference(value):
     reference = js_stringify(value, sort_keys=True).encode()
     assert canonical_json(value) == reference
     assert encode_json(value, Encoder.NODE, sort_keys=True).encode() == reference
+    assert encode_json_bytes(value, Encoder.NODE) == js_stringify(value).encode()
+
+
+@pytest.mark.parametrize("offset", range(-24, 4))
+def test_a_float_or_an_index_key_across_a_megabyte_boundary_is_seen(offset):
+    """The fast path scans its output a megabyte at a time: a token cut by the boundary counts."""
+    pad = "x" * (2**20 - len('["",') - 2 + offset)
+    assert encode_json_bytes([pad, 12345.5], Encoder.NODE) == js_stringify([pad, 12345.5]).encode()
+    keyed = {"p": pad[:-6], "1234567890": 1}
+    assert encode_json_bytes(keyed, Encoder.NODE) == js_stringify(keyed).encode()
 
 
 def test_printable_escapes_what_would_break_a_terminal_or_a_report():
