@@ -354,18 +354,6 @@ def js_length(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
-_NOT_FOUR_BYTE_LEADS = bytes(b for b in range(256) if not 0xF0 <= b <= 0xF7)
-
-
-def js_length_utf8(data: bytes) -> int:
-    """``js_length`` of UTF-8 text, counted on the bytes: one unit per character (its lead
-    byte), two for a character past U+FFFF (4 bytes in UTF-8, a surrogate pair in JS)."""
-    if data.isascii():
-        return len(data)
-    return len(data.translate(None, _CONTINUATION_BYTES)) + len(data.translate(None, _NOT_FOUR_BYTE_LEADS))
-
-
 def utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
