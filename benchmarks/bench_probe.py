@@ -4,7 +4,8 @@ Run: `.venv/bin/python benchmarks/bench_probe.py [--limits 1MB,10MB] [--ack] [--
 (--no-guess: plain bisection, the worst case, as against a server that advertises no maxPayload).
 Each master (python-socketio, and the real Node.js socket.io when installed) is started on a
 loopback port at each limit and probed with the default settings. Prints figures; it asserts
-nothing. Target from the issue: under 10 s per master.
+nothing. Targets: under 10 s per master; with --no-guess (24 trials per transport to 16 MiB)
+under 2 s per master (the probe itself: a live master is not started by imdiag).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ NS = "/worker"
 
 
 async def bench(master: Master, ack: bool, guess: bool) -> float:
+    """The probe's own seconds (the master's start and stop are shown apart)."""
     start = time.perf_counter()
     async with master:
         result = await probe(ProbeSettings(url=master.url + NS, ack=ack, guess_advertised=guess))
@@ -34,9 +36,9 @@ async def bench(master: Master, ack: bool, guess: bool) -> float:
             f"accepted {t.max_accepted or 0:>11,} B  refused {t.first_rejected or 0:>11,} B  "
             f"trials {len(t.trials):2}  {t.seconds:6.3f} s  (maxPayload {hs.max_payload or 0:,} B)"
         )
-    print(f"  {master.server:6} limit {format_size(master.limit):>6}  probe {result.elapsed_s:.2f} s, "
-          f"with master start/stop {wall:.2f} s")
-    return wall
+    print(f"  {master.server:6} limit {format_size(master.limit):>6}  probe {result.elapsed_s:.2f} s "
+          f"({'under' if result.elapsed_s < 2 else 'OVER'} 2 s), with master start/stop {wall:.2f} s")
+    return result.elapsed_s
 
 
 async def main() -> None:
@@ -57,7 +59,8 @@ async def main() -> None:
         total = 0.0
         for limit in limits:
             total += await bench(kind(limit=limit, namespace=NS), args.ack, not args.no_guess)
-        print(f"{kind.server} master: {total:.2f} s for {len(limits)} probe(s) (target: under 10 s per master)")
+        print(f"{kind.server} master: {total:.2f} s probing for {len(limits)} probe(s) "
+              f"(targets: under 10 s per master; with --no-guess under 2 s per master)")
 
 
 if __name__ == "__main__":

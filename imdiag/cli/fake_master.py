@@ -37,8 +37,8 @@ def fake_master(
                                  "`imdiag replay FILE` reads), flushed as it goes. python master only.")
     ] = None,
     master: Annotated[
-        str, typer.Option(metavar="python|node", help="Which real server: python (python-socketio on aiohttp, "
-                          "in this process) or node (the pinned Node.js socket.io, as a child process).")
+        str, typer.Option(metavar="python|node", help="Which real server: python (python-socketio on aiohttp) or node "
+                          "(the pinned Node.js socket.io); either runs in a child process.")
     ] = "python",
 ) -> None:
     """Run a reference master standalone and log every arrival, error and disconnect live."""

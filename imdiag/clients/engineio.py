@@ -15,14 +15,21 @@ import base64
 import contextlib
 import errno
 import os
+import select
+import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import aiohttp.payload
+from aiohttp._websocket.helpers import websocket_mask  # aiohttp's own (C) client masking
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.http_writer import StreamWriter
 
 from imdiag.core.errors import TargetError
 from imdiag.core.model import HttpAnswer
@@ -34,12 +41,16 @@ from imdiag.core.wire import (
     EIO_NOOP,
     EIO_PING,
     EIO_PONG,
+    RECORD_SEPARATOR,
     SIO_CONNECT,
     SIO_CONNECT_ERROR,
     OpenInfo,
+    Packet,
     SioPacket,
     Transport,
     connect_packet,
+    packet_pieces,
+    packet_size,
     parse_open,
     parse_sio,
     split_polling_body,
@@ -74,22 +85,122 @@ class SendResult:
 
     body_bytes: int  # bytes of the frame payload or POST body
     packets: int
+    written_bytes: int  # of those, written before the server answered (all, when it answered after)
     http_status: int | None = None  # polling: the POST's status
     http_body: str = ""
     http_server: str = ""  # the Server header of the POST's answer
-    error: str = ""  # raised while writing (e.g. the server closed mid-frame)
+    error: str = ""  # raised while writing (e.g. the connection broke mid-frame)
     seconds: float = 0.0
 
     @property
+    def complete(self) -> bool:
+        """Every byte was written: the server did not answer (close, HTTP response) before."""
+        return self.written_bytes >= self.body_bytes
+
+    @property
     def ok(self) -> bool:
-        return not self.error and self.http_status in (None, 200)
+        return not self.error and self.complete and self.http_status in (None, 200)
 
     def describe(self) -> str:
         if self.error:
             return self.error
         if self.http_status not in (None, 200):
             return f"HTTP {self.http_status}" + (f" {self.http_body[:200]!r}" if self.http_body else "")
+        if not self.complete:
+            return f"the server answered after {self.written_bytes:,} of {self.body_bytes:,} B were written"
         return "sent"
+
+
+# Large frames and bodies are written in chunks of this size (a multiple of 4: websocket masking
+# continues from chunk to chunk); before each one the client looks for the server's answer.
+WRITE_CHUNK = 1 << 16
+# A POST body's first write, with the request head: a body up to this size goes out in one
+# write, as aiohttp writes any body. A server that reads a body with one read() (python-engineio)
+# cuts it at what has arrived, so the pace of the first bytes is part of what is measured.
+FIRST_POST_WRITE = 1 << 19
+
+
+def has_input(transport: asyncio.BaseTransport) -> bool:
+    """The server has sent something not read yet (data, a close, a reset): a look, no read.
+
+    Checked before each chunk: a write that meets a reset makes asyncio close the connection
+    without reading what came before it (a close frame, an HTTP 413), so that is read first.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def keep_the_answer(transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol) -> None:
+    """After a write that closed the transport: hand the protocol what the server sent before
+    its reset, as asyncio would have read it.
+
+    A reset can land between the look (``has_input``) and the write. The write then fails and
+    asyncio closes the connection without reading what the kernel still holds before the reset:
+    the server's close frame (1009 would become 1006) or its HTTP 413. It is read here, once, from
+    a duplicate of the socket (the kernel returns queued data before the reset's error).
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.fileno() < 0 or not isinstance(protocol, asyncio.Protocol):
+        return
+    answer = bytearray()
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as duplicate:
+            duplicate.setblocking(False)
+            for _ in range(64):  # bounded: what a server sends before it resets, not a stream
+                data = duplicate.recv(1 << 16)
+                if not data:
+                    break
+                answer += data
+    except OSError:  # nothing more (would block, or the reset's own error)
+        pass
+    if answer:
+        protocol.data_received(bytes(answer))
+
+
+def write_chunks(packets: Sequence[Packet], separator: bytes = b"", first: int = WRITE_CHUNK) -> Iterator[bytes | memoryview]:
+    """The packets' bytes (joined by ``separator``): a chunk of ``first`` bytes, then chunks of
+    ``WRITE_CHUNK``, the last one shorter; a streamed packet's pieces are made as chunks are taken."""
+    pending = bytearray()
+    size = first
+    for piece in _joined(packets, separator):
+        view = memoryview(piece)
+        if pending:
+            take = size - len(pending)
+            pending += view[:take]
+            view = view[take:]
+            if len(pending) < size:
+                continue
+            yield bytes(pending)
+            pending, size = bytearray(), WRITE_CHUNK
+        while len(view) >= size:
+            yield view[:size]
+            view, size = view[size:], WRITE_CHUNK
+        pending += view
+    if pending:
+        yield bytes(pending)
+
+
+def _joined(packets: Sequence[Packet], separator: bytes) -> Iterator[bytes]:
+    for i, packet in enumerate(packets):
+        if i and separator:
+            yield separator
+        yield from packet_pieces(packet)
+
+
+def ws_frame_header(payload_bytes: int, mask: bytes) -> bytes:
+    """RFC 6455 header of one final, masked text frame announcing its whole payload length."""
+    first = 0x80 | 0x1  # FIN, opcode text
+    if payload_bytes < 126:
+        head = bytes((first, 0x80 | payload_bytes))
+    elif payload_bytes < 1 << 16:
+        head = bytes((first, 0x80 | 126)) + payload_bytes.to_bytes(2, "big")
+    else:
+        head = bytes((first, 0x80 | 127)) + payload_bytes.to_bytes(8, "big")
+    return head + mask
 
 
 @dataclass(frozen=True)
@@ -164,6 +275,16 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+class _Progress:
+    """Bytes of one send written so far (kept when the write ends in an error)."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def result(self, total: int, packets: int, start: float, **kwargs: Any) -> SendResult:
+        return SendResult(total, packets, self.written, seconds=time.monotonic() - start, **kwargs)
+
+
 class Connection:
     """One Engine.IO session connected to one Socket.IO namespace."""
 
@@ -178,6 +299,7 @@ class Connection:
         self.closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
         self._packets: asyncio.Queue[SioPacket] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
         self._closing = False  # we are closing: start no new request (a GET after CLOSE is an error)
 
     # --- to be provided by the transport -------------------------------------------------
@@ -185,8 +307,12 @@ class Connection:
     async def _open(self, timeout: float) -> None:
         raise NotImplementedError
 
-    async def send(self, packets: Sequence[bytes]) -> SendResult:
-        """Send encoded Engine.IO packets: one frame each (websocket), one POST (polling)."""
+    async def send(self, packets: Sequence[Packet]) -> SendResult:
+        """Send encoded Engine.IO packets: one frame each (websocket), one POST (polling).
+
+        Large ones are written in chunks, and writing stops once the server has answered (its
+        close frame, the end of the connection, the POST's response): a frame refused at its
+        header is not written to its end, and ``written_bytes`` says how far it got."""
         raise NotImplementedError
 
     async def _send_close(self) -> None:
@@ -202,7 +328,9 @@ class Connection:
         """Handle one Engine.IO packet from the server (called by the reader loop)."""
         kind = packet[:1]
         if kind == EIO_PING:
-            await self.send([(EIO_PONG + packet[1:]).encode()])
+            # Not awaited here: the reader must go on reading (a close frame, say) while a long
+            # write holds the connection; the pong goes out after it.
+            self._in_background(self.send([(EIO_PONG + packet[1:]).encode()]))
         elif kind == EIO_CLOSE:
             self._set_closed(CloseInfo(by="server", reason="Engine.IO CLOSE packet"))
         elif kind == EIO_MESSAGE:
@@ -255,15 +383,22 @@ class Connection:
             raise TargetError(message)
         raise TargetError(f"no answer to the CONNECT of namespace {ns!r} within {timeout:g} s")
 
+    def _in_background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def close(self) -> None:
         self._closing = True
         if not self.closed.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._send_close(), min(2.0, self.timeout))
             self._set_closed(CloseInfo(by="client"))
-        for task in self._tasks:
+        for task in self._background:
             task.cancel()
         for task in self._tasks:
+            task.cancel()
+        for task in [*self._background, *self._tasks]:
             with contextlib.suppress(BaseException):
                 await task
 
@@ -279,8 +414,10 @@ class WebSocketConnection(Connection):
     async def _open(self, timeout: float) -> None:
         url = self.endpoint.engineio_url(Transport.WEBSOCKET)
         # No permessage-deflate: frames cross the wire as their exact payload bytes.
+        # No autoping: aiohttp would write its pong in the middle of a frame being written in
+        # chunks; the reader answers pings itself, between frames (``_pong``).
         self.ws = await self.session.ws_connect(
-            url, max_msg_size=0, autoping=True, compress=0, headers=self.endpoint.headers,
+            url, max_msg_size=0, autoping=False, compress=0, headers=self.endpoint.headers,
             ssl=_ssl(self.endpoint), timeout=aiohttp.ClientWSTimeout(ws_close=timeout),
         )
         first = await asyncio.wait_for(self.ws.receive(), timeout)
@@ -297,6 +434,10 @@ class WebSocketConnection(Connection):
                 msg = await ws.receive()
                 if msg.type is aiohttp.WSMsgType.TEXT:
                     await self._on_packet(msg.data)
+                elif msg.type is aiohttp.WSMsgType.PING:
+                    self._in_background(self._pong(msg.data))
+                elif msg.type is aiohttp.WSMsgType.PONG:
+                    pass
                 elif msg.type is aiohttp.WSMsgType.CLOSE:
                     # The code the server wrote in its close frame. Not ws.close_code: when the
                     # server resets the TCP connection right after its close frame (it closes
@@ -316,30 +457,71 @@ class WebSocketConnection(Connection):
         except Exception as exc:  # the transport broke under us: that is an observation
             self._set_closed(CloseInfo(by="server", code=ws.close_code, error=_error_text(exc)))
 
-    async def send(self, packets: Sequence[bytes]) -> SendResult:
-        assert self.ws is not None
-        start = time.monotonic()
-        total = sum(len(p) for p in packets)
-        async with self._write_lock:
-            # Let the loop read what has already arrived before we write: a server that refused
-            # our last frame has sent its close frame and then reset the connection, and a write
-            # that meets the reset makes asyncio drop the unread close frame (we would see 1006).
-            # Two passes: the first only re-queues this task ahead of the reader's callback.
+    @staticmethod
+    async def _read_first(transport: asyncio.BaseTransport) -> None:
+        """Let the reader take what has arrived before writing on: a server that refused a frame
+        sent its close frame and then reset the connection, and a write that meets the reset
+        makes asyncio drop the close frame unread (1006 instead of the server's 1009)."""
+        if has_input(transport):
+            # Two passes: the first only re-queues this task ahead of the loop's read callback.
             await asyncio.sleep(0)  # sleep-ok: a yield to the loop, not a wait for time
             await asyncio.sleep(0)  # sleep-ok: see above
+
+    async def _pong(self, data: bytes) -> None:
+        async with self._write_lock:
+            if self.ws is not None and not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await self.ws.pong(data)
+
+    async def send(self, packets: Sequence[Packet]) -> SendResult:
+        assert self.ws is not None
+        start = time.monotonic()
+        total = sum(packet_size(p) for p in packets)
+        progress = _Progress()
+        async with self._write_lock:
             allowed = send_deadline_s(self.timeout, total)
             try:
                 async with asyncio.timeout(allowed):
                     for packet in packets:
-                        if self.closed.done():
-                            raise ConnectionResetError("the server closed the connection before this frame")
-                        await self.ws.send_frame(packet, aiohttp.WSMsgType.TEXT)
+                        if not await self._write_frame(packet, progress):
+                            break
             except TimeoutError:
-                return SendResult(total, len(packets), error=f"the server did not take the frame within {allowed:g} s",
-                                  seconds=time.monotonic() - start)
+                return progress.result(total, len(packets), start,
+                                       error=f"the server did not take the frame within {allowed:g} s")
             except Exception as exc:
-                return SendResult(total, len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
-        return SendResult(total, len(packets), seconds=time.monotonic() - start)
+                return progress.result(total, len(packets), start, error=_error_text(exc))
+        return progress.result(total, len(packets), start)
+
+    async def _write_frame(self, packet: Packet, progress: _Progress) -> bool:
+        """One frame: a header announcing its whole length, then its payload in chunks, as a
+        sender's socket takes them. Stops once the server has answered; True if written whole.
+
+        aiohttp's ``send_frame`` writes a frame in one go (and its 16 MB copy, masked), so the
+        frame goes to aiohttp's transport directly, with aiohttp's own flow control."""
+        assert self.ws is not None
+        writer = self.ws._writer  # aiohttp's WebSocketWriter: its transport and protocol
+        transport, protocol = writer.transport, writer.protocol
+        mask = os.urandom(4)
+        header = ws_frame_header(packet_size(packet), mask)
+        for i, chunk in enumerate(write_chunks([packet])):
+            # Masked before the look at the socket: from the look to the write, as little time
+            # as can be (a reset landing in between would still lose a close frame).
+            masked = bytearray(chunk)
+            websocket_mask(mask, masked)
+            await self._read_first(transport)
+            if self.closed.done() or transport.is_closing():
+                if i or progress.written:
+                    return False  # answered: the rest would only be discarded
+                raise ConnectionResetError("the server closed the connection before this frame")
+            transport.write(header + masked if i == 0 else masked)
+            if transport.is_closing():  # this write met a reset
+                keep_the_answer(transport, protocol)
+            progress.written += len(chunk)
+            if protocol._paused:  # the kernel is full: wait until it takes more
+                await protocol._drain_helper()
+        if not packet_size(packet):
+            transport.write(header)  # an empty frame: no chunk carried the header
+        return True
 
     async def _send_close(self) -> None:
         if self.ws is not None and not self.ws.closed:
@@ -349,6 +531,48 @@ class WebSocketConnection(Connection):
 # A namespace no application uses: a CONNECT to it makes the server answer (CONNECT_ERROR).
 FLUSH_NAMESPACE = "/imdiag-flush"
 FLUSH_TIMEOUT_S = 1.0
+
+
+class _ChunkedBody(aiohttp.payload.Payload):
+    """A POST body written in chunks as fast as the kernel takes them (as aiohttp writes any
+    body: a server's cut read of a body under its limit depends on that pace), its whole length
+    announced (Content-Length). An HTTP server says nothing before its response, so the body
+    stops once the server has sent anything (a 400/413 at the head, a 200 after a cut read, a
+    close); the connection is then not reused."""
+
+    def __init__(self, packets: Sequence[Packet], separator: bytes, size: int, progress: _Progress):
+        super().__init__(None, content_type=None)
+        self._size = self._total = size  # aiohttp announces it as the Content-Length
+        self._packets = packets
+        self._separator = separator
+        self._progress = progress
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(_joined(self._packets, self._separator)).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        assert isinstance(writer, StreamWriter)  # aiohttp's client writes bodies through one
+        progress = self._progress
+        try:
+            for i, chunk in enumerate(write_chunks(self._packets, self._separator, FIRST_POST_WRITE)):
+                transport = writer.transport
+                if transport is None or transport.is_closing() or (i and has_input(transport)):
+                    break
+                await writer.write(chunk, drain=False)  # written at once (no wait inside) ...
+                if transport.is_closing():  # ... so a close now is this write meeting a reset
+                    keep_the_answer(transport, writer.protocol)
+                progress.written += len(chunk)
+                await writer.drain()  # aiohttp's flow control: wait while the kernel is full
+        except ConnectionError:  # closed under the write: the response (or its absence) tells why
+            pass
+        if progress.written < self._total:
+            # Half a body is on this connection: it must not carry another request.
+            protocol = writer.protocol
+            if isinstance(protocol, ResponseHandler):
+                protocol.force_close()
 
 
 class PollingConnection(Connection):
@@ -408,16 +632,24 @@ class PollingConnection(Connection):
         except Exception as exc:
             self._set_closed(CloseInfo(by="server", error=_error_text(exc)))
 
-    async def send(self, packets: Sequence[bytes]) -> SendResult:
-        body = b"\x1e".join(packets)
+    async def send(self, packets: Sequence[Packet]) -> SendResult:
         start = time.monotonic()
+        separator = RECORD_SEPARATOR.encode()
+        total = sum(packet_size(p) for p in packets) + len(separator) * max(len(packets) - 1, 0)
+        progress = _Progress()
         url = self.endpoint.engineio_url(Transport.POLLING, self.open_info.sid if self.open_info else None)
         headers = list(self.endpoint.headers)
         if not any(name.lower() == "content-type" for name, _ in headers):
             headers.insert(0, ("Content-Type", "text/plain;charset=UTF-8"))
+        body: bytes | _ChunkedBody
+        if total <= FIRST_POST_WRITE:
+            body = b"".join(_joined(packets, separator))  # one write, with the request head
+            progress.written = total
+        else:
+            body = _ChunkedBody(packets, separator, total, progress)
         # The read timeout starts once the whole body is written: a slow upload is not a timeout.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
-        allowed = send_deadline_s(self.timeout, len(body))  # also bounds a body the server stops reading
+        allowed = send_deadline_s(self.timeout, total)  # also bounds a body the server stops reading
         async with self._post_lock:
             try:
                 async with asyncio.timeout(allowed):
@@ -433,11 +665,11 @@ class PollingConnection(Connection):
                     error = f"no answer to the POST within {self.timeout:g} s"
                 else:
                     error = f"the POST was not done within {allowed:g} s (the server stopped reading its body?)"
-                return SendResult(len(body), len(packets), error=error, seconds=time.monotonic() - start)
+                return progress.result(total, len(packets), start, error=error)
             except Exception as exc:
-                return SendResult(len(body), len(packets), error=_error_text(exc), seconds=time.monotonic() - start)
-        return SendResult(len(body), len(packets), http_status=status, http_body=text[:500], http_server=server,
-                          seconds=time.monotonic() - start)
+                return progress.result(total, len(packets), start, error=_error_text(exc))
+        return progress.result(total, len(packets), start, http_status=status, http_body=text[:500],
+                               http_server=server)
 
     async def _send_close(self) -> None:
         if self.open_info is None or self._unanswered_post:

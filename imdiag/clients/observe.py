@@ -32,9 +32,11 @@ from imdiag.core.wire import (
     SIO_CONNECT,
     SIO_CONNECT_ERROR,
     Encoder,
+    Packet,
     connect_packet,
     encode_json,
     event_frame,
+    packet_size,
 )
 from imdiag.masters.ledger import Ledger
 
@@ -52,7 +54,7 @@ _barrier_ids = itertools.count(1)
 class Outgoing:
     """One encoded packet to send, and how the master's answer names it."""
 
-    frame: bytes
+    frame: Packet  # bytes, or made piece by piece as it is written (``Streamed``)
     message_id: str | None = None  # the ledger finds it by id ...
     digest: str | None = None  # ... or by the digest of what the master decodes
     ack_id: int | None = None  # the frame asks for an ack with this id
@@ -232,6 +234,7 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
         ended_by = HttpAnswer("barrier POST", status, answer.failed.http_server, answer.failed.http_body)
     base = Observation(
         body_bytes=result.body_bytes,
+        written_bytes=result.written_bytes,
         packets_in_body=result.packets,
         advertised_max_payload=conn.open_info.max_payload if conn.open_info else None,
         send_error=result.error,
@@ -251,7 +254,7 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
     for item, seen in zip(outgoing, witness.seen(conn, outgoing)):
         ack = Ack.NOT_ASKED if item.ack_id is None else (Ack.RECEIVED if item.ack_id in answer.acked else Ack.MISSING)
         observations.append(replace(
-            base, message_bytes=len(item.frame), ack=ack,
+            base, message_bytes=packet_size(item.frame), ack=ack,
             ledger_seq=seen.arrival.seq if seen.arrival else None,
             ledger_bytes=seen.arrival.bytes if seen.arrival else None,
             server_errors=seen.server_errors, disconnect_reason=seen.disconnect_reason,

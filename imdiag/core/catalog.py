@@ -15,7 +15,7 @@ import bisect
 import hashlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,21 +198,27 @@ def _header(type_name: str, seed: int) -> dict[str, Any]:
 # --- messages ------------------------------------------------------------------------------
 
 
-def _pad_field(encoder: Encoder, pad_bytes: int) -> tuple[bytes, int, int]:
-    """``,"_pad":"..."`` whose string content is exactly ``pad_bytes`` bytes once encoded.
-
-    Returns the field, its JS length and the number of characters in the padding string.
-    """
+def _pad_pieces(encoder: Encoder, pad_bytes: int, piece_bytes: int) -> Iterator[bytes]:
+    """``,"_pad":"..."`` whose string content is exactly ``pad_bytes`` bytes once encoded, in
+    pieces of about ``piece_bytes``."""
     per_char = _CJK_BYTES[encoder]
     cjk, ascii_rest = divmod(pad_bytes, per_char)
     # Each CJK character encodes alone (no escaping interacts), so the cycle can be
     # built from the encoded characters directly: fast even for 16 MB of padding.
     units = [encode_json(ch, encoder)[1:-1].encode() for ch in _PAD_TEXT]
+    cycle = b"".join(units)
     full, part = divmod(cjk, len(units))
-    content = b"".join(units) * full + b"".join(units[:part]) + b"x" * ascii_rest
-    field = b"," + encode_json(PAD_KEY, encoder).encode() + b':"' + content + b'"'
-    chars = cjk + ascii_rest
-    return field, len(PAD_KEY) + 6 + chars, chars
+    yield b"," + encode_json(PAD_KEY, encoder).encode() + b':"'
+    per_piece = max(1, piece_bytes // len(cycle))
+    for done in range(0, full, per_piece):
+        yield cycle * min(per_piece, full - done)
+    yield b"".join(units[:part]) + b"x" * ascii_rest + b'"'
+
+
+def _pad_js_length(encoder: Encoder, pad_bytes: int) -> tuple[int, int]:
+    """The JS length of the padding field, and the number of characters in its string."""
+    chars = sum(divmod(pad_bytes, _CJK_BYTES[encoder]))
+    return len(PAD_KEY) + 6 + chars, chars
 
 
 @dataclass(frozen=True)
@@ -235,14 +241,77 @@ class Message:
         return json.loads(self.data)
 
 
+# Pieces of about this size: large enough to write fast, small enough never to hold much.
+PIECE_BYTES = 1 << 18
+
+
 @dataclass
 class _Pool:
-    """Encoded list items of one type for one encoder, grown on demand."""
+    """The encoded list items of one type for one encoder: the first ``UNIQUE_ITEMS``, made on
+    demand; a longer list repeats them, so its sums are arithmetic, not stored."""
 
     texts: list[bytes] = field(default_factory=list)  # UTF-8
-    item_sizes: list[tuple[int, int]] = field(default_factory=list)  # (bytes, JS length)
     bytes_cum: list[int] = field(default_factory=lambda: [0])  # sum of item bytes
     js_cum: list[int] = field(default_factory=lambda: [0])  # sum of node-form JS lengths
+
+    def _upto(self, cum: list[int], k: int) -> int:
+        cycles, rest = divmod(k, UNIQUE_ITEMS)
+        if cycles:
+            assert len(self.texts) == UNIQUE_ITEMS, "items beyond the unique ones repeat them"
+        return cycles * cum[-1] + cum[rest] if cycles else cum[k]
+
+    def bytes_upto(self, k: int) -> int:
+        """Bytes of the first ``k`` items (commas aside)."""
+        return self._upto(self.bytes_cum, k)
+
+    def js_upto(self, k: int) -> int:
+        return self._upto(self.js_cum, k)
+
+    def joined(self, start: int, count: int, piece_bytes: int) -> Iterator[bytes]:
+        """Items ``start`` .. ``start + count - 1`` joined by commas, in pieces of about
+        ``piece_bytes`` (each but the first led by its comma)."""
+        index, end = start, start + count
+        while index < end:
+            first = index % len(self.texts)
+            # Stop at the end of the unique items (the list repeats from there) or the piece size.
+            stop = bisect.bisect_left(self.bytes_cum, self.bytes_cum[first] + piece_bytes, first + 1)
+            stop = min(stop, len(self.texts), first + end - index)
+            yield (b"," if index > start else b"") + b",".join(self.texts[first:stop])
+            index += stop - first
+
+
+@dataclass(frozen=True)
+class MessageParts:
+    """A message not yet made: its sizes, and its bytes made piece by piece on demand.
+
+    ``pieces()`` yields exactly the bytes of ``message().data``; a sweep writes them as they
+    come, so a 16 MB message refused at its frame header is never made whole.
+    """
+
+    type: str
+    id: str
+    encoder: Encoder
+    size: WireSize
+    items: int
+    pad_chars: int
+    _before: bytes
+    _pool: _Pool | None  # the type's encoded items; the first ``items`` are the message's list
+    _after: bytes
+    _pad_bytes: int | None
+
+    def pieces(self, piece_bytes: int = PIECE_BYTES) -> Iterator[bytes]:
+        yield self._before
+        if self._pool is not None and self.items:
+            yield from self._pool.joined(0, self.items, piece_bytes)
+        yield self._after
+        if self._pad_bytes is not None:
+            yield from _pad_pieces(self.encoder, self._pad_bytes, piece_bytes)
+        yield b"}}"
+
+    def message(self) -> Message:
+        """The message made whole."""
+        data = b"".join(self.pieces())
+        return Message(self.type, self.id, self.encoder, data, self.size, self.items, self.pad_chars)
 
 
 def _message_id(*parts: object) -> str:
@@ -267,21 +336,16 @@ class Catalog:
         return items[index]
 
     def _pool(self, type_name: str, encoder: Encoder, count: int) -> _Pool:
+        """The pool, holding the unique items a list of ``count`` items uses."""
         pool = self._pools.setdefault((type_name, encoder), _Pool())
-        while len(pool.texts) < count:
-            i = len(pool.texts)
-            if i >= UNIQUE_ITEMS:
-                text, nbytes, njs = pool.texts[i % UNIQUE_ITEMS], *pool.item_sizes[i % UNIQUE_ITEMS]
-            else:
-                item = self.item(type_name, i)
-                encoded = encode_json(item, encoder)
-                node = encoded if encoder is Encoder.NODE else encode_json(item, Encoder.NODE)
-                text = encoded.encode("utf-8")
-                nbytes, njs = len(text), js_length(node)
-                pool.item_sizes.append((nbytes, njs))
+        while len(pool.texts) < min(count, UNIQUE_ITEMS):
+            item = self.item(type_name, len(pool.texts))
+            encoded = encode_json(item, encoder)
+            node = encoded if encoder is Encoder.NODE else encode_json(item, Encoder.NODE)
+            text = encoded.encode("utf-8")
             pool.texts.append(text)
-            pool.bytes_cum.append(pool.bytes_cum[-1] + nbytes)
-            pool.js_cum.append(pool.js_cum[-1] + njs)
+            pool.bytes_cum.append(pool.bytes_cum[-1] + len(text))
+            pool.js_cum.append(pool.js_cum[-1] + js_length(node))
         return pool
 
     def _frame(self, spec: MessageType, message_id: str, encoder: Encoder) -> tuple[str, str, str, str]:
@@ -299,35 +363,44 @@ class Catalog:
                 out += [text + "," + encode_json(spec.list_key, enc) + ":[", "]"]
         return out[0], out[1], out[2], out[3]
 
-    def _build(
+    def _parts(
         self, spec: MessageType, encoder: Encoder, message_id: str, n: int, pad_bytes: int | None,
         overhead: int,
-    ) -> Message:
+    ) -> MessageParts:
         before, after, node_before, node_after = self._frame(spec, message_id, encoder)
-        body = b""
-        js_items = 0
+        pool = None
+        items_bytes = js_items = 0
         if spec.list_key is not None:
             pool = self._pool(spec.name, encoder, n)
-            body = b",".join(pool.texts[:n])
-            js_items = pool.js_cum[n] + max(n - 1, 0)
-        pad_field = b""
+            items_bytes = pool.bytes_upto(n) + max(n - 1, 0)
+            js_items = pool.js_upto(n) + max(n - 1, 0)
         pad_js = pad_chars = 0
+        pad_field_bytes = 0
         if pad_bytes is not None:
-            pad_field, pad_js, pad_chars = _pad_field(encoder, pad_bytes)
-        data = b"".join((before.encode(), body, after.encode(), pad_field, b"}}"))
+            pad_js, pad_chars = _pad_js_length(encoder, pad_bytes)
+            pad_field_bytes = len(b"," + encode_json(PAD_KEY, encoder).encode() + b':""') + pad_bytes
+        before_b, after_b = before.encode(), after.encode()
+        json_bytes = len(before_b) + items_bytes + len(after_b) + pad_field_bytes + 2
         js = js_length(node_before) + js_items + len(node_after) + pad_js + 2
-        size = WireSize(json_bytes=len(data), js_length=js, frame_bytes=len(data) + overhead)
-        return Message(spec.name, message_id, encoder, data, size, n, pad_chars)
+        size = WireSize(json_bytes=json_bytes, js_length=js, frame_bytes=json_bytes + overhead)
+        return MessageParts(spec.name, message_id, encoder, size, n, pad_chars, before_b, pool, after_b, pad_bytes)
 
     def natural(
         self, type_name: str, encoder: Encoder = Encoder.NODE, *, event: str = "message",
         namespace: str = "/", ack_id: int | None = None,
     ) -> Message:
         """The message as the worker would send it, at its typical size."""
+        return self.natural_parts(type_name, encoder, event=event, namespace=namespace, ack_id=ack_id).message()
+
+    def natural_parts(
+        self, type_name: str, encoder: Encoder = Encoder.NODE, *, event: str = "message",
+        namespace: str = "/", ack_id: int | None = None,
+    ) -> MessageParts:
+        """``natural()``, not yet made."""
         spec = message_type(type_name)
         message_id = _message_id(self.seed, type_name, "natural")
         overhead = frame_overhead(event, namespace, ack_id, encoder)
-        return self._build(spec, encoder, message_id, spec.natural_items, None, overhead)
+        return self._parts(spec, encoder, message_id, spec.natural_items, None, overhead)
 
     def smallest_frame(
         self, type_name: str, encoder: Encoder = Encoder.NODE, *, event: str = "message",
@@ -345,6 +418,14 @@ class Catalog:
         event: str = "message", namespace: str = "/", ack_id: int | None = None,
     ) -> Message:
         """A message of this type whose frame is exactly ``frame_bytes`` bytes on the wire."""
+        return self.sized_parts(type_name, frame_bytes, encoder, event=event, namespace=namespace,
+                                ack_id=ack_id).message()
+
+    def sized_parts(
+        self, type_name: str, frame_bytes: int, encoder: Encoder = Encoder.NODE, *,
+        event: str = "message", namespace: str = "/", ack_id: int | None = None,
+    ) -> MessageParts:
+        """``sized()``, not yet made: a 16 MB message costs nothing until its bytes are written."""
         spec = message_type(type_name)
         message_id = _message_id(self.seed, type_name, frame_bytes, encoder.value, event, namespace, ack_id)
         overhead = frame_overhead(event, namespace, ack_id, encoder)
@@ -356,25 +437,21 @@ class Catalog:
                 f"a {type_name} frame cannot be {frame_bytes:,} B: the smallest is {fixed:,} B "
                 f"with the {encoder.value} encoder"
             )
-        n = 0
+        n = pool_bytes = 0
         if spec.list_key is not None:
             budget = frame_bytes - fixed  # bytes available for items and their commas
 
-            def items_bytes(k: int, pool: _Pool) -> int:
-                return pool.bytes_cum[k] + max(k - 1, 0)
+            def items_bytes(k: int) -> int:
+                return self._pool(spec.name, encoder, k).bytes_upto(k) + max(k - 1, 0)
 
-            pool = self._pool(spec.name, encoder, 1)
-            # Grow the cache geometrically until it holds more than the budget.
-            while items_bytes(len(pool.texts), pool) <= budget:
-                pool = self._pool(spec.name, encoder, len(pool.texts) * 2)
-            # Largest k with bytes_cum[k] + k - 1 <= budget (k >= 1), found by bisection.
-            keys = [pool.bytes_cum[k] + k - 1 for k in range(1, len(pool.bytes_cum))]
-            n = bisect.bisect_right(keys, budget)
-        pool_bytes = 0
-        if n:
-            pool = self._pool(spec.name, encoder, n)
-            pool_bytes = pool.bytes_cum[n] + n - 1
+            # An upper bound by doubling (making only the items it needs), then the largest k
+            # with items_bytes(k) <= budget (k >= 1) by bisection.
+            high = 1
+            while items_bytes(high) <= budget:
+                high *= 2
+            n = bisect.bisect_right(range(1, high + 1), budget, key=items_bytes)
+            pool_bytes = items_bytes(n) if n else 0
         pad_bytes = frame_bytes - fixed - pool_bytes
-        message = self._build(spec, encoder, message_id, n, pad_bytes, overhead)
-        assert message.size.frame_bytes == frame_bytes, (message.size, frame_bytes)
-        return message
+        parts = self._parts(spec, encoder, message_id, n, pad_bytes, overhead)
+        assert parts.size.frame_bytes == frame_bytes, (parts.size, frame_bytes)
+        return parts

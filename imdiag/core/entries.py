@@ -95,11 +95,9 @@ class Totals:
             self.disconnects[entry.reason] += 1
 
 
-
-
 def canonical_json(message: Any) -> bytes:
     """The canonical form of a message: ``JSON.stringify``'s text with the keys sorted by code
-    point, in UTF-8. Node's master computes the same (``canonical()`` in master.js), so both
+    point, in UTF-8. Node's master computes the same (``canonicalText()`` in master.js), so both
     masters and the sender agree for anything JSON can carry: floats written as JS writes them
     (1.0 is 1), integers past 2**53 as the double they become, lone surrogates as ``\\udXXX``."""
     return encode_json_bytes(message, Encoder.NODE, sort_keys=True)
@@ -117,3 +115,24 @@ def canonical_digest(message: Any) -> str:
 def reencoded_bytes(message: Any) -> int:
     """Bytes of ``JSON.stringify(message)`` (key order does not change the count)."""
     return len(canonical_json(message))
+
+
+def digest_and_bytes(message: Any) -> tuple[str, int]:
+    """``canonical_digest()`` and ``reencoded_bytes()`` from one serialization (sorted keys do
+    not change its length): what a master computes for every arrival, 16 MB ones included."""
+    canonical = canonical_json(message)
+    return digest_of(canonical), len(canonical)
+
+
+DIGEST_FAILED = "the canonical digest of an arrival failed"
+
+
+def arrival_digest(message: Any) -> tuple[str, int, str | None]:
+    """``digest_and_bytes()`` for a master's arrival, which is recorded whatever the digest does
+    (a message the handler received is delivered; without a digest it is still found by its id):
+    ``("", 0, why)`` when it fails, ``why`` being the error for the ledger line next to it."""
+    try:
+        digest, size = digest_and_bytes(message)
+    except Exception as exc:  # noqa: BLE001 - never lose an arrival to its digest
+        return "", 0, f"{type(exc).__name__}: {exc}"
+    return digest, size, None

@@ -47,7 +47,10 @@ def close_text(code: int, reason: str, verb: str = "closed") -> str:
 
 
 def _sent(obs: Observation) -> str:
-    return f"{format_bytes(obs.body_bytes)} " + ("POST body" if obs.http_status is not None else "frame")
+    sent = f"{format_bytes(obs.body_bytes)} " + ("POST body" if obs.http_status is not None else "frame")
+    if obs.written_bytes is not None and obs.written_bytes < obs.body_bytes:
+        sent += f" ({format_bytes(obs.written_bytes)} of it written when the server answered)"
+    return sent
 
 
 def _delivered(obs: Observation) -> Verdict | None:

@@ -73,6 +73,9 @@ class Observation:
     """Everything seen while one message (or probe frame) was sent, as plain data."""
 
     body_bytes: int  # bytes of the frame or POST body that carried the message
+    # Of those, written before the server answered: all of them unless its answer (a close, a
+    # refused POST) came first and the client stopped writing. None: nothing was written.
+    written_bytes: int | None = None
     packets_in_body: int = 1
     message_bytes: int | None = None  # this message's frame alone (differs when batched)
     advertised_max_payload: int | None = None  # from the Engine.IO handshake

@@ -7,13 +7,16 @@ every encoder, so the frame hits any size from the smallest probe frame upward, 
 
 from __future__ import annotations
 
-from imdiag.core.wire import Encoder, encode_json, event_frame
+from collections.abc import Iterator
+
+from imdiag.core.wire import Encoder, Streamed, encode_json, event_frame
 
 PROBE_TYPE = "imdiag:probe"
 PAD_KEY = "pad"
 PAD_CHAR = b"x"
 # Sent JSON.stringify-style (raw UTF-8), as the incident's Node workers send.
 PROBE_ENCODER = Encoder.NODE
+PAD_PIECE_BYTES = 1 << 18  # padding is made in pieces of this size as the frame is written
 
 
 def _message(probe_type: str, probe_id: str, pad: int) -> bytes:
@@ -46,3 +49,25 @@ def probe_frame(size: int, *, probe_type: str, probe_id: str, event: str, namesp
                                namespace=namespace, ack_id=ack_id)
     assert len(frame) == size, (len(frame), size)
     return frame
+
+
+def probe_frame_streamed(size: int, *, probe_type: str, probe_id: str, event: str, namespace: str,
+                         ack_id: int | None = None) -> Streamed:
+    """``probe_frame()`` made piece by piece as it is written: a 16 MiB probe the server refuses
+    at its header is never made whole."""
+    smallest = probe_frame_padded(0, probe_type=probe_type, probe_id=probe_id, event=event,
+                                  namespace=namespace, ack_id=ack_id)
+    if size < len(smallest):
+        raise ValueError(f"a probe frame cannot be {size:,} B: the smallest is {len(smallest):,} B")
+    pad = size - len(smallest)
+    cut = len(smallest) - len(b'"}}]')  # the padding goes between the quotes
+    head, tail = smallest[:cut], smallest[cut:]
+
+    def pieces() -> Iterator[bytes]:
+        yield head
+        block = PAD_CHAR * min(pad, PAD_PIECE_BYTES)
+        for done in range(0, pad, PAD_PIECE_BYTES):
+            yield block[:pad - done] if pad - done < len(block) else block
+        yield tail
+
+    return Streamed(size, pieces)

@@ -24,10 +24,11 @@ _SIZE_RE = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?(?:[eE]\+?\d+)?)\s*(?P<unit>[A-
 # no longer enforces the limit it advertises (core/servers.toml).
 MAX_LIMIT = 2**31 - 1
 # The largest frame imdiag builds and sends (ladder sizes, probe --max-bytes): one byte over the
-# largest limit, so L+1 can always be tried. Each frame is built whole in memory.
+# largest limit, so L+1 can always be tried. Frames are made piece by piece as they are written
+# (a sweep's and a probe's), so memory is not what bounds them.
 MAX_FRAME = MAX_LIMIT + 1
 LIMIT_BOUND_WHY = "Node's ws reads maxPayload as a 32-bit signed integer, so a larger limit is not enforced as set"
-FRAME_BOUND_WHY = "every frame is built whole in memory, and no server limit goes higher"
+FRAME_BOUND_WHY = "one byte over the largest limit, as no server limit goes higher"
 _MAX_DIGITS = 19  # more digits than any size imdiag takes: refused before any big arithmetic
 _MAX_SIGNIFICANT = 40  # significant digits; more cannot name a whole number of bytes under the bounds
 

@@ -485,6 +485,42 @@ def event_frame(message_json: bytes, *, encoder: Encoder, event: str = "message"
     return b"".join((head, message_json, tail))
 
 
+@dataclass(frozen=True)
+class Streamed:
+    """A frame made piece by piece as it is written: its exact size, and its bytes in order.
+
+    A 16 MB frame that the server refuses at its header is then never made whole: only the
+    pieces written before the answer are. ``pieces()`` starts from the first byte each call.
+    """
+
+    size: int
+    pieces: Callable[[], Iterable[bytes]]
+
+
+Packet = bytes | Streamed  # one websocket frame payload / one polling record
+
+
+def packet_size(packet: Packet) -> int:
+    return packet.size if isinstance(packet, Streamed) else len(packet)
+
+
+def packet_pieces(packet: Packet) -> Iterable[bytes]:
+    return packet.pieces() if isinstance(packet, Streamed) else (packet,)
+
+
+def streamed_event_frame(json_bytes: int, json_pieces: Callable[[], Iterable[bytes]], *, encoder: Encoder,
+                         event: str = "message", namespace: str = "/", ack_id: int | None = None) -> Streamed:
+    """``event_frame()`` of a message given as pieces of ``json_bytes`` bytes in all."""
+    head, tail = frame_parts(event, namespace, ack_id, encoder)
+
+    def pieces() -> Iterator[bytes]:
+        yield head
+        yield from json_pieces()
+        yield tail
+
+    return Streamed(len(head) + json_bytes + len(tail), pieces)
+
+
 # --- Parsing what the server sends ---------------------------------------------------------
 
 

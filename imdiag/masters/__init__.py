@@ -1,7 +1,8 @@
 """The masters imdiag starts: real Socket.IO servers on loopback, each with a ledger.
 
 ``new_master("python" | "node", limit)`` makes one; ``started(masters)`` starts several at
-once and stops them all on the way out, whatever happened.
+once and stops them all on the way out, whatever happened. Both kinds run their servers in a
+child process (``imdiag.masters.child``); a new kind is a ``ChildMaster`` subclass in ``SERVERS``.
 """
 
 from __future__ import annotations
@@ -25,15 +26,19 @@ def new_master(server: str, limit: int, namespace: str = "/", **options: Any) ->
 
 @contextlib.asynccontextmanager
 async def started(masters: Sequence[Master]) -> AsyncIterator[None]:
-    """Start every master at once; stop them all on the way out (errors and Ctrl-C included)."""
-    async with contextlib.AsyncExitStack() as stack:
-        for master in masters:  # registered first: masters that did start are stopped if one fails
-            stack.push_async_callback(master.stop)
+    """Start every master at once; stop them all at once on the way out (errors and Ctrl-C
+    included): masters that did start are stopped if one fails."""
+    try:
         outcomes = await asyncio.gather(*(master.start() for master in masters), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         yield
+    finally:
+        stops = await asyncio.gather(*(master.stop() for master in masters), return_exceptions=True)
+        for stopped in stops:
+            if isinstance(stopped, BaseException) and not isinstance(stopped, Exception):
+                raise stopped  # a cancellation while stopping goes on up
 
 
 __all__ = ["SERVERS", "Master", "NodeMaster", "PythonMaster", "new_master", "started"]

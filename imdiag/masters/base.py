@@ -54,7 +54,7 @@ class Master:
         raise NotImplementedError
 
     async def wait_died(self) -> str:
-        """Returns (why) if the server stops by itself; an in-process server never does."""
+        """Returns (why) if the server stops by itself (its process died); never, by default."""
         await asyncio.Event().wait()
         return ""
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from imdiag.core.entries import (
+    DIGEST_FAILED,
     Arrival,
     Connect,
     Disconnect,
     Entry,
     ServerError,
-    canonical_json,
-    digest_of,
+    arrival_digest,
 )
 
 
@@ -37,6 +37,11 @@ class Ledger:
         self._start = time.monotonic()
         self._by_id: dict[str, Arrival] = {}
         self._changed = asyncio.Event()
+
+    @property
+    def keep_messages(self) -> bool:
+        """Arrivals keep the whole message (a recording master), not only type, id and digest."""
+        return self._keep_messages
 
     def _next(self) -> tuple[int, float]:
         return self._count, round(time.monotonic() - self._start, 6)
@@ -62,15 +67,9 @@ class Ledger:
         """Record that the handler ran. ``digest`` and ``size`` are for masters that computed
         them from a message they do not pass on whole (the Node master sends type and id only)."""
         if digest is None or size is None:
-            try:
-                canonical = canonical_json(message)
-                digest, size = digest_of(canonical), len(canonical)
-            except Exception as exc:  # noqa: BLE001 - the arrival is recorded whatever the digest does
-                # A message the handler received is delivered: never lose its arrival. Without a
-                # digest it can still be found by its id; the failure is recorded next to it.
-                self.error("imdiag.ledger", "the canonical digest of an arrival failed", f"{type(exc).__name__}: {exc}",
-                           False)
-                digest, size = "", 0
+            digest, size, failed = arrival_digest(message)
+            if failed is not None:
+                self.error("imdiag.ledger", DIGEST_FAILED, failed, False, sid=sid)
         seq, t = self._next()
         is_dict = isinstance(message, dict)
         type_ = message.get("type") if is_dict else None

@@ -28,7 +28,7 @@ from imdiag.core.probe_explain import (
     probe_recommendations,
     summaries,
 )
-from imdiag.core.probe_frames import probe_frame, smallest_probe_frame
+from imdiag.core.probe_frames import probe_frame_streamed, smallest_probe_frame
 from imdiag.core.probe_result import (
     Handshake,
     Outcome,
@@ -178,8 +178,8 @@ async def _trial(endpoint: Endpoint, transport: Transport, session: aiohttp.Clie
         return trial(size, transport, obs, purpose, time.monotonic() - start)
     try:
         ack_id = ACK_ID if settings.ack else None
-        frame = probe_frame(size, probe_type=settings.probe_type, probe_id=probe_id, event=settings.event,
-                            namespace=endpoint.namespace, ack_id=ack_id)
+        frame = probe_frame_streamed(size, probe_type=settings.probe_type, probe_id=probe_id,
+                                     event=settings.event, namespace=endpoint.namespace, ack_id=ack_id)
         witness = ProtocolWitness(endpoint.namespace)
         (obs,) = await observe(conn, [Outgoing(frame, ack_id=ack_id)], witness, settings.timeout_s)
         return trial(size, transport, obs, purpose, time.monotonic() - start)

@@ -2,8 +2,10 @@
 
 One master per (server, limit, transport), all started at once on ephemeral loopback ports, and
 one lane per master sending its messages in ascending size over a reused connection (a new one
-only after the master closed the last). Lanes run concurrently. Each message is encoded once
-and its bytes reused by every lane.
+only after the master closed the last). Lanes run concurrently. Messages are planned up front
+(their sizes are arithmetic) and made as they are written, piece by piece: a lane holds only
+the pieces of the frame in flight, and a 16 MB frame the master refuses at its header is never
+made whole.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import aiohttp
 
 from imdiag.clients.lanes import LaneConnection, client_session
 from imdiag.clients.observe import LedgerWitness, Outgoing, observe
-from imdiag.core.catalog import Catalog, Message
+from imdiag.core.catalog import Catalog, MessageParts
 from imdiag.core.judge import judged_cell
 from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
 from imdiag.core.quirks import rule
-from imdiag.core.wire import Transport, event_frame
+from imdiag.core.wire import Transport, streamed_event_frame
 from imdiag.masters import Master, new_master, started
 
 MasterFactory = Callable[[str, int, SweepSettings], Master]
@@ -38,26 +40,26 @@ def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
 class _Lane:
     master: Master
     transport: Transport
-    messages: list[tuple[Planned, Message]]
+    messages: list[tuple[Planned, MessageParts]]
 
 
-def build_messages(settings: SweepSettings, catalog: Catalog) -> dict[int, list[tuple[Planned, Message]]]:
-    """Per limit, the planned messages encoded, ascending by frame size."""
-    by_limit: dict[int, list[tuple[Planned, Message]]] = {}
+def plan_messages(settings: SweepSettings, catalog: Catalog) -> dict[int, list[tuple[Planned, MessageParts]]]:
+    """Per limit, the planned messages (sizes and ids, no bytes yet), ascending by frame size."""
+    by_limit: dict[int, list[tuple[Planned, MessageParts]]] = {}
     for limit in settings.limits:
-        built = []
+        planned_parts = []
         for planned in plan_for_limit(settings, limit):
             if planned.target is None:
-                message = catalog.natural(
+                parts = catalog.natural_parts(
                     planned.type, settings.encoder, event=settings.event, namespace=settings.namespace
                 )
             else:
-                message = catalog.sized(
+                parts = catalog.sized_parts(
                     planned.type, planned.target, settings.encoder, event=settings.event, namespace=settings.namespace
                 )
-            built.append((planned, message))
-        built.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
-        by_limit[limit] = built
+            planned_parts.append((planned, parts))
+        planned_parts.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
+        by_limit[limit] = planned_parts
     return by_limit
 
 
@@ -70,13 +72,14 @@ async def _run_lane(lane: _Lane, settings: SweepSettings, session: aiohttp.Clien
     try:
         for planned, message in lane.messages:
             conn = await lane_conn.get()
-            frame = event_frame(message.data, encoder=settings.encoder, event=settings.event, namespace=settings.namespace)
+            frame = streamed_event_frame(message.size.json_bytes, message.pieces, encoder=settings.encoder,
+                                         event=settings.event, namespace=settings.namespace)
             (obs,) = await observe(conn, [Outgoing(frame, message_id=message.id)], witness, settings.timeout_s)
             on_cell(judged_cell(
                 obs, type=message.type, transport=lane.transport, limit=lane.master.limit, encoder=settings.encoder,
                 master=info.server, label=planned.label, json_bytes=message.size.json_bytes,
                 js_length=message.size.js_length,
-                predicted_delivered=limit_rule.predicts_delivered(len(frame), lane.master.limit),
+                predicted_delivered=limit_rule.predicts_delivered(frame.size, lane.master.limit),
                 message_id=message.id,
             ))
     finally:
@@ -97,9 +100,8 @@ async def run_sweep(
     """Measure every planned cell on every master; cells are appended to ``cells`` as they come,
     so a caller interrupted midway still holds what was measured."""
     started_at = time.monotonic()
-    messages = build_messages(settings, Catalog(settings.seed))
     if on_planned is not None:
-        per_master = sum(len(messages[limit]) for limit in settings.limits) * len(settings.transports)
+        per_master = sum(len(plan_for_limit(settings, limit)) for limit in settings.limits) * len(settings.transports)
         on_planned(per_master * len(settings.masters))
 
     def record(cell: Cell) -> None:
@@ -107,12 +109,12 @@ async def run_sweep(
         if on_cell is not None:
             on_cell(cell)
 
-    lanes = [
-        _Lane(master_factory(server, limit, settings), transport, messages[limit])
+    masters = {
+        (server, limit, transport): master_factory(server, limit, settings)
         for server in settings.masters
         for limit in settings.limits
         for transport in settings.transports
-    ]
+    }
     runs: list[MasterInfo] = []
 
     async def lane_task(lane: _Lane, session: aiohttp.ClientSession) -> None:
@@ -121,10 +123,20 @@ async def run_sweep(
         if on_lane_done is not None:
             on_lane_done(run, len(lane.messages))
 
-    async with started([lane.master for lane in lanes]), client_session() as session:
-        if on_started is not None:
-            on_started([replace(lane.master.info, transport=lane.transport) for lane in lanes])
-        await asyncio.gather(*(lane_task(lane, session) for lane in lanes))
+    # Planned in a thread while the masters start: the catalog's items are made meanwhile.
+    planning = asyncio.ensure_future(asyncio.to_thread(plan_messages, settings, Catalog(settings.seed)))
+    try:
+        async with started(list(masters.values())), client_session() as session:
+            if on_started is not None:
+                on_started([replace(master.info, transport=transport) for (_, _, transport), master in masters.items()])
+            messages = await planning
+            lanes = [_Lane(master, transport, messages[limit]) for (_, limit, transport), master in masters.items()]
+            await asyncio.gather(*(lane_task(lane, session) for lane in lanes))
+    finally:
+        if not planning.done():
+            planning.cancel()
+        elif not planning.cancelled():
+            planning.exception()  # seen: when the masters did not start, that is the error to report
     runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
     return Report(
         command="size-sweep",

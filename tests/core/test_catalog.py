@@ -1,5 +1,7 @@
 """The payload generator: realistic, deterministic, and exact to the byte."""
 
+import tracemalloc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -67,3 +69,34 @@ def test_too_small_target_is_a_clear_error():
 def test_unknown_type():
     with pytest.raises(InputError, match="unknown message type 'worker:nope'"):
         message_type("worker:nope")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    type_name=st.sampled_from(TYPE_NAMES),
+    encoder=st.sampled_from(list(Encoder)),
+    target=st.integers(600, 2_500_000),
+    piece_bytes=st.sampled_from([1, 4096, 1 << 18]),
+)
+def test_message_parts_make_the_message_piece_by_piece(type_name, encoder, target, piece_bytes):
+    """A sweep writes a message as it is made: the pieces are the message's bytes, in order,
+    none much larger than asked (a 16 MB message is never made whole to be sent)."""
+    parts = CATALOG.sized_parts(type_name, target, encoder)
+    pieces = list(parts.pieces(piece_bytes))
+    assert sum(map(len, pieces)) == parts.size.json_bytes
+    # An item or a cycle of padding characters is the most a piece goes over.
+    assert max(map(len, pieces)) <= piece_bytes + 8192
+    assert b"".join(pieces) == CATALOG.sized(type_name, target, encoder).data
+
+
+def test_planning_a_16mb_message_makes_none_of_its_bytes():
+    catalog = Catalog(3)
+    catalog.sized_parts("worker:messages:update", 1_000_000)  # the unique items, made once
+    tracemalloc.start()
+    try:
+        parts = [catalog.sized_parts(t, 16_000_000) for t in ("worker:messages:update", "worker:comments:update")]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert all(p.size.frame_bytes == 16_000_000 for p in parts)
+    assert peak < 4_000_000, peak  # a few item lists' worth, not 16 MB

@@ -33,7 +33,7 @@ def test_the_largest_limit_is_what_the_servers_enforce_and_the_largest_size_one_
     assert parse_size("2GiB") == MAX_FRAME == MAX_LIMIT + 1
     with pytest.raises(InputError, match="at most 2,147,483,647 B: Node's ws reads maxPayload as a 32-bit"):
         parse_limit("2GiB")
-    with pytest.raises(InputError, match=r"at most 2,147,483,648 B \(2GiB\): every frame is built whole in memory"):
+    with pytest.raises(InputError, match=r"at most 2,147,483,648 B \(2GiB\): one byte over the largest limit"):
         parse_size("10GB")
 
 

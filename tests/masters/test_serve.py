@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -164,3 +165,24 @@ def test_an_arrival_is_recorded_whatever_its_digest_does():
     assert found is not None and found.digest == "" and found.type == "t"
     (error,) = [e for e in ledger.entries if isinstance(e, ServerError)]
     assert "digest" in error.message and not error.decode
+
+
+@pytest.mark.parametrize("kind", ["python", pytest.param("node", marks=pytest.mark.node)])
+async def test_fake_master_exits_3_when_its_server_process_dies(kind):
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    master = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "imdiag", "fake-master", "--master", kind, "--port", "0", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await asyncio.wait_for(master.stdout.readline(), TIMEOUT * 2)
+        children = [int(p) for p in Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()]
+        assert len(children) == 1
+        os.kill(children[0], 9)  # the server's process dies on its own
+        _, stderr = await asyncio.wait_for(master.communicate(), TIMEOUT)
+    finally:
+        if master.returncode is None:
+            master.kill()
+            await master.wait()
+    assert master.returncode == 3
+    assert stderr.decode().strip() == f"imdiag: error: the {kind} master exited with code -9"
