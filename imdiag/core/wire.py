@@ -142,25 +142,29 @@ def _is_array_index(key: str) -> bool:
     return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) <= _ARRAY_INDEX_MAX
 
 
-def _constant(value: Any) -> str | None:
-    """null, true and false: written alike by every encoder."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    return "false" if value is False else None
+def _scalar_writer(string: Callable[[str], str], integer: Callable[[int], str], number: Callable[[float], str],
+                   cannot: str) -> Callable[[Any], str]:
+    """One encoder's writer of a scalar: null, true and false are written alike by every encoder."""
+
+    def scalar(value: Any) -> str:
+        if value is None:
+            return "null"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if isinstance(value, str):
+            return string(value)
+        if isinstance(value, int):
+            return integer(value)
+        if isinstance(value, float):
+            return number(value)
+        raise EncodeError(f"{cannot}: a value of type {type(value).__name__}")
+
+    return scalar
 
 
-def _js_scalar(value: Any) -> str:
-    if (constant := _constant(value)) is not None:
-        return constant
-    if isinstance(value, str):
-        return _js_string(value)
-    if isinstance(value, int):
-        return js_integer(value)
-    if isinstance(value, float):
-        return js_number(value)
-    raise EncodeError(f"cannot encode a value of type {type(value).__name__} as JSON")
+_js_scalar = _scalar_writer(_js_string, js_integer, js_number, "cannot encode as JSON")
 
 
 def _js_items(value: dict[Any, Any], sort_keys: bool) -> list[tuple[str, Any]]:
@@ -186,20 +190,15 @@ def _py_float(value: float) -> str:
     return float.__repr__(value)
 
 
-def _py_scalar(value: Any) -> str:
-    """One value as python's ``json.dumps`` writes it (ensure_ascii, NaN allowed)."""
-    if (constant := _constant(value)) is not None:
-        return constant
-    if isinstance(value, str):
-        return encode_basestring_ascii(value)
-    if isinstance(value, int):
-        try:
-            return int.__repr__(value)
-        except ValueError as exc:  # more digits than python converts
-            raise EncodeError(f"cannot encode with python's json.dumps: {exc}") from None
-    if isinstance(value, float):
-        return _py_float(value)
-    raise EncodeError(f"cannot encode with python's json.dumps: a value of type {type(value).__name__}")
+def _py_int(value: int) -> str:
+    try:
+        return int.__repr__(value)
+    except ValueError as exc:  # more digits than python converts
+        raise EncodeError(f"cannot encode with python's json.dumps: {exc}") from None
+
+
+# One value as python's ``json.dumps`` writes it (ensure_ascii, NaN allowed).
+_py_scalar = _scalar_writer(encode_basestring_ascii, _py_int, _py_float, "cannot encode with python's json.dumps")
 
 
 def _py_items(value: dict[Any, Any], sort_keys: bool) -> list[tuple[str, Any]]:
