@@ -183,7 +183,7 @@ def test_the_action_installs_imdiag_and_runs_the_gate(tmp_path: Path, wheelhouse
     assert done.stdout.strip() == "imdiag 0.1.0"
     assert runner.github_path.read_text() == f"{tmp_path / 'runner-temp' / 'imdiag-venv' / 'bin'}\n"
     done = runner.run(node, inputs)
-    assert done.returncode == 0 and done.stdout.startswith("installed: socket.io 4.8.1, socket.io-client 4.8.1 in "), done.stdout + done.stderr
+    assert done.returncode == 0 and done.stdout.startswith("installed: socket.io 4.8.1, socket.io-client 4.8.1, socket.io-v2 2.5.1 in "), done.stdout + done.stderr
     assert str(home / ".cache" / "imdiag") in done.stdout
     done = runner.run(gate, inputs)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -50,7 +50,7 @@ def test_the_wheel_installs_and_runs_outside_the_clone(tmp_path: Path, wheel: Pa
     node = run(venv / "bin" / "imdiag", *SWEEP, "--master", "node", "--json", "node.json", cwd=tmp_path, env=env)
     assert node.returncode == 0, node.stderr
     (installed,) = (home / ".cache" / "imdiag").glob("node-*")
-    assert node.stderr.startswith(f"imdiag: installing the pinned Node.js packages (socket.io 4.8.1, socket.io-client 4.8.1) into {installed}")
+    assert node.stderr.startswith(f"imdiag: installing the pinned Node.js packages (socket.io 4.8.1, socket.io-client 4.8.1, socket.io-v2 2.5.1) into {installed}")
     report = json.loads((tmp_path / "node.json").read_text())
     assert {m["versions"]["socket.io"] for m in report["masters"]} == {"4.8.1"}
     refused = {c["cause"] for c in report["cells"] if c["message_bytes"] == 200_000}

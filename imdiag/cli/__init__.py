@@ -4,7 +4,7 @@ One module per command; ``common`` (consoles, errors, reports), ``options`` (eve
 option and its parser), ``gating`` (the gate's options and outcome) and ``measure`` (a measuring
 command's run) serve them all. This module only assembles the typer app.
 
-Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
+Exit codes: 0 done (or gate passed), 1 gate failed (doctor: a hypothesis confirmed), 2 usage or input error,
 3 target could not be reached or set up, 130 interrupted (partial report written).
 """
 
@@ -19,6 +19,7 @@ import typer
 
 from imdiag import __version__
 from imdiag.cli.common import EXIT_CODES_HELP, print_error, usage_error_kind, usage_error_line
+from imdiag.cli.doctor import doctor_command
 from imdiag.cli.fake_master import fake_master
 from imdiag.cli.gate import gate_command
 from imdiag.cli.node import node_app
@@ -45,6 +46,7 @@ app.command("probe")(probe_command)
 app.command("gate")(gate_command)
 app.add_typer(node_app)
 app.command("tap")(tap_command)
+app.command("doctor")(doctor_command)
 
 
 def _version(value: bool) -> None:

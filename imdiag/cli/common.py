@@ -1,6 +1,6 @@
 """What every command shares: consoles, the one error printer, running a coroutine, writing reports.
 
-Exit codes: 0 done (or gate passed), 1 gate failed, 2 usage or input error,
+Exit codes: 0 done (or gate passed), 1 gate failed (doctor: a hypothesis confirmed), 2 usage or input error,
 3 target could not be reached or set up, 4 a transport diagnosed but not measurable (probe,
 replay --url), 130 interrupted (partial report written).
 """
@@ -24,7 +24,7 @@ from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.wire import printable
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 done, 1 gate failed, 2 usage or input error, "
+    "Exit codes: 0 done, 1 gate failed (doctor: a hypothesis confirmed), 2 usage or input error, "
     "3 target unreachable or could not be set up, 4 a transport diagnosed but not measurable (the path breaks it), "
     "130 interrupted (partial report written)."
 )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
+from imdiag.core.captures import nesting_error, parse_json
 from imdiag.core.errors import InputError
 
 
@@ -59,3 +62,20 @@ def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> Path:
             pass
         raise
     return target
+
+
+def read_json(path: str, what: str) -> Any:
+    """A JSON file the user named (an earlier report), read whole; InputError (exit 2) naming
+    ``what``, the file and the place of a syntax error or of nesting too deep."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path}: not UTF-8 text") from None
+    try:
+        return parse_json(text)  # any JSON: integers of 4,300+ digits too
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} {path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{what} {nesting_error(Path(path), text)}") from None

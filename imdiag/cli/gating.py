@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -23,8 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from imdiag.cli.common import fail, print_error, write_json, write_text
-from imdiag.cli.files import check_writable
-from imdiag.core.captures import nesting_error, parse_json
+from imdiag.cli.files import check_writable, read_json
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.gate import (
     DEFAULT_MAX_GROWTH,
@@ -104,18 +101,7 @@ class GateOptions:
 
 def load_baseline(path: str) -> Mapping[str, Any]:
     """An earlier ``imdiag.report/1`` JSON report, checked enough that the gate cannot crash on it."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read baseline {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"baseline {path}: not UTF-8 text") from None
-    try:
-        report = parse_json(text)  # any JSON: integers of 4,300+ digits too
-    except json.JSONDecodeError as exc:
-        raise InputError(f"baseline {path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise InputError(f"baseline {nesting_error(Path(path), text)}") from None
+    report = read_json(path, "baseline")
     report_cells(report, f"baseline {path}")
     return dict(report)
 

@@ -69,9 +69,10 @@ def _with_messages(settings: ProbeSettings, path: str, encoder: Encoder) -> Prob
     return dataclasses.replace(settings, messages=sized, message_profile=profile)
 
 
-def _settings(url: str, path: str, event: str, transport: list[str] | None, auth: str | None,
-              header: list[str] | None, insecure: bool, timeout: float, max_bytes: str, probe_type: str,
-              ack: bool, message: str | None, encoder: Encoder) -> ProbeSettings:
+def probe_settings(url: str, path: str, event: str, transport: list[str] | None, auth: str | None,
+                   header: list[str] | None, insecure: bool, timeout: float, max_bytes: str, probe_type: str,
+                   ack: bool, message: str | None, encoder: Encoder) -> ProbeSettings:
+    """The probe's options, parsed and checked (InputError, exit 2); ``message`` sized, never sent."""
     if not probe_type:
         raise InputError("--type must not be empty")
     limit = parse_size(max_bytes)
@@ -141,7 +142,7 @@ def probe_command(
     from imdiag.runners.probe import ProbeProgress, partial_result, probe
 
     try:
-        settings = _settings(url, path, event, transport, auth, header, insecure, timeout, max_bytes, probe_type,
+        settings = probe_settings(url, path, event, transport, auth, header, insecure, timeout, max_bytes, probe_type,
                              ack, message, encoder)
         check_writable(json_path, "--json")
         check_writable(html_path, "--html")

@@ -54,6 +54,8 @@ from imdiag.core.wire import (
     parse_open,
     parse_sio,
     split_polling_body,
+    split_v3_payload,
+    v3_packet,
 )
 
 
@@ -224,8 +226,8 @@ class Endpoint:
         namespace = parts.path.rstrip("/") or "/"
         return cls(url=urlunsplit((scheme, parts.netloc, "", "", "")), namespace=namespace, path=path, **kwargs)
 
-    def engineio_url(self, transport: Transport, sid: str | None = None) -> str:
-        query = {"EIO": "4", "transport": transport.value}
+    def engineio_url(self, transport: Transport, sid: str | None = None, eio: int = 4) -> str:
+        query = {"EIO": str(eio), "transport": transport.value}
         if sid:
             query["sid"] = sid
         base = self.url
@@ -247,6 +249,17 @@ class HandshakeRefused(TargetError):
     def __init__(self, message: str, answer: HttpAnswer, open_info: OpenInfo | None = None):
         super().__init__(message)
         self.answer = answer
+        self.open_info = open_info
+
+
+class NamespaceRefused(TargetError):
+    """The master answered the namespace CONNECT with CONNECT_ERROR: ``message`` is its reason
+    (socket.io: "Invalid namespace"; an auth middleware's own error). ``open_info``: the OPEN
+    packet of the session it came on, whose handshake worked."""
+
+    def __init__(self, message: str, reason: str, open_info: OpenInfo | None = None):
+        super().__init__(message)
+        self.reason = reason
         self.open_info = open_info
 
 
@@ -296,6 +309,9 @@ class Connection:
         self.timeout = timeout  # for any one answer: a POST's response, the websocket's close handshake
         self.open_info: OpenInfo | None = None
         self.sid: str | None = None  # Socket.IO sid in the namespace
+        # The namespace's private session id: socket.io >= 4.6 sends it beside the sid only when
+        # connectionStateRecovery is on (a client that reconnects with it gets its sid back).
+        self.pid: str | None = None
         self.closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
         self._packets: asyncio.Queue[SioPacket] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -369,11 +385,15 @@ class Connection:
             if pkt.namespace != ns:
                 continue
             if pkt.type == SIO_CONNECT:
-                self.sid = pkt.data.get("sid") if isinstance(pkt.data, dict) else None
+                data = pkt.data if isinstance(pkt.data, dict) else {}
+                self.sid = data.get("sid")
+                pid = data.get("pid")
+                self.pid = pid if isinstance(pid, str) else None
                 return
             if pkt.type == SIO_CONNECT_ERROR:
                 message = pkt.data.get("message") if isinstance(pkt.data, dict) else pkt.data
-                raise TargetError(f"namespace {ns!r} refused the connection: {message}")
+                raise NamespaceRefused(f"namespace {ns!r} refused the connection: {message}", str(message),
+                                       self.open_info)
         if self.closed.done():
             close = self.closed.result()
             message = f"connection closed while joining namespace {ns!r}: {close.describe()}"
@@ -716,6 +736,35 @@ async def open_connection(
         await conn.close()
         raise TargetError(_describe_connect_error(endpoint, transport, exc, timeout)) from None
     return conn
+
+
+async def engineio_v3_handshake(endpoint: Endpoint, session: aiohttp.ClientSession,
+                                timeout: float) -> tuple[HttpAnswer, OpenInfo | None]:
+    """One Engine.IO v3 handshake GET (``EIO=3``: what socket.io-client 2.x sends): the answer, and
+    the OPEN packet when the server speaks v3. A session it opened is closed at once (a CLOSE
+    packet), so the master keeps no half-open client. TargetError when nothing answers."""
+    url = endpoint.engineio_url(Transport.POLLING, eio=3)
+    try:
+        async with session.get(url, headers=endpoint.headers, ssl=_ssl(endpoint),
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            status, server = resp.status, resp.headers.get("Server", "")
+            body = (await resp.content.read(2000)).decode(errors="replace")
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise TargetError(_describe_connect_error(endpoint, Transport.POLLING, exc, timeout)) from None
+    info = None
+    if status == 200:
+        with contextlib.suppress(ValueError, IndexError):
+            info = parse_open(split_v3_payload(body)[0])
+    if info is not None:
+        close_url = endpoint.engineio_url(Transport.POLLING, info.sid, eio=3)
+        headers = list(endpoint.headers)
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.insert(0, ("Content-Type", "text/plain;charset=UTF-8"))
+        with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError):
+            async with session.post(close_url, data=v3_packet(EIO_CLOSE).encode(), headers=headers,
+                                    ssl=_ssl(endpoint), timeout=aiohttp.ClientTimeout(total=timeout)) as closed:
+                await closed.read()
+    return HttpAnswer("EIO=3 handshake GET", status, server, body[:500]), info
 
 
 async def _refused_upgrade_body(endpoint: Endpoint, session: aiohttp.ClientSession, timeout: float) -> str:

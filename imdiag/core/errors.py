@@ -10,6 +10,7 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     GATE_FAILED = 1
+    CONFIRMED = 1  # imdiag doctor: at least one hypothesis (a cause of loss) confirmed
     USAGE = 2
     TARGET = 3
     # The path between client and master breaks a transport (no sticky sessions, a blocked

@@ -86,6 +86,16 @@ class Handshake:
     namespace: str
     namespace_sid: str | None  # the Socket.IO sid the namespace gave: it accepted the connection
     seconds: float
+    # The private session id socket.io (>= 4.6) sends beside the sid when connectionStateRecovery
+    # is on. Kept here, never written to a report: with it a client can take over that session.
+    namespace_pid: str | None = None
+
+    @property
+    def recovers_sessions(self) -> bool | None:
+        """The namespace's CONNECT answer carried a pid; None when the namespace was not joined."""
+        if self.namespace_sid is None:
+            return None
+        return self.namespace_pid is not None
 
 
 @dataclass(frozen=True)

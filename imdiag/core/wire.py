@@ -685,3 +685,28 @@ def parse_event(packet: bytes) -> EventPacket:
 
 def split_polling_body(body: str) -> Sequence[str]:
     return body.split(RECORD_SEPARATOR) if body else []
+
+
+def split_v3_payload(body: str) -> Sequence[str]:
+    """An Engine.IO v3 polling body (socket.io 2.x): each packet prefixed by its length in UTF-16
+    code units and a colon (``97:0{"sid":...}2:40``); ValueError when ``body`` is not one."""
+    packets: list[str] = []
+    pos = 0
+    while pos < len(body):
+        colon = body.find(":", pos)
+        if colon <= pos or not body[pos:colon].isdigit():
+            raise ValueError(f"not an Engine.IO v3 payload at character {pos}: {body[pos:pos + 40]!r}")
+        units, end = int(body[pos:colon]), colon + 1
+        while units > 0 and end < len(body):  # a character past U+FFFF is two UTF-16 units
+            units -= 2 if ord(body[end]) > 0xFFFF else 1
+            end += 1
+        if units != 0:
+            raise ValueError(f"an Engine.IO v3 packet longer than its payload: {body[pos:pos + 40]!r}")
+        packets.append(body[colon + 1:end])
+        pos = end
+    return packets
+
+
+def v3_packet(packet: str) -> str:
+    """One packet as an Engine.IO v3 polling body: its length in UTF-16 code units, a colon, the packet."""
+    return f"{len(packet.encode('utf-16-le')) // 2}:{packet}"

@@ -7,7 +7,7 @@ building and writing run here, so the two use both cores. Parent and host speak 
 protocol, JSON lines:
 
     parent -> host (stdin)   {"cmd": "start", "key": K, "limit", "namespace", "path", "host",
-                              "port", "record"}
+                              "port", "record"[, "recovery": true (node: connectionStateRecovery)]}
                              {"cmd": "stop", "key": K}
                              end of input: the host exits (it never outlives this process)
     host -> parent (stdout)  {"event": "ready", "versions": {...}}  once, when it can serve
@@ -286,6 +286,10 @@ class ChildMaster(Master):
         """None when the host can start here, else a one-line reason (e.g. Node.js missing)."""
         return None
 
+    def server_options(self) -> dict[str, Any]:
+        """This kind's own options for its server, sent with ``start`` (the Node master's ``recovery``)."""
+        return {}
+
     @property
     def versions(self) -> dict[str, str]:
         return dict(self._versions)
@@ -312,7 +316,8 @@ class ChildMaster(Master):
         try:
             report = await self._ask({"cmd": "start", "key": self._key, "limit": self.limit,
                                       "namespace": self.namespace, "path": self.path, "host": self.host,
-                                      "port": self.port, "record": self.record}, START_TIMEOUT_S)
+                                      "port": self.port, "record": self.record, **self.server_options()},
+                                     START_TIMEOUT_S)
             if report.get("event") != "listening":
                 raise TargetError(str(report.get("error") or f"{host.command.name} did not start: {report}"))
         except BaseException:

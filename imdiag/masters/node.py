@@ -9,6 +9,7 @@ when its stdin closes, so it never outlives this process, even if ``stop()`` nev
 from __future__ import annotations
 
 import shutil
+from typing import Any
 
 from imdiag.masters.child import ChildMaster, HostCommand
 from imdiag.masters.node_packages import (
@@ -45,6 +46,15 @@ class NodeMaster(ChildMaster):
     """socket.io's ``Server`` on Node.js (``imdiag/node/master.js``), in a process of its own."""
 
     server = SERVER_NAME
+
+    def __init__(self, *, recovery: bool = False, **kwargs: Any):
+        """``recovery``: the server's connectionStateRecovery on (its namespace CONNECT answer then
+        carries a pid beside the sid)."""
+        super().__init__(**kwargs)
+        self.recovery = recovery
+
+    def server_options(self) -> dict[str, Any]:
+        return {"recovery": True} if self.recovery else {}
 
     def preflight(self) -> str | None:
         return node_ready()

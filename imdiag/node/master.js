@@ -2,7 +2,8 @@
 /*
  * The real Node.js Socket.IO master imdiag measures against: a master host (the protocol is in
  * imdiag/masters/child.py) serving one socket.io v4 Server on http.createServer per master it is
- * asked for, with nothing emulated on top (defaults except maxHttpBufferSize, path).
+ * asked for, with nothing emulated on top (defaults except maxHttpBufferSize, path, and
+ * connectionStateRecovery when a start command asks for it with "recovery": true).
  *
  * Usage: node master.js, then one JSON command per line on stdin:
  *   {"cmd":"start","key":"1","limit":1000000,"namespace":"/","path":"/socket.io/","host":"127.0.0.1","port":0}
@@ -159,7 +160,9 @@ function startMaster(servers, opts) {
     return;
   }
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { maxHttpBufferSize: opts.limit, path: opts.path || "/socket.io/" });
+  // recovery: connectionStateRecovery (socket.io >= 4.6), off by default as in socket.io itself.
+  const recovery = opts.recovery ? { connectionStateRecovery: {} } : {};
+  const io = new Server(httpServer, { maxHttpBufferSize: opts.limit, path: opts.path || "/socket.io/", ...recovery });
   const nsp = io.of(opts.namespace || "/");
 
   io.engine.on("connection_error", (err) => {

@@ -1,6 +1,7 @@
 """The HTML report (``--html FILE``): one self-contained page to share in a postmortem or a pull request.
 
-Pure: ``report_html()`` (size sweep, replay, gate) and ``probe_html()`` return the page as text.
+Pure: ``report_html()`` (size sweep, replay, gate), ``probe_html()`` and ``doctor_html()`` return the
+page as text.
 Inline CSS and SVG only: no script, no font, no image, nothing fetched, so it reads the same
 offline, without JavaScript and on paper. Colours are Okabe-Ito (safe for colour-blind readers),
 and every verdict is also written as a symbol and a short cause, so nothing rests on colour alone.
@@ -20,12 +21,14 @@ from html import escape
 
 import imdiag.core.findings as words
 from imdiag import __version__
+from imdiag.core.doctor import DoctorResult, Verdict, headline, verdict_words
 from imdiag.core.gate import CellRef, GateResult
 from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.probe_explain import refused_by, refused_with
 from imdiag.core.probe_result import Fit, Outcome, ProbeResult, TransportLimit, Trial, settings_dict
 from imdiag.core.quirks import REFERENCE_VERSIONS, version_drift
 from imdiag.core.units import format_bytes, format_size
+from imdiag.core.urls import redact_url
 
 UNKNOWN = "?"
 SWEEP_LABELS = ("natural", "ladder", *words.BOUNDARY_LABELS)
@@ -87,6 +90,7 @@ td.empty { color: #9a9a9a; text-align: center; }
 .swatch { display: inline-block; min-width: 64px; padding: 1px 6px; border: 1px solid #888; text-align: center; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 6px 20px; }
 ul.findings li { margin: 4px 0; }
+table.hypotheses td:nth-child(-n+2) { white-space: nowrap; } span.v { padding: 0 4px; }
 .banner { padding: 8px 12px; border: 2px solid; margin: 12px 0; font-weight: 600; }
 .banner.pass { border-color: #0072b2; background: #d7ecf9; } .banner.fail { border-color: #d55e00; background: #f9e0cf; }
 .banner.note { border-color: #e69f00; background: #fcf1d8; font-weight: normal; }
@@ -105,12 +109,12 @@ footer { margin-top: 32px; color: var(--muted); font-size: 11px; }
 
 
 def _css() -> str:
-    rules = [f"td.v.c-delivered, .swatch.c-delivered {{ background: {_DELIVERED[0]}; }}"]
+    rules = [f"td.v.c-delivered, .swatch.c-delivered, span.v.c-delivered {{ background: {_DELIVERED[0]}; }}"]
     for cause, (tint, _) in _CAUSE_COLOURS.items():
-        rules.append(f"td.v.c-{cause}, .swatch.c-{cause} {{ background: {tint}; }}")
+        rules.append(f"td.v.c-{cause}, .swatch.c-{cause}, span.v.c-{cause} {{ background: {tint}; }}")
     rules.append(f"td.v.c-other, .swatch.c-other {{ background: repeating-linear-gradient(135deg, {_OTHER[0]} 0 6px, "
                  f"#ffffff 6px 9px); }}")
-    rules.append("td.v.c-unknown, .swatch.c-unknown, td.v.c-timeout, .swatch.c-timeout { background-image: "
+    rules.append("td.v.c-unknown, .swatch.c-unknown, span.v.c-unknown, td.v.c-timeout, .swatch.c-timeout { background-image: "
                  "repeating-linear-gradient(45deg, transparent 0 6px, rgba(0,0,0,.08) 6px 8px); }")
     path = ", ".join(f"td.v.c-{c}, .swatch.c-{c}" for c in ("proxy-error", "session-unknown", "upgrade-blocked"))
     rules.append(f"{path} {{ background-image: repeating-linear-gradient(-45deg, transparent 0 5px, "
@@ -646,17 +650,24 @@ def _probe_words(result: ProbeResult) -> list[str]:
 def probe_html(result: ProbeResult, *, now: datetime.datetime | None = None) -> str:
     """The page of ``imdiag probe``: the handshake, the exact limit per transport, each trial."""
     s = result.settings
-    hs = result.handshake
-    title = f"imdiag probe {s.url}"
+    title = f"imdiag probe {redact_url(s.url)}"
     sub = (f"{result.elapsed_s:.2f} s · harmless {s.probe_type} messages, "
            f"never more than {format_bytes(s.max_bytes)} each")
     body = [f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(sub)}</p>']
     if result.interrupted:
         body.append('<div class="banner fail">interrupted (Ctrl-C): partial results</div>')
-    body.append("<h2 id='limits'>The exact limit per transport</h2>" + _table(
+    body += _probe_sections(result)
+    body.append("<h2 id='settings'>Settings</h2>" + _kv(settings_dict(s).items()))
+    return _page(title, body, now)
+
+
+def _probe_sections(result: ProbeResult) -> list[str]:
+    """What a probe measured, as the probe's page shows it (and doctor's, under its hypotheses)."""
+    hs = result.handshake
+    body = ["<h2 id='limits'>The exact limit per transport</h2>" + _table(
         ["transport", "largest accepted", "smallest refused", "refused with", "refused by", "trials", "seconds",
          "vs advertised maxPayload"],
-        [_limit_row(t, result) for t in result.transports], numeric=(1, 2, 5, 6)))
+        [_limit_row(t, result) for t in result.transports], numeric=(1, 2, 5, 6))]
     body += _probe_words(result)
     for limit in result.transports:
         rows = "".join(f"<tr><th class=\"row\">{_e(t.purpose)}</th>{_trial_td(t)}</tr>" for t in limit.all_trials)
@@ -683,6 +694,36 @@ def probe_html(result: ProbeResult, *, now: datetime.datetime | None = None) -> 
         ("namespace", f"{hs.namespace}: " + (f"accepted (sid {hs.namespace_sid})" if hs.namespace_sid is not None
                                              else "not joined (no transport the path lets through could join it)")),
     ]))
-    body.append("<h2 id='settings'>Settings</h2>" + _kv(settings_dict(s).items()))
+    return body
+
+
+# --- doctor ------------------------------------------------------------------------------------
+
+_VERDICT_CLASS = {Verdict.CONFIRMED: "c-oversize-close", Verdict.RULED_OUT: "c-delivered", Verdict.UNKNOWN: "c-unknown"}
+
+
+def doctor_html(result: DoctorResult, *, now: datetime.datetime | None = None) -> str:
+    """The page of ``imdiag doctor``: the verdict, one row per hypothesis, the fixes, then what the
+    probe measured."""
+    s = result.settings.probe
+    title = f"imdiag doctor {result.settings.where}"
+    body = [f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(headline(result))}</p>']
+    problem = any(h.problem for h in result.hypotheses)
+    body.append(f'<div class="banner {"fail" if problem else "pass"}">{_e(result.verdict)}</div>')
+    rows = []
+    for h in result.hypotheses:
+        verdict = (f'<span class="v {_VERDICT_CLASS[h.verdict]}" data-id="{_e(h.id)}" '
+                   f'data-verdict="{_e(h.verdict.value)}">{_e(verdict_words(h))}</span>')
+        rows.append([_e(h.id), verdict, _e(h.evidence), _e(h.next_step or "-")])
+    body.append("<h2 id='hypotheses'>The hypotheses</h2>" + _table(["hypothesis", "verdict", "evidence", "next step"],
+                                                                   rows, cls="hypotheses"))
+    if result.advice:
+        body.append("<h2 id='advice'>Fix advice</h2>" + _ul(result.advice))
+    if result.probe is not None:
+        body += _probe_sections(result.probe)
+    body.append("<h2 id='settings'>Settings</h2>" + _kv([
+        *settings_dict(s).items(), ("capture", result.settings.capture_path),
+        ("expect_max_payload", result.settings.expect_max_payload), ("tap_report", result.settings.tap_report_path),
+    ]))
     return _page(title, body, now)
 

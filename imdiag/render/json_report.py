@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from imdiag import __version__
+from imdiag.core.doctor import DoctorResult, Hypothesis, ProtocolTry, Verdict
+from imdiag.core.doctor import exit_code as doctor_exit_code
 from imdiag.core.judge import refusal_of
 from imdiag.core.model import Cell, MasterInfo, ReplayDetails, Report, TapDetails
 from imdiag.core.path import StickinessCheck
@@ -159,6 +161,7 @@ def handshake_to_dict(hs: Handshake) -> dict[str, Any]:
         "namespace": hs.namespace,
         "namespace_accepted": hs.namespace_sid is not None,
         "namespace_sid": hs.namespace_sid,
+        "session_recovery": hs.recovers_sessions,
         "seconds": round(hs.seconds, 3),
     }
 
@@ -261,23 +264,77 @@ def message_verdict_to_dict(verdict: MessageVerdict) -> dict[str, Any]:
     }
 
 
-def probe_to_dict(result: ProbeResult, *, now: datetime.datetime | None = None) -> dict[str, Any]:
-    """The probe's report (``"command": "probe"``): the envelope, then the probe's own sections."""
+def _probe_masters(result: ProbeResult) -> list[MasterInfo]:
     hs = result.handshake
-    masters = [
+    return [
         MasterInfo("target", redact_url(result.settings.url), hs.max_payload if hs.max_payload is not None else (t.max_accepted or 0),
                    transport=t.transport, advertised_max_payload=hs.max_payload)
         for t in result.transports
     ]
-    out = _envelope("probe", settings_dict(result.settings), result.interrupted, round(result.elapsed_s, 3),
-                    masters, [], now)
-    out.update({
-        "advertised_max_payload": hs.max_payload,
-        "handshake": handshake_to_dict(hs),
+
+
+def probe_sections(result: ProbeResult) -> dict[str, Any]:
+    """What a probe measured: the handshake, each transport's limit, sticky sessions, the messages."""
+    return {
+        "advertised_max_payload": result.handshake.max_payload,
+        "handshake": handshake_to_dict(result.handshake),
         "transports": {t.transport.value: transport_limit_to_dict(t, result) for t in result.transports},
         "stickiness": stickiness_to_dict(result.stickiness),
         "message_verdicts": [message_verdict_to_dict(v) for v in result.messages],
         "recommendations": [recommendation_to_dict(r) for r in result.recommendations],
+    }
+
+
+def probe_to_dict(result: ProbeResult, *, now: datetime.datetime | None = None) -> dict[str, Any]:
+    """The probe's report (``"command": "probe"``): the envelope, then the probe's own sections."""
+    out = _envelope("probe", settings_dict(result.settings), result.interrupted, round(result.elapsed_s, 3),
+                    _probe_masters(result), [], now)
+    out.update(probe_sections(result))
+    out["cells"] = []
+    return out
+
+
+# --- doctor ------------------------------------------------------------------------------------
+
+
+def hypothesis_to_dict(h: Hypothesis) -> dict[str, Any]:
+    return {
+        "id": h.id, "verdict": h.verdict.value, "evidence": h.evidence, "next_step": h.next_step or None,
+        "question": h.question.question, "incident_hypotheses": list(h.question.incident),
+        "informational": h.question.informational,
+    }
+
+
+def _protocol_try_to_dict(attempt: ProtocolTry | None) -> dict[str, Any] | None:
+    if attempt is None:
+        return None
+    answer = attempt.answer
+    return {
+        "eio": 3, "answered": attempt.answered, "evidence": attempt.describe(),
+        "http_status": answer.status if answer is not None else None,
+        "server": answer.server if answer is not None else None,
+        "body": answer.body[:80] if answer is not None else None,
+    }
+
+
+def doctor_to_dict(result: DoctorResult, *, now: datetime.datetime | None = None) -> dict[str, Any]:
+    """``imdiag doctor``'s report (``"command": "doctor"``): the hypotheses, the verdict, the fixes,
+    and under ``probe`` what the probe measured (null when it could not run)."""
+    settings = {**settings_dict(result.settings.probe), "capture": result.settings.capture_path,
+                "expect_max_payload": result.settings.expect_max_payload,
+                "tap_report": result.settings.tap_report_path}
+    probe = result.probe
+    out = _envelope("doctor", settings, result.interrupted, round(result.elapsed_s, 3),
+                    _probe_masters(probe) if probe is not None else [], [], now)
+    out.update({
+        "hypotheses": [hypothesis_to_dict(h) for h in result.hypotheses],
+        "confirmed": [h.id for h in result.hypotheses if h.verdict is Verdict.CONFIRMED],
+        "verdict": result.verdict,
+        "advice": list(result.advice),
+        "exit_code": int(doctor_exit_code(result)),
+        "engineio_v3": _protocol_try_to_dict(result.eio3),
+        "unreachable": result.unprobed.error if result.unprobed is not None else None,
+        "probe": probe_sections(probe) if probe is not None else None,
         "cells": [],
     })
     return out

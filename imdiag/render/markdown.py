@@ -1,9 +1,11 @@
-"""The gate for GitHub: a Markdown summary (for ``$GITHUB_STEP_SUMMARY``) and workflow annotations. Pure."""
+"""Markdown: the gate for GitHub (a summary for ``$GITHUB_STEP_SUMMARY``, workflow annotations) and
+``imdiag doctor --markdown``. Pure."""
 
 from __future__ import annotations
 
 import re
 
+from imdiag.core.doctor import DoctorResult, Verdict, headline, verdict_words
 from imdiag.core.gate import Check, GateResult
 
 MAX_ROWS = 300  # a step summary is capped at 1 MiB; past this the table says how many are left out
@@ -75,3 +77,22 @@ def github_annotations(result: GateResult) -> list[str]:
         for i in result.improvements[:MAX_ANNOTATIONS]
     ]
     return lines
+
+
+_MARK = {Verdict.CONFIRMED: "❌", Verdict.RULED_OUT: "✅", Verdict.UNKNOWN: "❔"}
+
+
+def doctor_markdown(result: DoctorResult) -> str:
+    """The hypotheses as a Markdown table, the verdict and the fixes (a pull request, a step summary)."""
+    problems = [h for h in result.hypotheses if h.problem]
+    mark = f"❌ {len(problems)} confirmed" if problems else "✅ no problem found"
+    lines = [f"## imdiag doctor {_cell(result.settings.where)}: {mark}", "",
+             _cell(headline(result)), "",
+             "| hypothesis | verdict | evidence | next step |", "|---|---|---|---|"]
+    for h in result.hypotheses:
+        lines.append(f"| `{h.id}` | {_MARK[h.verdict]} {_cell(verdict_words(h)[2:])} | "
+                     f"{_cell(h.evidence)} | {_cell(h.next_step or '-')} |")
+    lines += ["", f"**Verdict.** {_cell(result.verdict)}", ""]
+    if result.advice:
+        lines += ["### Fix advice", "", *(f"- {_cell(line)}" for line in result.advice), ""]
+    return "\n".join(lines)

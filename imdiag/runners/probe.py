@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, replace
 
 import aiohttp
 
-from imdiag.clients.engineio import Endpoint, HandshakeRefused, engineio_path, open_connection
+from imdiag.clients.engineio import (
+    Endpoint,
+    HandshakeRefused,
+    NamespaceRefused,
+    engineio_path,
+    open_connection,
+)
 from imdiag.clients.observe import Outgoing, ProtocolWitness, observe
 from imdiag.core.errors import InputError, TargetError
 from imdiag.core.model import Cause, HttpAnswer, Observation
@@ -81,27 +87,37 @@ async def check_stickiness(endpoint: Endpoint, session: aiohttp.ClientSession, t
     return conn.open_info, stickiness(answers, errors)
 
 
-def _handshake_of(info: OpenInfo, transport: Transport, namespace: str, namespace_sid: str | None,
-                  start: float) -> Handshake:
+@dataclass(frozen=True)
+class _Joined:
+    """What joining the namespace answered: the namespace's sid, and its pid (session recovery on)."""
+
+    sid: str | None = None
+    pid: str | None = None
+
+
+def _handshake_of(info: OpenInfo, transport: Transport, namespace: str, joined: _Joined, start: float) -> Handshake:
     return Handshake(
         transport=transport, sid=info.sid, upgrades=info.upgrades, ping_interval_ms=info.ping_interval_ms,
         ping_timeout_ms=info.ping_timeout_ms, max_payload=info.max_payload, namespace=namespace,
-        namespace_sid=namespace_sid, seconds=time.monotonic() - start,
+        namespace_sid=joined.sid, seconds=time.monotonic() - start, namespace_pid=joined.pid,
     )
 
 
 async def _join(endpoint: Endpoint, transport: Transport, session: aiohttp.ClientSession,
-                timeout: float) -> tuple[OpenInfo, str | None]:
-    """Handshake and namespace CONNECT over ``transport``: the OPEN packet and the namespace's sid."""
+                timeout: float) -> tuple[OpenInfo, _Joined]:
+    """Handshake and namespace CONNECT over ``transport``: the OPEN packet and the namespace's answer."""
     try:
         conn = await open_connection(endpoint, transport, session, timeout)
     except TargetError as exc:
+        message = _with_hint(str(exc), endpoint, transport)
         if isinstance(exc, HandshakeRefused):
-            raise HandshakeRefused(_with_hint(str(exc), endpoint, transport), exc.answer, exc.open_info) from None
-        raise TargetError(_with_hint(str(exc), endpoint, transport)) from None
+            raise HandshakeRefused(message, exc.answer, exc.open_info) from None
+        if isinstance(exc, NamespaceRefused):
+            raise NamespaceRefused(message, exc.reason, exc.open_info) from None
+        raise TargetError(message) from None
     try:
         assert conn.open_info is not None
-        return conn.open_info, conn.sid
+        return conn.open_info, _Joined(conn.sid, conn.pid)
     finally:
         await conn.close()
 
@@ -118,8 +134,8 @@ async def _handshake(endpoint: Endpoint, settings: ProbeSettings,
     timeout = settings.timeout_s
     if Transport.POLLING not in settings.transports:
         try:
-            info, ws_sid = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
-            return _handshake_of(info, Transport.WEBSOCKET, endpoint.namespace, ws_sid, start), None
+            info, joined_ws = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
+            return _handshake_of(info, Transport.WEBSOCKET, endpoint.namespace, joined_ws, start), None
         except HandshakeRefused as refused:
             # Does polling work on this URL and offer the upgrade? Then the upgrade is what is blocked.
             try:
@@ -128,25 +144,25 @@ async def _handshake(endpoint: Endpoint, settings: ProbeSettings,
                 raise refused from None
             if "websocket" not in info.upgrades:
                 raise refused from None
-            return _handshake_of(info, Transport.POLLING, endpoint.namespace, None, start), None
-    joined: HandshakeRefused | None = None
-    sid: str | None = None
+            return _handshake_of(info, Transport.POLLING, endpoint.namespace, _Joined(), start), None
+    broken: HandshakeRefused | None = None
+    joined = _Joined()
     try:
-        info, sid = await _join(endpoint, Transport.POLLING, session, timeout)
+        info, joined = await _join(endpoint, Transport.POLLING, session, timeout)
     except HandshakeRefused as exc:
         if exc.open_info is None:  # not even the OPEN came: nothing to diagnose
             raise
-        info, joined = exc.open_info, exc  # the session broke after its OPEN: the path's fault?
+        info, broken = exc.open_info, exc  # the session broke after its OPEN: the path's fault?
     _, check = await check_stickiness(endpoint, session, timeout)
-    if joined is not None and Transport.WEBSOCKET in settings.transports:
+    if broken is not None and Transport.WEBSOCKET in settings.transports:
         try:
-            _, sid = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
-            joined = None
+            _, joined = await _join(endpoint, Transport.WEBSOCKET, session, timeout)
+            broken = None
         except HandshakeRefused:
             pass
-    if joined is not None and not check.broken:
-        raise joined
-    return _handshake_of(info, Transport.POLLING, endpoint.namespace, sid, start), check
+    if broken is not None and not check.broken:
+        raise broken
+    return _handshake_of(info, Transport.POLLING, endpoint.namespace, joined, start), check
 
 
 def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:

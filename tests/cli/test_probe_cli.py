@@ -260,13 +260,14 @@ async def test_cli_repeated_headers_are_all_sent():
 
 
 async def test_a_password_in_the_url_is_masked_on_stdout_and_in_the_report(tmp_path):
-    out = tmp_path / "probe.json"
+    out, page = tmp_path / "probe.json", tmp_path / "probe.html"
     async with PythonMaster(limit=20_000, namespace=NS) as master:
         url = master.url.replace("http://", "http://worker:s3cret@") + NS
-        code, stdout, stderr = await run_cli("--url", url, "--json", str(out), "--transport", "websocket")
+        code, stdout, stderr = await run_cli("--url", url, "--json", str(out), "--html", str(page),
+                                             "--transport", "websocket")
     assert code == 0, stderr
-    assert "worker:***@" in stdout and "worker:***@" in out.read_text()
-    assert "s3cret" not in stdout + stderr + out.read_text()  # masked like headers and --auth
+    assert "worker:***@" in stdout and "worker:***@" in out.read_text() and "worker:***@" in page.read_text()
+    assert "s3cret" not in stdout + stderr + out.read_text() + page.read_text()  # masked like headers and --auth
 
 
 async def test_ctrl_c_before_the_handshake_still_writes_the_report(tmp_path):

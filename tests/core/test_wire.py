@@ -30,6 +30,8 @@ from imdiag.core.wire import (
     parse_sio,
     polling_body,
     printable,
+    split_v3_payload,
+    v3_packet,
     wire_namespace,
     ws_frame_header_bytes,
 )
@@ -203,6 +205,18 @@ def test_parse_event_shapes():
         parse_event(b'0/worker,')  # a CONNECT, not an event
     with pytest.raises(ValueError):
         parse_event(b'2["m",{"type":')  # cut short
+
+
+def test_engineio_v3_payloads_count_utf16_units():
+    """socket.io 2.x's polling body, as it answered an EIO=3 handshake on loopback."""
+    body = '97:0{"sid":"83NjBpCHkUQUiLDNAAAB","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}2:40'
+    opened, connected = split_v3_payload(body)
+    assert parse_open(opened).sid == "83NjBpCHkUQUiLDNAAAB" and connected == "40"
+    assert v3_packet("1") == "1:1" and v3_packet("4😀") == "3:4😀"  # an emoji is two UTF-16 units
+    assert split_v3_payload(v3_packet("4😀") + v3_packet("2")) == ["4😀", "2"]
+    for bad in ('0{"sid":"x"}', "9:40", ":1"):
+        with pytest.raises(ValueError):
+            split_v3_payload(bad)
 
 
 # --- any string and number JSON can carry (issue 10) ---------------------------------------

@@ -117,7 +117,7 @@ async def test_installed_on_first_use_then_reused(monkeypatch: pytest.MonkeyPatc
     code, stdout, stderr = await run_imdiag("node", "install", timeout=10 * TIMEOUT, env=env)
     assert code == 0, stderr
     assert stderr.startswith("imdiag: installing the pinned Node.js packages") and len(stderr.splitlines()) == 1
-    assert f"installed: socket.io 4.8.1, socket.io-client 4.8.1 in {target}" in stdout
+    assert f"installed: socket.io 4.8.1, socket.io-client 4.8.1, socket.io-v2 2.5.1 in {target}" in stdout
     code, stdout, stderr = await run_imdiag("node", "status", timeout=TIMEOUT, env=env)
     assert code == 0 and f"installed in {target} (IMDIAG_NODE_DIR)" in stdout and stderr == ""
     code, stdout, stderr = await run_imdiag("node", "install", timeout=TIMEOUT, env=env)

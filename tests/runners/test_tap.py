@@ -92,8 +92,7 @@ async def test_python_socketio_through_the_tap(transport: str) -> None:
             assert await client.call("message", {"type": "worker:register", "id": "reg", "payload": {"名": "工"}},
                                      namespace="/worker", timeout=TIMEOUT) is True
             await client.emit("message", _snapshot(), namespace="/worker")
-            # The snapshot's own settlement: over polling the register may settle twice (its POST's
-            # 200, then its ACK on a GET), so three settlements need not include the snapshot.
+            # The register settles twice (passed, then acked): wait for the snapshot itself.
             await tap.wait_for(lambda e: isinstance(e, Settled) and e.cell.type == "worker:data:sync")
         finally:
             await client.disconnect()
