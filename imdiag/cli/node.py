@@ -27,7 +27,8 @@ from imdiag.masters.node_packages import (
 
 node_app = typer.Typer(
     name="node",
-    help="The pinned Node.js packages (socket.io) that --master node needs: install them, or say where they are.",
+    help="The pinned Node.js packages (socket.io, socket.io-client) that --master node and --client node need: "
+         "install them, or say where they are.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -56,9 +57,10 @@ def install_with_spinner(packages: NodePackages) -> NodePackages:
     return installed
 
 
-def ensure_node_packages(masters: Iterable[str]) -> None:
-    """Before a run that starts a Node master: install the packages on first use. Raises TargetError."""
-    if "node" not in masters:
+def ensure_node_packages(parts: Iterable[str]) -> None:
+    """Before a run that starts a Node master or client (``parts``: the masters, and the client):
+    install the packages on first use. Raises TargetError."""
+    if "node" not in parts:
         return
     packages = locate()
     if not packages.installed:

@@ -26,7 +26,8 @@ from imdiag.core.units import (
     parse_size,
 )
 from imdiag.core.urls import redact_url
-from imdiag.core.wire import Encoder, Transport, encode_json, printable
+from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport, encode_json, printable
+from imdiag.core.worker import ClientKind
 
 # What bounds each size option, for --help (the parsers refuse the rest with the same reason).
 LIMIT_HELP = f"at most {MAX_LIMIT:,} B: {LIMIT_BOUND_WHY}."
@@ -61,15 +62,47 @@ def parse_types(values: list[str] | None) -> tuple[str, ...]:
     return tuple(message_type(v).name for v in items)
 
 
-def parse_transports(values: list[str] | None) -> tuple[Transport, ...]:
-    items = split(values) or [t.value for t in Transport]
+def parse_transports(values: list[str] | None, client: ClientKind = ClientKind.IMDIAG) -> tuple[Transport, ...]:
+    """The transports to use; a client library also has its own default (polling, then the upgrade),
+    and runs all three unless told otherwise."""
+    library = client is not ClientKind.IMDIAG
+    default = (*WIRE_TRANSPORTS, Transport.DEFAULT) if library else WIRE_TRANSPORTS
+    items = split(values) or [t.value for t in default]
     out = []
     for item in items:
         try:
             out.append(Transport(item))
         except ValueError:
-            raise InputError(f"unknown transport {item!r}; use websocket, polling or both") from None
+            names = "websocket, polling or default" if library else "websocket or polling"
+            raise InputError(f"unknown transport {item!r}; use {names}") from None
+    if Transport.DEFAULT in out and not library:
+        raise InputError("--transports default is a client library's own choice (polling, then the websocket "
+                         "upgrade): it needs --client node or python (size-sweep, replay)")
     return tuple(dict.fromkeys(out))
+
+
+def parse_client(value: str) -> ClientKind:
+    try:
+        return ClientKind(value)
+    except ValueError:
+        raise InputError(f"unknown client {value!r}; use imdiag, node or python") from None
+
+
+def client_encoder(client: ClientKind, encoder: Encoder | None) -> Encoder:
+    """The sender's encoder: a client library's own (it encodes the messages itself)."""
+    own = {ClientKind.NODE: Encoder.NODE, ClientKind.PYTHON: Encoder.PYTHON}.get(client)
+    if own is None:
+        return encoder or Encoder.NODE
+    if encoder is not None and encoder is not own:
+        raise InputError(f"--client {client.value} encodes with its own JSON encoder ({own.value}): "
+                         f"drop --encoder {encoder.value}, or send its bytes with --client imdiag")
+    return own
+
+
+def check_csr(csr: bool, masters: tuple[str, ...]) -> bool:
+    if csr and "node" not in masters:
+        raise InputError("--csr turns on the Node master's connectionStateRecovery: use it with --master node or both")
+    return csr
 
 
 def parse_namespace(value: str) -> str:
@@ -223,7 +256,22 @@ def parse_scales(values: list[str] | None) -> tuple[int, ...]:
 
 TransportsOption = Annotated[
     list[str] | None,
-    typer.Option("--transports", "--transport", metavar="TRANSPORTS", help="websocket, polling (default: both)."),
+    typer.Option("--transports", "--transport", metavar="TRANSPORTS", help="websocket, polling (default: both); "
+                 "with --client node|python also default: the library's own (polling, then the upgrade), "
+                 "and all three by default."),
+]
+ClientOption = Annotated[
+    str, typer.Option(metavar="imdiag|node|python", help="The worker: imdiag's own client (exact bytes), "
+                      "socket.io-client (node) or python-socketio's AsyncClient (python), with the worker's "
+                      "view beside the master's.")
+]
+ClientEncoderOption = Annotated[
+    Encoder | None, typer.Option("--encoder", help="JSON encoder of the sender: node (JSON.stringify) or python. "
+                                 "Default: the client's own (node; python for --client python).")
+]
+CsrOption = Annotated[
+    bool, typer.Option("--csr", help="The Node master with connectionStateRecovery, sending the worker one small "
+                       "event per second (so that a session can be recovered).")
 ]
 EncoderOption = Annotated[
     Encoder, typer.Option(help="JSON encoder of the sender: node (JSON.stringify) or python.")

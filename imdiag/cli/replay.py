@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 
 from imdiag.cli.common import console, fail, scaled_timeout
 from imdiag.cli.gating import GateOptions, with_gate_options
@@ -13,7 +14,9 @@ from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
     LIMIT_HELP,
     AuthOption,
-    EncoderOption,
+    ClientEncoderOption,
+    ClientOption,
+    CsrOption,
     HeaderOption,
     HtmlOption,
     InsecureOption,
@@ -22,9 +25,12 @@ from imdiag.cli.options import (
     PathOption,
     TimeoutOption,
     TransportsOption,
+    check_csr,
+    client_encoder,
     parse_auth,
     parse_choice,
     parse_event,
+    parse_client,
     parse_headers,
     parse_masters,
     parse_namespace,
@@ -36,10 +42,12 @@ from imdiag.cli.options import (
 )
 from imdiag.core.captures import open_capture
 from imdiag.core.errors import ImdiagError, InputError
+from imdiag.core.model import Report
 from imdiag.core.plan import CLIENT_BATCHES, TIMINGS, ReplaySettings
 from imdiag.core.units import parse_duration
-from imdiag.core.wire import Encoder
+from imdiag.core.worker import ClientKind
 from imdiag.render.replay import replay_renderables
+from imdiag.render.worker import worker_renderables
 
 FileArgument = Annotated[str, typer.Argument(metavar="FILE", help="A capture: JSON array, {meta, messages} or JSON Lines.")]
 
@@ -53,8 +61,10 @@ def replay_command(
                      f"comma-separated, each {LIMIT_HELP} Default: 1MB"),
     ] = None,
     transports: TransportsOption = None,
-    encoder: EncoderOption = Encoder.NODE,
+    encoder: ClientEncoderOption = None,
     master: MasterOption = "python",
+    client: ClientOption = "imdiag",
+    csr: CsrOption = False,
     namespace: Annotated[str | None, typer.Option(help="Namespace to send in (default: the capture's, else /).")] = None,
     event: Annotated[str, typer.Option(help="Event for records that name none.")] = "message",
     timing: Annotated[str, typer.Option(metavar="fast|original", help="fast: one message at a time; original: "
@@ -87,12 +97,25 @@ def replay_command(
     try:
         if url is None and (header or auth or insecure or ack):
             raise InputError("--header, --auth, --insecure and --ack apply to a live master: add --url")
+        worker = parse_client(client)
+        masters = parse_masters(master)
+        if worker is not ClientKind.IMDIAG:
+            if url is not None:
+                raise InputError(f"--client {worker.value} needs a master imdiag starts (its ledger proves what "
+                                 "arrived): drop --url, or replay to a live master with --client imdiag")
+            if client_batch != "split":
+                raise InputError(f"--client-batch is imdiag's own client's batching; --client {worker.value} "
+                                 "batches as its library does")
+        if url is not None and csr:
+            raise InputError("--csr applies to the Node master imdiag starts, not to --url")
         settings = ReplaySettings(
             path=file,
             limits=parse_sizes(limits, (1_000_000,), limit=True),
-            transports=parse_transports(transports),
-            encoder=encoder,
-            masters=parse_masters(master),
+            transports=parse_transports(transports, worker),
+            encoder=client_encoder(worker, encoder),
+            masters=masters,
+            client=worker,
+            csr=check_csr(csr, masters) if url is None else False,
             namespace=parse_namespace(namespace) if namespace is not None else None,
             event=parse_event(event),
             timing=parse_choice(timing, TIMINGS, "--timing"),
@@ -109,7 +132,7 @@ def replay_command(
         )
         open_capture(file)  # a malformed capture is one line, before any master starts
         if settings.url is None:
-            ensure_node_packages(settings.masters)
+            ensure_node_packages((*settings.masters, settings.client.value))
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 
@@ -121,5 +144,9 @@ def replay_command(
         "replay", "replaying", settings.to_dict(),
         lambda cells, measured, planned, note, on_started: run_replay(
             settings, cells, on_cell=measured, on_planned=planned, on_started=on_started),
-        replay_renderables, gate,
+        _renderables, gate,
     )
+
+
+def _renderables(report: Report) -> list[RenderableType]:
+    return replay_renderables(report) + worker_renderables(report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 
 from imdiag.cli.common import fail, scaled_timeout
 from imdiag.cli.gating import GateOptions, with_gate_options
@@ -13,7 +14,9 @@ from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
     FRAME_HELP,
     LIMIT_HELP,
-    EncoderOption,
+    ClientEncoderOption,
+    ClientOption,
+    CsrOption,
     EventOption,
     HtmlOption,
     JsonOption,
@@ -21,6 +24,9 @@ from imdiag.cli.options import (
     TimeoutOption,
     TransportsOption,
     parse_event,
+    check_csr,
+    client_encoder,
+    parse_client,
     parse_masters,
     parse_namespace,
     parse_sizes,
@@ -28,11 +34,11 @@ from imdiag.cli.options import (
     parse_types,
 )
 from imdiag.core.errors import ImdiagError
-from imdiag.core.model import MasterInfo
+from imdiag.core.model import MasterInfo, Report
 from imdiag.core.plan import DEFAULT_LADDER, DEFAULT_LIMITS, SweepSettings
 from imdiag.core.units import format_size
-from imdiag.core.wire import Encoder
 from imdiag.render.terminal import sweep_renderables
+from imdiag.render.worker import worker_renderables
 
 
 def _lane_line(run: MasterInfo, count: int) -> str:
@@ -54,8 +60,10 @@ def size_sweep(
     ] = None,
     types: Annotated[list[str] | None, typer.Option("--types", "-t", metavar="TYPES", help="Message types (default: all seven).")] = None,
     transports: TransportsOption = None,
-    encoder: EncoderOption = Encoder.NODE,
+    encoder: ClientEncoderOption = None,
     master: MasterOption = "python",
+    client: ClientOption = "imdiag",
+    csr: CsrOption = False,
     namespace: Annotated[str, typer.Option(help="Socket.IO namespace, e.g. /worker.")] = "/",
     event: EventOption = "message",
     boundary: Annotated[bool, typer.Option(help="Also send frames of exactly L-1, L and L+1 bytes.")] = True,
@@ -71,20 +79,24 @@ def size_sweep(
     from imdiag.runners.sweep import run_sweep
 
     try:
+        worker = parse_client(client)
+        masters = parse_masters(master)
         settings = SweepSettings(
             limits=parse_sizes(limits, DEFAULT_LIMITS, limit=True),
             sizes=parse_sizes(sizes, DEFAULT_LADDER),
             types=parse_types(types),
-            transports=parse_transports(transports),
-            encoder=encoder,
+            transports=parse_transports(transports, worker),
+            encoder=client_encoder(worker, encoder),
             namespace=parse_namespace(namespace),
             event=parse_event(event),
             seed=seed,
             boundary=boundary,
             timeout_s=scaled_timeout(timeout),
-            masters=parse_masters(master),
+            masters=masters,
+            client=worker,
+            csr=check_csr(csr, masters),
         )
-        ensure_node_packages(settings.masters)
+        ensure_node_packages((*settings.masters, settings.client.value))
     except ImdiagError as exc:
         raise fail(str(exc), exc.exit_code) from None
 
@@ -94,5 +106,9 @@ def size_sweep(
             settings, cells, on_cell=measured, on_planned=planned,
             on_lane_done=lambda run, count: note(_lane_line(run, count)), on_started=on_started,
         ),
-        sweep_renderables, gate,
+        _renderables, gate,
     )
+
+
+def _renderables(report: Report) -> list[RenderableType]:
+    return sweep_renderables(report) + worker_renderables(report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 
 
 class ExitCode(enum.IntEnum):
@@ -41,3 +42,18 @@ class EncodeError(ImdiagError):
     """A message cannot be encoded the way the real sender would encode it."""
 
     exit_code = ExitCode.USAGE
+
+
+def reported(error: BaseException) -> BaseException:
+    """The one error to report for an error out of a task group: the first imdiag knows how to
+    report (one line), else the first."""
+    leaves = list(_leaves(error))
+    return next((e for e in leaves if isinstance(e, ImdiagError)), leaves[0])
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error

@@ -39,7 +39,7 @@ from imdiag.core.plan import (
     SweepSettings,
 )
 from imdiag.core.units import format_bytes, format_size, parse_limit, parse_size
-from imdiag.core.wire import Encoder, Transport
+from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport
 
 REPORT_SCHEMA = "imdiag.report/1"
 # Sweep cells of made-up sizes; every other label (natural, replay...) is a real message.
@@ -222,7 +222,7 @@ def parse_rule(text: str) -> Rule:
             limit = parse_limit(limit_s)
         except InputError as exc:
             raise _rule_error(text, str(exc)) from None
-    if transport not in ("", ANY) and transport not in {t.value for t in Transport}:
+    if transport not in ("", ANY) and transport not in {t.value for t in WIRE_TRANSPORTS}:
         raise _rule_error(text, f"unknown transport {transport!r} (websocket, polling or *)")
     if master not in ("", ANY) and master not in MASTER_SERVERS:
         raise _rule_error(text, f"unknown master {master!r} ({', '.join(MASTER_SERVERS)} or *)")
@@ -528,9 +528,11 @@ def _common(data: Mapping[str, Any], source: str) -> tuple[tuple[Transport, ...]
                                                         str | None, str, float, int]:
     """The keys the sweep and the replays share: transports, encoder, masters, namespace, event,
     timeout and seed."""
-    transports_raw = _str_list(data, "transports", source) or [t.value for t in Transport]
+    transports_raw = _str_list(data, "transports", source) or [t.value for t in WIRE_TRANSPORTS]
     try:
         transports = tuple(dict.fromkeys(Transport(t) for t in transports_raw))
+        if Transport.DEFAULT in transports:
+            raise ValueError("a client library's transport")
     except ValueError:
         raise _key_error(source, "transports", f"{transports_raw!r}: use websocket and/or polling") from None
     try:

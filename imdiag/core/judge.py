@@ -13,6 +13,7 @@ from imdiag.core.model import Ack, Barrier, Cause, Cell, Observation, Verdict
 from imdiag.core.refusal import Refusal, Refuser, close_refusal, http_refusal
 from imdiag.core.units import format_bytes
 from imdiag.core.wire import Encoder, Transport
+from imdiag.core.worker import ClientView
 
 CLOSE_CODE_NAMES = {
     1000: "Normal Closure",
@@ -186,6 +187,18 @@ def _unproven(obs: Observation, sent: str) -> Verdict:
     return Verdict(False, Cause.UNKNOWN, f"{sent}: no observation decided it")
 
 
+def _kept(obs: Observation) -> Verdict:
+    """A client library never wrote it: its session closed first, or the run ended first."""
+    if obs.client_kept == "pending":
+        return Verdict(False, Cause.UNKNOWN, "not sent: still in the client's send buffer when the run ended "
+                       "(the client was not connected)")
+    ended = f": {obs.close_error}" if obs.close_error else ""
+    if obs.close_code is not None:
+        ended = f": the server {close_text(obs.close_code, obs.close_reason)}" + (f"; {obs.close_error}" if obs.close_error else "")
+    return Verdict(False, Cause.CONNECTION_CLOSED,
+                   f"not sent: the client's session closed before it was written, and the client discarded it{ended}")
+
+
 def judge(obs: Observation) -> Verdict:
     """The one place where observations become verdicts."""
     delivered = _delivered(obs)
@@ -201,6 +214,10 @@ def judge(obs: Observation) -> Verdict:
                        refusal.by if refusal is not None else None)
     if obs.encode_error:
         return Verdict(False, Cause.EMIT_ERROR, f"not sent: {obs.encode_error}")
+    if obs.emit_error:
+        return Verdict(False, Cause.EMIT_ERROR, f"not sent: the client's emit() raised {obs.emit_error}")
+    if obs.client_kept:
+        return _kept(obs)
     sent = _sent(obs)
     if obs.held:
         return Verdict(False, Cause.OVERSIZE_CLOSE, f"{sent}: never sent to the master: {obs.held}")
@@ -210,7 +227,7 @@ def judge(obs: Observation) -> Verdict:
 def judged_cell(
     obs: Observation, *, type: str, transport: Transport, limit: int, encoder: Encoder, master: str, label: str,
     json_bytes: int, js_length: int, predicted_delivered: bool | None, index: int | None = None,
-    message_id: str | None = None,
+    message_id: str | None = None, client: ClientView | None = None,
 ) -> Cell:
     """The cell of one message: its sizes, what was observed, and the verdict judged from it."""
     verdict = judge(obs)
@@ -220,5 +237,5 @@ def judged_cell(
         message_bytes=obs.message_bytes if obs.message_bytes is not None else obs.body_bytes,
         json_bytes=json_bytes, js_length=js_length, predicted_delivered=predicted_delivered,
         delivered=verdict.delivered, cause=verdict.cause, evidence=verdict.evidence, observed=obs,
-        index=index, message_id=message_id, refused_by=verdict.refused_by,
+        index=index, message_id=message_id, refused_by=verdict.refused_by, client=client,
     )

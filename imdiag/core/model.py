@@ -16,6 +16,7 @@ from typing import Any
 from imdiag.core.refusal import Refuser
 from imdiag.core.sizing import Recommendation
 from imdiag.core.wire import Encoder, Transport
+from imdiag.core.worker import ClientView
 
 
 class Cause(str, enum.Enum):
@@ -82,6 +83,8 @@ class Observation:
     connect_error: str = ""  # no connection could be opened for this message
     encode_error: str = ""
     send_error: str = ""  # raised by the client transport while writing
+    emit_error: str = ""  # a client library's emit() raised: nothing was queued
+    client_kept: str = ""  # a client library never wrote it: "dropped" (its session closed) or "pending"
     http_status: int | None = None
     http_body: str = ""
     http_server: str = ""  # the Server header of the POST's answer
@@ -150,6 +153,7 @@ class Cell:
     index: int | None = None  # replay: the message's index in its file
     message_id: str | None = None
     refused_by: Refuser | None = None  # who refused it: the master, a proxy between, or unknown
+    client: ClientView | None = None  # the worker's view, when a client library was the worker
 
     @property
     def disagrees(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from imdiag.core.catalog import TYPE_NAMES, TYPES
 from imdiag.core.urls import redact_url
 from imdiag.core.wire import Encoder, Transport
+from imdiag.core.worker import ClientKind
 
 DEFAULT_LIMITS: tuple[int, ...] = (100_000, 1_000_000, 10_000_000)  # 1e6: Socket.IO's default
 DEFAULT_LADDER: tuple[int, ...] = (
@@ -33,6 +34,8 @@ class SweepSettings:
     boundary: bool = True
     timeout_s: float = 10.0
     masters: tuple[str, ...] = ("python",)  # "python" (embedded) and/or "node" (real socket.io)
+    client: ClientKind = ClientKind.IMDIAG  # the worker: imdiag's own client or a real library
+    csr: bool = False  # the node master with connectionStateRecovery (and a tick per second)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -48,6 +51,8 @@ class SweepSettings:
             "boundary": self.boundary,
             "timeout_s": self.timeout_s,
             "masters": list(self.masters),
+            "client": self.client.value,
+            "csr": self.csr,
         }
 
 
@@ -104,6 +109,8 @@ class ReplaySettings:
     auth_json: str | None = None
     insecure: bool = False
     ack: bool = False
+    client: ClientKind = ClientKind.IMDIAG
+    csr: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -119,6 +126,8 @@ class ReplaySettings:
             "client_batch": self.client_batch,
             "scales": list(self.scales),
             "timeout_s": self.timeout_s,
+            "client": self.client.value,
+            "csr": self.csr,
         }
         if self.url is not None:
             out.update(url=redact_url(self.url), path=self.path_prefix, headers=[k for k, _ in self.headers],

@@ -24,17 +24,18 @@ class LimitRule:
     where: str  # where the rule lives in the server's code
     seen: str  # versions it was observed with
     rejection: str  # what the server does with a message over the limit
+    compressed: bool = False  # the rule for permessage-deflate frames
 
     def predicts_delivered(self, n: int, limit: int) -> bool:
         return n < limit if self.accepts == "<" else n <= limit
 
 
-def _load() -> tuple[dict[tuple[str, Transport], LimitRule], dict[str, tuple[str, ...]], dict[str, dict[str, str]]]:
+def _load() -> tuple[dict[tuple[str, Transport, bool], LimitRule], dict[str, tuple[str, ...]], dict[str, dict[str, str]]]:
     data = tomllib.loads((Path(__file__).parent / "servers.toml").read_text(encoding="utf-8"))
     rules = {}
     for row in data["rule"]:
         limit_rule = LimitRule(**{**row, "transport": Transport(row["transport"])})
-        rules[(limit_rule.server, limit_rule.transport)] = limit_rule
+        rules[(limit_rule.server, limit_rule.transport, limit_rule.compressed)] = limit_rule
     behaviours = {server: tuple(lines) for server, lines in data["behaviours"].items()}
     reference = {server: {str(k): str(v) for k, v in packages.items()} for server, packages in data["reference"].items()}
     return rules, behaviours, reference
@@ -47,8 +48,10 @@ RULES, KNOWN_BEHAVIOURS, REFERENCE_VERSIONS = _load()
 # errors; other error lines (e.g. 'Invalid session') are kept as context only.
 PYTHON_DECODE_ERROR_LOGS = ("message async handler error", "post request handler error")
 
-def rule(server: str, transport: Transport) -> LimitRule:
-    return RULES[(server, transport)]
+def rule(server: str, transport: Transport, *, compressed: bool = False) -> LimitRule:
+    """The server's rule; ``compressed``: for a permessage-deflate frame (the plain rule when the
+    server has no other)."""
+    return RULES.get((server, transport, compressed)) or RULES[(server, transport, False)]
 
 
 def version_drift(versions_by_server: Iterable[tuple[str, Mapping[str, str]]],

@@ -42,6 +42,12 @@ class Encoder(str, enum.Enum):
 class Transport(str, enum.Enum):
     WEBSOCKET = "websocket"
     POLLING = "polling"
+    # A client library's own choice: polling first, then the websocket upgrade. A lane setting for
+    # the real clients, never a wire transport: each message's own transport is in its client view.
+    DEFAULT = "default"
+
+
+WIRE_TRANSPORTS = (Transport.WEBSOCKET, Transport.POLLING)
 
 
 # --- JSON encoders -------------------------------------------------------------------------

@@ -24,6 +24,11 @@ def new_master(server: str, limit: int, namespace: str = "/", **options: Any) ->
     return SERVERS[server](limit=limit, namespace=namespace, **options)
 
 
+def master_options(server: str, csr: bool) -> dict[str, Any]:
+    """Options for ``new_master``: ``--csr`` is the Node master's connectionStateRecovery."""
+    return {"csr": True} if csr and server == "node" else {}
+
+
 @contextlib.asynccontextmanager
 async def started(masters: Sequence[Master]) -> AsyncIterator[None]:
     """Start every master at once; stop them all at once on the way out (errors and Ctrl-C
@@ -41,4 +46,4 @@ async def started(masters: Sequence[Master]) -> AsyncIterator[None]:
                 raise stopped  # a cancellation while stopping goes on up
 
 
-__all__ = ["SERVERS", "Master", "NodeMaster", "PythonMaster", "new_master", "started"]
+__all__ = ["SERVERS", "Master", "NodeMaster", "PythonMaster", "master_options", "new_master", "started"]

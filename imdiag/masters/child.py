@@ -7,7 +7,7 @@ building and writing run here, so the two use both cores. Parent and host speak 
 protocol, JSON lines:
 
     parent -> host (stdin)   {"cmd": "start", "key": K, "limit", "namespace", "path", "host",
-                              "port", "record"[, "recovery": true (node: connectionStateRecovery)]}
+                              "port", "record"[, "csr": true (node: connectionStateRecovery and a tick a second)]}
                              {"cmd": "stop", "key": K}
                              end of input: the host exits (it never outlives this process)
     host -> parent (stdout)  {"event": "ready", "versions": {...}}  once, when it can serve
@@ -47,6 +47,7 @@ import os
 import subprocess
 import weakref
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,6 +57,7 @@ from imdiag.masters.ledger import Ledger
 
 START_TIMEOUT_S = 15.0  # interpreter start-up plus imports, on a slow CI machine
 STOP_TIMEOUT_S = 5.0  # after stdin closes, before SIGTERM; then as long again before SIGKILL
+KILL_WAIT_S = 1.0  # for a SIGKILLed process to be reaped
 # A summary line is short, but type and id are the sender's strings, and a recording master
 # sends whole messages (escaped: up to 6 bytes per character): bounded, far above any limit used.
 LINE_LIMIT = 1 << 28
@@ -233,32 +235,43 @@ class MasterHost:
         proc = self._proc
         try:
             if proc is not None:
-                if proc.stdin is not None and not proc.stdin.is_closing():
-                    proc.stdin.close()
-                for signal_step in (None, proc.terminate, proc.kill):
-                    if proc.returncode is not None:
-                        break
-                    if signal_step is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            signal_step()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
                 # The reader reaches EOF once the process is gone: every line has been fed.
-                if self._tasks:
-                    await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
-        except BaseException:
-            # Cancelled while stopping: kill at once, without awaiting anything more.
-            if proc is not None and proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            raise
+                await stop_process(proc, self._tasks)
         finally:
-            for task in self._tasks:
-                if not task.done():
-                    task.cancel()
             if proc is not None:
                 self.returncode = proc.returncode
             self.exited.set()
+
+
+async def stop_process(proc: asyncio.subprocess.Process, readers: Sequence[asyncio.Task[Any]] = ()) -> None:
+    """Stop a child process imdiag started: close its stdin (it exits by itself), then SIGTERM,
+    then SIGKILL, each wait bounded; then let ``readers`` reach the end of its output. Cancelled
+    meanwhile, it kills the process at once and reaps it (briefly), so that no process is left
+    for a closed event loop to find. The readers still running at the end are cancelled."""
+    try:
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+        for signal_step in (None, proc.terminate, proc.kill):
+            if proc.returncode is not None:
+                break
+            if signal_step is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal_step()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        if readers:
+            await asyncio.wait(readers, timeout=STOP_TIMEOUT_S)
+    except BaseException:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(proc.wait(), KILL_WAIT_S)
+        raise
+    finally:
+        for task in readers:
+            if not task.done():
+                task.cancel()
 
 
 class ChildMaster(Master):
@@ -287,7 +300,7 @@ class ChildMaster(Master):
         return None
 
     def server_options(self) -> dict[str, Any]:
-        """This kind's own options for its server, sent with ``start`` (the Node master's ``recovery``)."""
+        """What this kind of master adds to its start command (e.g. the Node master's ``csr``)."""
         return {}
 
     @property

@@ -104,6 +104,10 @@ class Ledger:
 
     # --- lookups (called by the sweep) ---------------------------------------------------
 
+    def changed(self) -> asyncio.Event:
+        """Set when the next entry is recorded: ``await ledger.changed().wait()``."""
+        return self._changed
+
     def mark(self) -> int:
         """A position; ``since(mark)`` returns what was recorded after it."""
         return len(self.entries)

@@ -9,8 +9,10 @@ when its stdin closes, so it never outlives this process, even if ``stop()`` nev
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
+from imdiag.core.errors import TargetError
 from imdiag.masters.child import ChildMaster, HostCommand
 from imdiag.masters.node_packages import (
     INSTALL_HINT,
@@ -42,26 +44,33 @@ def _packages_or_reason() -> tuple[NodePackages | None, str | None]:
     return packages, None
 
 
+def node_script(script: Path) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """How to run one of imdiag's Node scripts (``node_ready()`` said it can): node and the
+    script, and the environment that makes it load the pinned packages from where imdiag found
+    (or installed) them."""
+    node = shutil.which("node")
+    if node is None:
+        raise TargetError(node_ready() or "Node.js is not installed")
+    return (node, str(script)), ((PREFIX_ENV, str(locate().prefix)),)
+
+
 class NodeMaster(ChildMaster):
     """socket.io's ``Server`` on Node.js (``imdiag/node/master.js``), in a process of its own."""
 
     server = SERVER_NAME
 
-    def __init__(self, *, recovery: bool = False, **kwargs: Any):
-        """``recovery``: the server's connectionStateRecovery on (its namespace CONNECT answer then
-        carries a pid beside the sid)."""
+    def __init__(self, *, csr: bool = False, **kwargs: Any):
+        """``csr``: socket.io's connectionStateRecovery on, and one small event per second to
+        each worker (see master.js)."""
         super().__init__(**kwargs)
-        self.recovery = recovery
+        self.csr = csr
 
     def server_options(self) -> dict[str, Any]:
-        return {"recovery": True} if self.recovery else {}
+        return {"csr": self.csr}
 
     def preflight(self) -> str | None:
         return node_ready()
 
     def host_command(self) -> HostCommand:
-        node = shutil.which("node")
-        assert node is not None  # preflight() checked
-        # master.js loads the pinned packages from where imdiag found (or installed) them.
-        prefix = str(locate().prefix)
-        return HostCommand((node, str(MASTER_JS)), "the node master", cwd=str(NODE_DIR), env=((PREFIX_ENV, prefix),))
+        argv, env = node_script(MASTER_JS)  # preflight() checked that it can run
+        return HostCommand(argv, "the node master", cwd=str(NODE_DIR), env=env)

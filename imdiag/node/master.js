@@ -3,16 +3,19 @@
  * The real Node.js Socket.IO master imdiag measures against: a master host (the protocol is in
  * imdiag/masters/child.py) serving one socket.io v4 Server on http.createServer per master it is
  * asked for, with nothing emulated on top (defaults except maxHttpBufferSize, path, and
- * connectionStateRecovery when a start command asks for it with "recovery": true).
+ * connectionStateRecovery when a start command asks for it with "csr": true).
  *
  * Usage: node master.js, then one JSON command per line on stdin:
- *   {"cmd":"start","key":"1","limit":1000000,"namespace":"/","path":"/socket.io/","host":"127.0.0.1","port":0}
+ *   {"cmd":"start","key":"1","limit":1000000,"namespace":"/","path":"/socket.io/","host":"127.0.0.1","port":0,"csr":false}
+ *     csr: connectionStateRecovery on (socket.io's defaults), and the master then emits one small
+ *     "imdiag:tick" event to each worker at once and every second, as real masters send events:
+ *     a client can only recover its session once it holds the offset of a received event.
  *   {"cmd":"stop","key":"1"}
  * It reports to its parent as JSON lines on stdout, one per observation, each written with a
  * blocking write as the server dispatches, so the parent's ledger order is the server's order:
  *   {"event":"ready","versions":{...}}
  *   {"key","event":"listening","port":N} | {"key","event":"failed","error"} | {"key","event":"stopped"}
- *   {"key","event":"connect","sid":..,"namespace":..}
+ *   {"key","event":"connect","sid":..,"namespace":..,"recovered":..}
  *   {"key","event":"arrival","sid","namespace","name","message":{"type","id"},"digest","bytes","connected"}
  *   {"key","event":"disconnect","sid","namespace","reason"}
  *   {"key","event":"error","logger","message","error","decode","sid"}
@@ -21,48 +24,12 @@
  */
 
 const crypto = require("crypto");
-const fs = require("fs");
 const http = require("http");
-const Module = require("module");
-const path = require("path");
 const readline = require("readline");
 
-// The pinned npm packages: from the directory imdiag chose (IMDIAG_NODE_PREFIX, see
-// imdiag/masters/node_packages.py), else next to this file (a clone after `make node`).
-const prefix = process.env.IMDIAG_NODE_PREFIX;
-const load = prefix ? Module.createRequire(path.join(prefix, "package.json")) : require;
+const { load, packageVersion, report } = require("./lines.js");
+
 const { Server } = load("socket.io");
-
-function packageVersion(name) {
-  // Packages hide package.json behind "exports": walk up from the resolved entry point.
-  let dir = path.dirname(load.resolve(name));
-  for (;;) {
-    const file = path.join(dir, "package.json");
-    if (fs.existsSync(file)) {
-      const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
-      if (pkg.name === name && pkg.version) return pkg.version;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) return "unknown";
-    dir = parent;
-  }
-}
-
-function report(obj) {
-  // fs.writeSync, not process.stdout: stdout on a pipe queues in memory once the pipe is full
-  // (measured), so lines could be lost on exit. A blocking write keeps each line in dispatch
-  // order and on the pipe before the server goes on; a slow parent slows the server instead.
-  const buf = Buffer.from(JSON.stringify(obj) + "\n", "utf8");
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(1, buf, off);
-    } catch (err) {
-      if (err.code === "EAGAIN") continue; // fd 1 made non-blocking by someone: retry
-      process.exit(0); // EPIPE: the parent is gone
-    }
-  }
-}
 
 function cmpCodePoints(a, b) {
   // Python sorts keys by code point; JS's default sort is by UTF-16 unit (differs past U+FFFF).
@@ -153,6 +120,8 @@ function errorText(err) {
   return String(err);
 }
 
+const TICK_MS = 1000;
+
 function startMaster(servers, opts) {
   const key = String(opts.key);
   if (!Number.isInteger(opts.limit) || opts.limit < 1) {
@@ -160,9 +129,9 @@ function startMaster(servers, opts) {
     return;
   }
   const httpServer = http.createServer();
-  // recovery: connectionStateRecovery (socket.io >= 4.6), off by default as in socket.io itself.
-  const recovery = opts.recovery ? { connectionStateRecovery: {} } : {};
-  const io = new Server(httpServer, { maxHttpBufferSize: opts.limit, path: opts.path || "/socket.io/", ...recovery });
+  const serverOpts = { maxHttpBufferSize: opts.limit, path: opts.path || "/socket.io/" };
+  if (opts.csr) serverOpts.connectionStateRecovery = {};
+  const io = new Server(httpServer, serverOpts);
   const nsp = io.of(opts.namespace || "/");
 
   io.engine.on("connection_error", (err) => {
@@ -183,7 +152,14 @@ function startMaster(servers, opts) {
 
   nsp.on("connection", (socket) => {
     const ns = socket.nsp.name;
-    report({ key, event: "connect", sid: socket.id, namespace: ns });
+    report({ key, event: "connect", sid: socket.id, namespace: ns, recovered: socket.recovered });
+    if (opts.csr) {
+      let ticks = 0;
+      const tick = () => socket.emit("imdiag:tick", { n: ++ticks });
+      tick();
+      const timer = setInterval(tick, TICK_MS);
+      socket.on("disconnect", () => clearInterval(timer));
+    }
     // socket.io-parser throws on an EVENT it cannot decode (invalid JSON -> "invalid payload");
     // socket.io's Client catches it, emits "error" on each joined socket, then closes the session.
     socket.on("error", (err) => {

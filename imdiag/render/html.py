@@ -29,6 +29,7 @@ from imdiag.core.probe_result import Fit, Outcome, ProbeResult, TransportLimit, 
 from imdiag.core.quirks import REFERENCE_VERSIONS, version_drift
 from imdiag.core.units import format_bytes, format_size
 from imdiag.core.urls import redact_url
+from imdiag.core.wire import Transport
 
 UNKNOWN = "?"
 SWEEP_LABELS = ("natural", "ladder", *words.BOUNDARY_LABELS)
@@ -315,7 +316,7 @@ def grids(cells: Sequence[Cell]) -> list[_Grid]:
     out = []
     for part in parts:
         for master in masters:
-            for transport in ("websocket", "polling"):
+            for transport in (t.value for t in Transport):  # "default": a client library's own
                 chosen = [c for c in cells if family(c.label) == part and c.master == master
                           and c.transport.value == transport]
                 if chosen:

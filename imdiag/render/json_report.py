@@ -6,6 +6,7 @@ probe's ``ProbeResult``. This is the only place they become dicts.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from imdiag.core.probe_result import (
 from imdiag.core.refusal import Refusal
 from imdiag.core.sizing import Recommendation
 from imdiag.core.urls import redact_url
+from imdiag.core.worker import ClientView
 from imdiag.render.tap import message_dict, session_dict
 
 SCHEMA = "imdiag.report/1"
@@ -61,7 +63,24 @@ def cell_to_dict(cell: Cell) -> dict[str, Any]:
         "refused_by": cell.refused_by.value if cell.refused_by else None,
         "evidence": cell.evidence,
         "observed": cell.observed.non_defaults(),
+        **({"client": client_to_dict(cell.client)} if cell.client is not None else {}),
     }
+
+
+def client_to_dict(view: ClientView) -> dict[str, Any]:
+    """The worker's view of one message, as the library reported it."""
+    out = {f.name: getattr(view, f.name) for f in dataclasses.fields(view)}
+    out["sent"] = view.sent.value
+    d = view.disconnect
+    out["disconnect"] = None if d is None else {
+        "reason": d.reason, "description": d.description, "close_code": d.close_code,
+        "close_reason": d.close_reason, "http_status": d.http_status, "will_reconnect": d.will_reconnect,
+        "sid": d.sid, "after_s": view.disconnect_after_s,
+    }
+    del out["disconnect_after_s"]
+    out["bytes_agree"] = view.bytes_agree
+    out["new_session"] = view.new_session
+    return out
 
 
 def master_to_dict(info: MasterInfo) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from imdiag.core.findings import (
 )
 from imdiag.core.model import Cell, Report
 from imdiag.core.units import format_size
-from imdiag.core.wire import Transport
+from imdiag.core.wire import WIRE_TRANSPORTS, Transport
 
 
 def verdict_text(cell: Cell) -> Text:
@@ -145,7 +145,7 @@ def boundary_table(cells: Sequence[Cell], masters: Sequence[str]) -> Table | Non
 
 def sweep_renderables(report: Report) -> list[RenderableType]:
     limits = list(report.settings.get("limits", sorted({c.limit for c in report.cells})))
-    transports = [Transport(t) for t in report.settings.get("transports", [t.value for t in Transport])]
+    transports = [Transport(t) for t in report.settings.get("transports", [t.value for t in WIRE_TRANSPORTS])]
     out: list[RenderableType] = []
     masters = ordered_masters(report.cells)
     for transport in transports:

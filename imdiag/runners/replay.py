@@ -32,10 +32,11 @@ import aiohttp
 
 from imdiag.clients.engineio import Endpoint, HandshakeRefused, open_connection
 from imdiag.clients.lanes import LaneConnection, client_session
+from imdiag.clients.library import LibraryLane, LibraryMessage, SentMessage
 from imdiag.clients.observe import LedgerWitness, Outgoing, ProtocolWitness, Witness, observe
 from imdiag.core.captures import CaptureFile, capture_namespace, open_capture
 from imdiag.core.entries import canonical_digest
-from imdiag.core.errors import EncodeError, ImdiagError, TargetError
+from imdiag.core.errors import EncodeError, TargetError, reported
 from imdiag.core.judge import judge, judged_cell, refusal_of
 from imdiag.core.model import (
     PATH_CAUSES,
@@ -74,7 +75,9 @@ from imdiag.core.wire import (
     js_length_utf8,
     wire_namespace,
 )
-from imdiag.masters import Master, new_master, started
+from imdiag.core.worker import ClientKind, ClientView
+from imdiag.masters import Master, master_options, new_master, started
+from imdiag.runners.libraries import library_cell, open_library_lanes
 from imdiag.runners.probe import pin_limit
 
 MAX_BATCH = 256  # packets in one flush; engine.io-client has no bound, a replay needs one
@@ -96,6 +99,11 @@ class ReplayMessage:
     digest: str  # what the master's ledger will hold for it
     message_id: str | None
     encode_error: str = ""
+
+    @property
+    def json_text(self) -> str:
+        """The message's JSON, as the worker's encoder wrote it (the frame minus its head and ``]``)."""
+        return self.frame[self.head_bytes:-1].decode("utf-8", "surrogatepass")
 
     def outgoing(self, namespace: str, encoder: Encoder, ack_id: int | None) -> Outgoing:
         if ack_id is None:
@@ -188,10 +196,11 @@ class _Lane:
     queue: asyncio.Queue[_Item] = field(default_factory=lambda: asyncio.Queue(maxsize=2))
     upgrade_offered: bool = False  # live websocket: polling works on this URL and offers the upgrade
     blocked: Observation | None = None  # live: the connection is refused for good (a blocked upgrade)
+    library: LibraryLane | None = None  # a client library is the worker (--client node|python)
 
     @property
     def transport(self) -> Transport:
-        return self.connection.transport
+        return self.info.transport or self.connection.transport
 
     def refused(self, exc: HandshakeRefused) -> Observation:
         """What a message meets when the lane's connection is refused: not sent, and why."""
@@ -223,7 +232,7 @@ class _Driver:
     """One lane's loop: pace by the replay clock, batch over polling, observe, record."""
 
     def __init__(self, lane: _Lane, settings: ReplaySettings, namespace: str,
-                 record: Callable[[_Lane, ReplayMessage, Observation], None]):
+                 record: Callable[..., None]):
         self.lane, self.settings, self.namespace, self.record = lane, settings, namespace, record
         self.original = settings.timing == "original"
         self.batching = self.original and lane.transport is Transport.POLLING
@@ -310,7 +319,50 @@ class _Driver:
                 await self.buffered(pending)
 
 
-def _cell(lane: _Lane, settings: ReplaySettings, item: ReplayMessage, obs: Observation) -> Cell:
+class _LibraryDriver(_Driver):
+    """A client library as the worker: the capture's timing; batching, buffering and reconnecting
+    are the library's own. With ``original`` timing each message is emitted when it falls due,
+    whatever the client is doing, and its barrier and fate follow on their own; with ``fast`` the
+    next message goes once this one's fate is decided."""
+
+    async def run(self) -> None:
+        library = self.lane.library
+        assert library is not None
+        sent: list[tuple[ReplayMessage, SentMessage]] = []
+        follow: list[asyncio.Task[None]] = []
+        try:
+            while (item := await self.next_due()) is not None:
+                message = LibraryMessage(item.json_text, item.message_id, item.digest or None, len(item.frame), item.event)
+                one = await library.send(message)
+                sent.append((item, one))
+                if self.original:
+                    follow.append(asyncio.create_task(library.follow(one)))
+                else:
+                    await library.follow(one)
+            await asyncio.gather(*follow)
+            # What the client did after the last messages (reconnect or not) belongs to their view.
+            for _, one in sent:
+                await library.aftermath(one)
+        finally:
+            for task in follow:
+                task.cancel()
+            # Interrupted or not, every message emitted so far is recorded with what was seen.
+            for item, one in sent:
+                obs, view = library.observe(one, final=True)
+                self.record_view(item, obs, view)
+
+    def record_view(self, item: ReplayMessage, obs: Observation, view: ClientView) -> None:
+        self.record(self.lane, item, obs, view)
+
+
+def _cell(lane: _Lane, settings: ReplaySettings, item: ReplayMessage, obs: Observation,
+          view: ClientView | None = None) -> Cell:
+    if view is not None:
+        return library_cell(
+            obs, view, type=item.type, transport=lane.transport, limit=lane.info.limit, encoder=settings.encoder,
+            master=lane.info.server, label=item.label, json_bytes=item.json_bytes, js_length=item.js_length,
+            index=item.index, message_id=item.message_id,
+        )
     server = lane.info.server
     predicted = None
     if server != "live" and not item.encode_error:
@@ -327,8 +379,8 @@ async def _run_lanes(lanes: list[_Lane], settings: ReplaySettings, capture: _Cap
     if on_planned is not None:
         on_planned(capture.file.count * len(settings.scales) * len(lanes))
 
-    def record_cell(lane: _Lane, item: ReplayMessage, obs: Observation) -> None:
-        record(_cell(lane, settings, item, obs))
+    def record_cell(lane: _Lane, item: ReplayMessage, obs: Observation, view: ClientView | None = None) -> None:
+        record(_cell(lane, settings, item, obs, view))
 
     async def produce() -> None:
         for item in _items(settings, capture, with_digest):
@@ -338,10 +390,13 @@ async def _run_lanes(lanes: list[_Lane], settings: ReplaySettings, capture: _Cap
             await lane.queue.put(None)
 
     async def drive(lane: _Lane) -> None:
+        driver = _LibraryDriver if lane.library is not None else _Driver
         try:
-            await _Driver(lane, settings, capture.namespace, record_cell).run()
+            await driver(lane, settings, capture.namespace, record_cell).run()
         finally:
             await lane.connection.close()
+            if lane.library is not None:
+                await lane.library.client.close()
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -350,17 +405,7 @@ async def _run_lanes(lanes: list[_Lane], settings: ReplaySettings, capture: _Cap
                 group.create_task(drive(lane))
     except BaseExceptionGroup as group_error:
         # One line for the user: the first error imdiag knows how to report, else the first.
-        errors = list(_leaves(group_error))
-        known = next((e for e in errors if isinstance(e, ImdiagError)), None)
-        raise (known or errors[0]) from None
-
-
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
+        raise reported(group_error) from None
 
 
 async def _upgrade_offered(endpoint: Endpoint, session: aiohttp.ClientSession, lanes: Sequence[_Lane],
@@ -468,7 +513,7 @@ async def _pin_path_limits(settings: ReplaySettings, runs: Sequence[MasterInfo],
 async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: CellFn,
                           on_planned: Callable[[int], None] | None, on_started: StartedFn) -> list[MasterInfo]:
     masters: list[tuple[Master, Transport]] = [
-        (new_master(server, limit, capture.namespace), transport)
+        (new_master(server, limit, capture.namespace, **master_options(server, settings.csr)), transport)
         for server in settings.masters for limit in settings.limits for transport in settings.transports
     ]
     async with started([m for m, _ in masters]), client_session() as session:
@@ -478,10 +523,18 @@ async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: C
                   LedgerWitness(master.ledger, settings.encoder, settings.event, capture.namespace))
             for master, transport in masters
         ]
+        if settings.client is not ClientKind.IMDIAG:
+            libraries = await open_library_lanes(
+                settings.client, [(m, t) for m, t in masters], session, event=settings.event,
+                timeout=settings.timeout_s)
+            for lane, library in zip(lanes, libraries):
+                lane.library = library
+                lane.info = replace(lane.info, advertised_max_payload=library.advertised_max_payload)
         if on_started is not None:
             on_started([lane.info for lane in lanes])
         await _run_lanes(lanes, settings, capture, record, on_planned, with_digest=True)
-    return [replace(lane.info, advertised_max_payload=lane.connection.advertised_max_payload) for lane in lanes]
+    return [replace(lane.info, advertised_max_payload=lane.info.advertised_max_payload
+                    or lane.connection.advertised_max_payload) for lane in lanes]
 
 
 async def run_replay(

@@ -20,12 +20,15 @@ import aiohttp
 from imdiag.clients.lanes import LaneConnection, client_session
 from imdiag.clients.observe import LedgerWitness, Outgoing, observe
 from imdiag.core.catalog import Catalog, MessageParts
+from imdiag.core.errors import reported
 from imdiag.core.judge import judged_cell
 from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
 from imdiag.core.quirks import rule
 from imdiag.core.wire import Transport, streamed_event_frame
-from imdiag.masters import Master, new_master, started
+from imdiag.core.worker import ClientKind
+from imdiag.masters import Master, master_options, new_master, started
+from imdiag.runners.libraries import run_sweep_lane
 
 MasterFactory = Callable[[str, int, SweepSettings], Master]
 CellFn = Callable[[Cell], None]
@@ -33,7 +36,7 @@ CellFn = Callable[[Cell], None]
 
 def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
     """A master of the given server kind ("python" or "node") at ``limit``."""
-    return new_master(server, limit, settings.namespace)
+    return new_master(server, limit, settings.namespace, **master_options(server, settings.csr))
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,10 @@ async def run_sweep(
     runs: list[MasterInfo] = []
 
     async def lane_task(lane: _Lane, session: aiohttp.ClientSession) -> None:
-        run = await _run_lane(lane, settings, session, record)
+        if settings.client is ClientKind.IMDIAG:
+            run = await _run_lane(lane, settings, session, record)
+        else:
+            run = await run_sweep_lane(lane.master, lane.transport, lane.messages, settings, session, record)
         runs.append(run)
         if on_lane_done is not None:
             on_lane_done(run, len(lane.messages))
@@ -131,7 +137,14 @@ async def run_sweep(
                 on_started([replace(master.info, transport=transport) for (_, _, transport), master in masters.items()])
             messages = await planning
             lanes = [_Lane(master, transport, messages[limit]) for (_, limit, transport), master in masters.items()]
-            await asyncio.gather(*(lane_task(lane, session) for lane in lanes))
+            # A task group, not gather: cancelled (Ctrl-C), it waits until every lane has closed
+            # its client (a Node process each with --client node) before the masters stop.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for lane in lanes:
+                        group.create_task(lane_task(lane, session))
+            except BaseExceptionGroup as group_error:
+                raise reported(group_error) from None
     finally:
         if not planning.done():
             planning.cancel()

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,8 @@ from imdiag.core import quirks
 from imdiag.core.quirks import REFERENCE_VERSIONS
 
 from ..helpers import TIMEOUT
+
+DATA_SYNC = str(Path(__file__).resolve().parents[2] / "fixtures" / "data_sync.json")
 
 
 def imdiag(*args, **kwargs):
@@ -35,6 +38,14 @@ def imdiag(*args, **kwargs):
         (["fake-master", "--limit", "12 parsecs"], "invalid size '12 parsecs'"),
         (["size-sweep", "--html", "/nonexistent-imdiag-dir/r.html"], "invalid --html /nonexistent-imdiag-dir/r.html"),
         (["replay", "fixtures/data_sync.json", "--html", "/tmp"], "invalid --html /tmp: it is a directory"),
+        (["size-sweep", "--client", "browser"], "unknown client 'browser'; use imdiag, node or python"),
+        (["size-sweep", "--transports", "default"], "--transports default is a client library's own choice"),
+        (["size-sweep", "--client", "python", "--encoder", "node"], "--client python encodes with its own JSON"),
+        (["size-sweep", "--csr"], "--csr turns on the Node master's connectionStateRecovery"),
+        (["replay", DATA_SYNC, "--client", "node", "--url", "http://127.0.0.1:9/worker"],
+         "--client node needs a master imdiag starts"),
+        (["replay", DATA_SYNC, "--client", "python", "--client-batch", "whole"],
+         "--client python batches as its library does"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message):

@@ -21,7 +21,15 @@ from imdiag.core.entries import canonical_digest, reencoded_bytes
 from imdiag.core.errors import TargetError
 from imdiag.core.judge import judge
 from imdiag.core.model import Barrier, Cause
-from imdiag.core.wire import SIO_ACK, Encoder, Transport, encode_json, event_frame, js_stringify
+from imdiag.core.wire import (
+    SIO_ACK,
+    WIRE_TRANSPORTS,
+    Encoder,
+    Transport,
+    encode_json,
+    event_frame,
+    js_stringify,
+)
 from imdiag.masters import node as node_module
 from imdiag.masters.ledger import Arrival, Disconnect, ServerError
 from imdiag.masters.node import NodeMaster, node_ready
@@ -40,7 +48,7 @@ async def _send(conn: Connection, master: NodeMaster, frames: list[bytes], ids: 
 
 
 @pytest.mark.node
-@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("transport", WIRE_TRANSPORTS)
 @pytest.mark.parametrize("limit", [1000, 100_000, 1_000_000])
 async def test_limit_edges(session: aiohttp.ClientSession, transport: Transport, limit: int) -> None:
     async with NodeMaster(limit=limit) as master:
@@ -111,7 +119,7 @@ async def test_batched_polling_body_over_the_limit_drops_every_packet(session: a
 
 
 @pytest.mark.node
-@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("transport", WIRE_TRANSPORTS)
 async def test_invalid_json_is_a_decode_error_that_closes_the_session(
     session: aiohttp.ClientSession, transport: Transport
 ) -> None:
@@ -135,7 +143,7 @@ async def test_invalid_json_is_a_decode_error_that_closes_the_session(
 
 
 @pytest.mark.node
-@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("transport", WIRE_TRANSPORTS)
 async def test_namespace_and_ack(session: aiohttp.ClientSession, transport: Transport) -> None:
     async with NodeMaster(limit=100_000, namespace="/worker") as master:
         conn = await open_connection(Endpoint(master.url, namespace="/worker"), transport, session, TIMEOUT)
@@ -176,7 +184,7 @@ async def test_closing_a_polling_session_leaves_no_error_on_the_master(session: 
 
 
 @pytest.mark.node
-@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("transport", WIRE_TRANSPORTS)
 async def test_ledger_order_is_dispatch_order(session: aiohttp.ClientSession, transport: Transport) -> None:
     async with NodeMaster(limit=1_000_000) as master:
         conn = await open_connection(Endpoint(master.url), transport, session, TIMEOUT)

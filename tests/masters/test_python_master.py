@@ -7,7 +7,7 @@ from imdiag.core.catalog import Catalog
 from imdiag.core.judge import judge
 from imdiag.core.model import Cause
 from imdiag.core.quirks import rule
-from imdiag.core.wire import Encoder, Transport, encode_json, event_frame
+from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport, encode_json, event_frame
 from imdiag.masters.python import PythonMaster
 
 from ..helpers import TIMEOUT, send_observed
@@ -27,7 +27,7 @@ async def send(master, session, transport, message, encoder=Encoder.NODE):
         await conn.close()
 
 
-@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("transport", WIRE_TRANSPORTS)
 async def test_boundary_matches_the_python_rule(session, transport):
     limit = 50_000  # small enough that polling bodies are read whole on loopback
     limit_rule = rule("python", transport)
@@ -44,7 +44,7 @@ async def test_boundary_matches_the_python_rule(session, transport):
                     assert obs.http_status == 400 and obs.advertised_max_payload == limit
 
 
-@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("transport", WIRE_TRANSPORTS)
 async def test_small_types_arrive_and_the_snapshot_does_not(session, transport):
     async with PythonMaster(limit=1_000_000, namespace=NS) as master:
         for kind in ("worker:heartbeat", "worker:register", "worker:account:status"):
@@ -56,7 +56,7 @@ async def test_small_types_arrive_and_the_snapshot_does_not(session, transport):
         assert not verdict.delivered and verdict.cause is Cause.OVERSIZE_CLOSE
 
 
-@pytest.mark.parametrize("transport", list(Transport))
+@pytest.mark.parametrize("transport", WIRE_TRANSPORTS)
 async def test_js_length_under_the_limit_bytes_over_it_is_dropped(session, transport):
     limit = 60_000
     message = CATALOG.sized("worker:messages:update", limit + 1, namespace=NS)

@@ -125,7 +125,7 @@ async def test_the_incident_master(tmp_path):
 async def test_a_10mb_master_with_session_recovery_and_acks():
     """The same capture at 10MB: oversize and stale-config ruled out; the pid in the CONNECT answer is
     session recovery (informational: exit 0); --ack shows a handler that acknowledges."""
-    async with NodeMaster(limit=10_000_000, namespace=NS, recovery=True) as master:
+    async with NodeMaster(limit=10_000_000, namespace=NS, csr=True) as master:
         settings = probe_settings(master.url + NS, "/socket.io/", "message", None, None, None, False, TIMEOUT,
                                   "16MiB", "imdiag:probe", True, str(DATA_SYNC), Encoder.NODE)
         result = await doctor(DoctorSettings(settings, expect_max_payload=10_000_000))

@@ -25,7 +25,7 @@ NS = "/worker"
 
 def expected_limits(server: str, transport: Transport, limit: int) -> tuple[int, int]:
     """Largest accepted and smallest refused frame, from the server's rule in quirks.py."""
-    rule = RULES[(server, transport)]
+    rule = RULES[(server, transport, False)]
     accepted = limit if rule.predicts_delivered(limit, limit) else limit - 1
     assert rule.predicts_delivered(accepted, limit) and not rule.predicts_delivered(accepted + 1, limit)
     return accepted, accepted + 1

@@ -36,7 +36,7 @@ async def test_node_accepts_exactly_the_limit_on_both_transports(limit):
     assert result.handshake.max_payload == limit and result.handshake.namespace_sid
     assert len(result.transports) == 2
     for measured in result.transports:
-        assert RULES[("node", measured.transport)].accepts == "<="
+        assert RULES[("node", measured.transport, False)].accepts == "<="
         assert (measured.max_accepted, measured.first_rejected) == (limit, limit + 1), measured.transport
         assert measured.exact and len(measured.trials) == 2
         assert measured.readmitted is True

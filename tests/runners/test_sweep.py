@@ -107,21 +107,28 @@ def test_no_node_process_left_after_a_sweep():
     assert _processes_with(marker) == []
 
 
-def test_no_node_process_left_after_ctrl_c(tmp_path):
-    marker = uuid.uuid4().hex
-    out = tmp_path / "partial.json"
-    proc = _run(marker, "--limits", "1KB,20MB", "--sizes", "1KB,4MB,8MB,12MB,16MB,18MB", "--json", str(out))
+def _interrupt_after_a_lane(marker: str, out: Path, *args: str, running: int = 1) -> dict:
+    """Start a sweep, Ctrl-C it once a lane finished; it exits 130 and writes what it measured."""
+    proc = _run(marker, *args, "--json", str(out))
     try:
-        line = proc.stderr.readline()  # a lane finished: the masters, Node ones included, are up
+        line = proc.stderr.readline()  # a lane finished: the masters (and clients) are up
         assert line.startswith("measured "), line
-        assert _processes_with(marker), "the node masters should be running now"
+        assert len(_processes_with(marker)) >= running, "the node processes should be running now"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=TIMEOUT * 3)
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert json.loads(out.read_text())["interrupted"] is True
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True
+    return report
+
+
+def test_no_node_process_left_after_ctrl_c(tmp_path):
+    marker = uuid.uuid4().hex
+    _interrupt_after_a_lane(marker, tmp_path / "partial.json", "--limits", "1KB,20MB",
+                            "--sizes", "1KB,4MB,8MB,12MB,16MB,18MB")
     assert _processes_with(marker) == []
 
 
@@ -132,4 +139,14 @@ def test_no_node_process_left_after_a_failing_run():
     _, stderr = proc.communicate(timeout=TIMEOUT * 6)
     assert proc.returncode == 3
     assert stderr.startswith("imdiag: error: cannot reach") and "Traceback" not in stderr
+    assert _processes_with(marker) == []
+
+
+def test_no_node_client_or_master_left_after_ctrl_c(tmp_path):
+    """--client node: each lane's socket.io-client runs in a Node process of its own; Ctrl-C stops them all."""
+    marker = uuid.uuid4().hex
+    report = _interrupt_after_a_lane(
+        marker, tmp_path / "partial.json", "--client", "node", "--transports", "websocket", "--limits", "20KB,10MB",
+        "--types", "worker:heartbeat,worker:messages:update", "--sizes", "1KB", running=3)
+    assert any("client" in c for c in report["cells"])
     assert _processes_with(marker) == []

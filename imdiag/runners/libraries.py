@@ -1,0 +1,121 @@
+"""Lanes whose worker is a real client library (``--client node|python``), for the sweep and replay.
+
+The master, its ledger and the judge are the same as with imdiag's own client; what changes is
+who sends: the library encodes, batches, buffers and reconnects by itself, and each cell carries
+the worker's view (``Cell.client``) beside the master's. The master's advertised maxPayload is
+read with imdiag's own handshake (the libraries keep it to themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import aiohttp
+
+from imdiag.clients.lanes import LaneConnection
+from imdiag.clients.library import LibraryClient, LibraryLane, LibraryMessage
+from imdiag.clients.node_client import NodeClient
+from imdiag.clients.python_client import PythonClient
+from imdiag.core.catalog import MessageParts
+from imdiag.core.judge import judged_cell
+from imdiag.core.model import Cell, MasterInfo, Observation
+from imdiag.core.plan import Planned, SweepSettings
+from imdiag.core.quirks import RULES, rule
+from imdiag.core.wire import Encoder, Transport
+from imdiag.core.worker import ClientKind, ClientView
+from imdiag.masters import Master
+
+CLIENTS: dict[ClientKind, type[LibraryClient]] = {ClientKind.NODE: NodeClient, ClientKind.PYTHON: PythonClient}
+
+
+def new_client(kind: ClientKind, info: MasterInfo, transport: Transport, timeout: float) -> LibraryClient:
+    return CLIENTS[kind](info.url, info.namespace, info.path, transport, timeout)
+
+
+def client_encoder(kind: ClientKind) -> Encoder:
+    """The JSON encoder each client uses: JSON.stringify, or python-socketio's json.dumps."""
+    return Encoder.PYTHON if kind is ClientKind.PYTHON else Encoder.NODE
+
+
+async def advertised_max_payload(info: MasterInfo, transport: Transport, session: aiohttp.ClientSession,
+                                 timeout: float) -> int | None:
+    """What the master advertises in its Engine.IO handshake, read with imdiag's own client."""
+    wire = Transport.POLLING if transport is Transport.DEFAULT else transport
+    connection = LaneConnection.to_master(info, wire, session, timeout)
+    try:
+        await connection.get()
+        return connection.advertised_max_payload
+    finally:
+        await connection.close()
+
+
+def predicted(server: str, lane_transport: Transport, view: ClientView, obs: Observation, limit: int) -> bool | None:
+    """The wire model's prediction for what the library sent, over the transport that carried it
+    (a compressed websocket frame by the server's rule for those)."""
+    transport = Transport(view.transport) if view.transport else lane_transport
+    if transport is Transport.DEFAULT or (server, transport, False) not in RULES:
+        return None
+    size = obs.body_bytes if view.body_bytes is not None else view.model_frame_bytes
+    compressed = transport is Transport.WEBSOCKET and "permessage-deflate" in view.extensions
+    return rule(server, transport, compressed=compressed).predicts_delivered(size, limit)
+
+
+def library_cell(obs: Observation, view: ClientView, *, type: str, transport: Transport, limit: int,
+                 encoder: Encoder, master: str, label: str, json_bytes: int, js_length: int,
+                 index: int | None = None, message_id: str | None = None) -> Cell:
+    return judged_cell(
+        obs, type=type, transport=transport, limit=limit, encoder=encoder, master=master, label=label,
+        json_bytes=json_bytes, js_length=js_length, predicted_delivered=predicted(master, transport, view, obs, limit),
+        index=index, message_id=message_id, client=view,
+    )
+
+
+async def open_library_lanes(kind: ClientKind, masters: Sequence[tuple[Master, Transport]],
+                             session: aiohttp.ClientSession, *, event: str, timeout: float) -> list[LibraryLane]:
+    """One started client per (master, transport), all at once; if one fails, every client is closed."""
+    clients: list[LibraryClient] = []
+    try:
+        advertised = await asyncio.gather(*(advertised_max_payload(m.info, t, session, timeout) for m, t in masters))
+        clients = [new_client(kind, m.info, t, timeout) for m, t in masters]
+        outcomes = await asyncio.gather(*(c.start() for c in clients), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+    except BaseException:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        raise
+    return [LibraryLane(c, m.ledger, event=event, timeout=timeout, advertised_max_payload=a)
+            for c, (m, _), a in zip(clients, masters, advertised)]
+
+
+async def run_sweep_lane(master: Master, transport: Transport, messages: Sequence[tuple[Planned, MessageParts]],
+                         settings: SweepSettings, session: aiohttp.ClientSession,
+                         on_cell: Callable[[Cell], None]) -> MasterInfo:
+    """One sweep lane: each message on a connected client (the library reconnects by itself; one
+    that gave up is replaced), its fate and what the client did next, then the next message."""
+    info = master.info
+    timeout = settings.timeout_s
+    advertised = await advertised_max_payload(info, transport, session, timeout)
+    client = new_client(settings.client, info, transport, timeout)
+    try:
+        await client.start()
+        lane = LibraryLane(client, master.ledger, event=settings.event, timeout=timeout,
+                           advertised_max_payload=advertised)
+        for planned, parts in messages:
+            await lane.ready()
+            # Made whole: the library takes the message as one object.
+            sent = await lane.send(LibraryMessage(parts.message().text, parts.id, None, parts.size.frame_bytes))
+            await lane.barrier(sent)
+            await lane.settle(sent)
+            await lane.aftermath(sent)
+            obs, view = lane.observe(sent)
+            on_cell(library_cell(
+                obs, view, type=parts.type, transport=transport, limit=master.limit, encoder=settings.encoder,
+                master=info.server, label=planned.label, json_bytes=parts.size.json_bytes,
+                js_length=parts.size.js_length, message_id=parts.id,
+            ))
+    finally:
+        await client.close()
+    return replace(info, transport=transport, advertised_max_payload=advertised)
