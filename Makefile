@@ -66,6 +66,8 @@ bench: $(STAMP) node
 	$(BIN)/python benchmarks/bench_probe.py --no-guess  # the worst case: plain bisection to 16MiB
 	$(BIN)/python benchmarks/bench_replay.py
 	$(BIN)/python benchmarks/bench_tap.py
+	$(BIN)/python benchmarks/bench_large_record.py  # one 50 MB record: read, size, replay
+	$(BIN)/python benchmarks/bench_polling_load.py  # python master polling losses, 1 and 50 clients
 
 clean:
 	rm -rf $(VENV) imdiag/node/node_modules .pytest_cache .hypothesis build dist

@@ -6,6 +6,7 @@ npm packages (nginx) are missing, except under CI (``CI=true``), where that is a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -73,14 +74,26 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 # Reads one JSON request per line, answers one JSON line: what JSON.stringify and the
-# master's digest make of the value. Answers are JSON-encoded strings, so any output
-# (lone surrogates included, which JSON.stringify escapes) survives the pipe.
+# master's digest make of the value, or the bytes of the frame a Node client sends for
+# [event, namespace, message] (socket.io-parser's Encoder, as socket.io-client uses it, then
+# Buffer.from as ws and the polling transport write a string: base64). Answers are
+# JSON-encoded strings, so any output (lone surrogates included) survives the pipe.
 _NODE_ORACLE = r"""
 const { digest } = require("./master.js");
+const prefix = process.env.IMDIAG_NODE_PREFIX;  // where imdiag found the npm packages, as master.js
+const load = prefix ? require("module").createRequire(require("path").join(prefix, "package.json")) : require;
+const { Encoder, PacketType } = load("socket.io-parser");
+const encoder = new Encoder();
 const rl = require("readline").createInterface({ input: process.stdin });
 rl.on("line", (line) => {
   const [op, value] = JSON.parse(line);
-  const out = op === "digest" ? digest(value) : JSON.stringify(value);
+  let out;
+  if (op === "digest") out = digest(value);
+  else if (op === "frame") {
+    const [event, nsp, message] = value;
+    const [packet] = encoder.encode({ type: PacketType.EVENT, nsp, data: [event, message] });
+    out = Buffer.from("4" + packet).toString("base64");
+  } else out = JSON.stringify(value);
   process.stdout.write(JSON.stringify(out) + "\n");
 });
 """
@@ -111,6 +124,10 @@ class NodeOracle:
 
     def digest(self, value: Any) -> str:
         return self._ask("digest", value)
+
+    def frame(self, event: str, namespace: str, message: Any) -> bytes:
+        """The bytes socket.io-client puts on the wire for ``emit(event, message)`` in ``namespace``."""
+        return base64.b64decode(self._ask("frame", [event, namespace, message]))
 
     def close(self) -> None:
         assert self.proc.stdin is not None

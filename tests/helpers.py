@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiohttp import web
 
+from imdiag.cli import main as cli_main
 from imdiag.clients.engineio import Connection
 from imdiag.clients.observe import LedgerWitness, Outgoing, observe
 from imdiag.core.model import Observation
@@ -58,6 +60,26 @@ async def interrupt(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
     """Ctrl-C, then everything the process still writes (stdout, stderr)."""
     proc.send_signal(signal.SIGINT)
     return await asyncio.wait_for(proc.communicate(), TIMEOUT)
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    """The CLI in this process (fast, for option tables and fuzzing): ``imdiag.cli.main(args)``
+    with stdout and stderr as strict UTF-8 streams, as a terminal's are; (exit code, out, err).
+    Anything but SystemExit escaping is a failure of the test, as a traceback would be."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli_main(list(args))
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        else:
+            code = 0
+    texts = []
+    for stream in (out, err):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode())  # type: ignore[attr-defined]
+    return code, texts[0], texts[1]
 
 
 async def send_observed(

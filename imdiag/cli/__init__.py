@@ -10,13 +10,15 @@ Exit codes: 0 done (or gate passed), 1 gate failed (doctor: a hypothesis confirm
 
 from __future__ import annotations
 
+import functools
+import io
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from imdiag import __version__
-from imdiag.cli.common import EXIT_CODES_HELP
+from imdiag.cli.common import EXIT_CODES_HELP, print_error, usage_error_kind, usage_error_line
 from imdiag.cli.doctor import doctor_command
 from imdiag.cli.fake_master import fake_master
 from imdiag.cli.gate import gate_command
@@ -60,8 +62,35 @@ def main_options(
     pass
 
 
-def main() -> None:
+@functools.cache
+def _command() -> Any:
+    """The click command typer builds from the app (once: a test may run the CLI many times)."""
+    return typer.main.get_command(app)
+
+
+def _tolerant_output() -> None:
+    """A string JSON can carry may hold a lone surrogate (a message type, a namespace): printed
+    as ``\\udXXX`` (JSON.stringify's escape), never a UnicodeEncodeError halfway through a table."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the CLI; exits with the command's code. Usage errors are one line, like every error."""
+    _tolerant_output()
     try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(int(ExitCode.INTERRUPTED))
+        code = _command().main(args=args, prog_name="imdiag", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        code = int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        kind = usage_error_kind(exc)
+        if kind is None:
+            raise
+        if kind == "NoArgsIsHelpError":  # `imdiag` alone: the help, as before
+            exc.show()  # type: ignore[attr-defined]
+            code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+        else:
+            print_error(usage_error_line(exc))
+            code = int(ExitCode.USAGE)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from imdiag.cli.files import write_atomic
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
+from imdiag.core.wire import printable
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, 1 gate failed (doctor: a hypothesis confirmed), 2 usage or input error, "
@@ -46,8 +47,57 @@ def print_diagnosed(message: str) -> None:
 
 
 def print_error(message: str) -> None:
-    """The one way an error reaches the user: one line on stderr, never wrapped."""
-    print(f"imdiag: error: {message}", file=sys.stderr)
+    """The one way an error reaches the user: one line on stderr, never wrapped (a control
+    character from the input, a newline included, is written as its \\uXXXX escape)."""
+    print(f"imdiag: error: {printable(message)}", file=sys.stderr)
+
+
+# typer's usage errors are click's exception classes, which typer >= 0.26 vendors in a private
+# module (typer._click) and older versions import from click: they are recognised by class name.
+USAGE_ERRORS = ("NoArgsIsHelpError", "NoSuchOption", "MissingParameter", "BadParameter", "UsageError")
+
+
+def usage_error_kind(exc: BaseException) -> str | None:
+    """Which of typer's usage errors ``exc`` is (the most specific), or None."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return next((kind for kind in USAGE_ERRORS if kind in names), None)
+
+
+def usage_error_line(exc: Exception) -> str:
+    """typer's usage errors (bad option value, unknown option, missing argument) as one line
+    that says what is allowed, for ``print_error``."""
+    kind = usage_error_kind(exc)
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "imdiag"
+    see = f"`{command} --help` lists every option"
+    if kind == "NoSuchOption":
+        possibilities = sorted(getattr(exc, "possibilities", None) or [])
+        guess = f"; did you mean {' or '.join(possibilities)}?" if possibilities else ""
+        return f"no such option {getattr(exc, 'option_name', '')}{guess} ({see})"
+    param = getattr(exc, "param", None)
+    name = _param_name(param)
+    if kind == "MissingParameter":
+        what = "argument" if getattr(param, "param_type_name", "") == "argument" else "option"
+        help_text = getattr(param, "help", None) or ""
+        return f"missing {what} {name}" + (f": {help_text.rstrip('.')}" if help_text else "") + f" ({see})"
+    if kind == "BadParameter":
+        message = str(getattr(exc, "message", exc)).removeprefix("Value error, ").rstrip(".")
+        # typer checks values with pydantic, whose error holds the value as it was typed.
+        errors = getattr(exc.__cause__, "errors", None)
+        value = errors()[0].get("input") if callable(errors) and errors() else None
+        if isinstance(value, str) and repr(value) not in message:
+            message = f"{value!r}: {message[:1].lower()}{message[1:]}"
+        return f"invalid value for {name}: {message} ({see})"
+    format_message = getattr(exc, "format_message", None)
+    message = (format_message() if callable(format_message) else str(exc)).rstrip(".")
+    return f"{message[:1].lower()}{message[1:]} ({see})"
+
+
+def _param_name(param: object) -> str:
+    opts = getattr(param, "opts", None) or []
+    longest = max(opts, key=len) if opts else getattr(param, "name", "") or "a value"
+    return str(getattr(param, "metavar", None) or longest) if getattr(param, "param_type_name", "") == "argument" \
+        else str(longest)
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Annotated
 
 import typer
@@ -26,7 +27,7 @@ from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import HtmlOption, parse_masters
 from imdiag.core.errors import ExitCode, ImdiagError
 from imdiag.core.gate import GateConfig
-from imdiag.core.model import Cell, Report
+from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.render.replay import replay_renderables
 from imdiag.render.terminal import sweep_renderables
 
@@ -103,10 +104,13 @@ def gate_command(
     out = console()
     err = console(stderr=True)
     cells: list[Cell] = []
+    masters: list[MasterInfo] = []
+    started_at = time.monotonic()
     try:
-        report, parts = run_async(lambda: run_gate_check(gate_config, cells))
+        report, parts = run_async(lambda: run_gate_check(gate_config, cells, masters.extend))
     except KeyboardInterrupt:
-        partial = Report("gate", gate_settings(gate_config), list(cells), interrupted=True)
+        partial = Report("gate", gate_settings(gate_config), list(cells), masters=masters, interrupted=True,
+                         elapsed_s=round(time.monotonic() - started_at, 3))
         code = finish_with_gate(partial, dataclasses.replace(options, junit=None, markdown=None), out)
         for path in (options.json_path, options.html_path):
             if path and code != ExitCode.USAGE:

@@ -183,7 +183,7 @@ def _append_step_summary(text: str) -> None:
     if not path:
         return
     try:
-        with open(path, "a", encoding="utf-8") as summary:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as summary:
             summary.write(text + "\n")
     except OSError as exc:
         raise InputError(f"cannot append to GITHUB_STEP_SUMMARY {path}: {exc.strerror or exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
@@ -15,8 +16,12 @@ from imdiag.core.errors import ExitCode, ImdiagError
 from imdiag.core.model import PATH_CAUSES, Cell, MasterInfo, Report
 from imdiag.core.quirks import version_drift
 
+# (cells, on_cell, on_planned, note, on_started): the runner appends each cell as it is measured
+# and names its masters once they are up, so Ctrl-C still reports both.
 MeasureFn = Callable[
-    [list[Cell], Callable[[Cell], None], Callable[[int], None], Callable[[str], None]], Coroutine[Any, Any, Report]
+    [list[Cell], Callable[[Cell], None], Callable[[int], None], Callable[[str], None],
+     Callable[[Sequence[MasterInfo]], None]],
+    Coroutine[Any, Any, Report],
 ]
 
 
@@ -26,9 +31,11 @@ def run_measured(
 ) -> NoReturn:
     """A progress bar on a terminal (plain progress lines otherwise), then the tables, the gate
     and the report. Ctrl-C still prints and writes what was measured."""
+    started_at = time.monotonic()
     out = console()
     err = console(stderr=True)
     cells: list[Cell] = []
+    masters: list[MasterInfo] = []
     progress = progress_for(err)
     task_id = None
 
@@ -49,12 +56,14 @@ def run_measured(
         if progress is not None:
             progress.start()
         try:
-            report = run_async(lambda: measure(cells, measured, planned, note))
+            report = run_async(lambda: measure(cells, measured, planned, note, masters.extend))
         finally:
             if progress is not None:
                 progress.stop()
     except KeyboardInterrupt:
-        report = Report(command, settings, list(cells), interrupted=True)
+        masters.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
+        report = Report(command, settings, list(cells), masters=masters, interrupted=True,
+                        elapsed_s=round(time.monotonic() - started_at, 3))
         for renderable in render(report):
             out.print(renderable)
         try:

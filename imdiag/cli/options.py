@@ -13,12 +13,25 @@ from urllib.parse import SplitResult, urlsplit
 
 import typer
 
+from imdiag.core.captures import parse_json
 from imdiag.core.catalog import TYPE_NAMES, message_type
 from imdiag.core.errors import InputError
 from imdiag.core.plan import MASTER_CHOICES, MASTER_CHOICES_TEXT
-from imdiag.core.units import parse_limit, parse_size
-from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport
+from imdiag.core.units import (
+    FRAME_BOUND_WHY,
+    LIMIT_BOUND_WHY,
+    MAX_FRAME,
+    MAX_LIMIT,
+    parse_limit,
+    parse_size,
+)
+from imdiag.core.urls import redact_url
+from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport, encode_json, printable
 from imdiag.core.worker import ClientKind
+
+# What bounds each size option, for --help (the parsers refuse the rest with the same reason).
+LIMIT_HELP = f"at most {MAX_LIMIT:,} B: {LIMIT_BOUND_WHY}."
+FRAME_HELP = f"At most {MAX_FRAME:,} B (2GiB) each: {FRAME_BOUND_WHY}."
 
 # --- parsers -----------------------------------------------------------------------------------
 
@@ -95,6 +108,9 @@ def check_csr(csr: bool, masters: tuple[str, ...]) -> bool:
 def parse_namespace(value: str) -> str:
     if not value.startswith("/"):
         raise InputError(f"invalid namespace {value!r}: a namespace starts with '/' (e.g. /worker)")
+    if printable(value) != value:  # control characters, or bytes the command line could not decode
+        raise InputError(f"invalid namespace {printable(value)!r}: it holds control characters or bytes that "
+                         "are not UTF-8")
     return value
 
 
@@ -111,22 +127,43 @@ def parse_choice(value: str, choices: tuple[str, ...], option: str) -> str:
 
 
 def _http_url(url: str, option: str, example: str) -> tuple[SplitResult, int | None]:
-    """An http(s)/ws(s) URL with a host and a valid port (or none); InputError naming the option."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-        raise InputError(f"invalid {option} {url!r}: expected {example}")
+    """An http(s)/ws(s) URL with a host and a valid port (or none); InputError naming the option
+    (a password in the URL shown as ***)."""
+    shown = repr(redact_url(url))
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # "Invalid IPv6 URL": an unclosed '['
+        raise InputError(f"invalid {option} {shown}: {exc}; an IPv6 address goes in brackets, "
+                         "e.g. http://[::1]:3000/worker") from None
+    if parts.scheme not in ("http", "https", "ws", "wss") or not hostname:
+        raise InputError(f"invalid {option} {shown}: expected {example}")
     try:
         return parts, parts.port
     except ValueError:
-        raise InputError(f"invalid {option} {url!r}: the port is not a number from 0 to 65535") from None
+        raise InputError(f"invalid {option} {shown}: the port is not a number from 0 to 65535") from None
 
 
-def parse_url(url: str) -> str:
-    """A live master's URL, namespace as its path: ``http://host:3000/worker``."""
+def parse_url(url: str, headers: tuple[tuple[str, str], ...] = ()) -> str:
+    """A live master's URL, namespace as its path: ``http://host:3000/worker``. A password in it
+    is sent as ``Authorization: Basic``, so it cannot go with an Authorization header."""
     parts, _ = _http_url(url, "--url", "http(s)://host:port[/namespace], e.g. http://127.0.0.1:3000/worker")
+    shown = repr(redact_url(url))
     if parts.query or parts.fragment:
-        raise InputError(f"invalid --url {url!r}: no query or fragment; the namespace is the URL path")
+        raise InputError(f"invalid --url {shown}: no query or fragment; the namespace is the URL path")
+    if (parts.username or parts.password) and any(name.lower() == "authorization" for name, _ in headers):
+        raise InputError(f"--url {shown} carries credentials (sent as Authorization: Basic) and --header "
+                         "Authorization is given too: use one of them")
     return url
+
+
+def parse_path(path: str) -> str:
+    """The Engine.IO path: ``socket.io`` and ``/socket.io`` are ``/socket.io/``, as servers
+    mount it; a path must be plain (no query, fragment or spaces)."""
+    if any(c in path for c in "?#") or any(c.isspace() for c in path):
+        raise InputError(f"invalid --path {path!r}: expected a plain path such as /socket.io/")
+    inner = path.strip("/")
+    return f"/{inner}/" if inner else "/"
 
 
 def parse_headers(values: list[str] | None) -> tuple[tuple[str, str], ...]:
@@ -149,7 +186,9 @@ def parse_auth(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        auth = json.loads(value)
+        auth = parse_json(value)
+    except RecursionError:
+        raise InputError("invalid --auth JSON: nested too deeply; expected an object, e.g. '{\"token\": \"...\"}'") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid --auth JSON: {exc.msg} at column {exc.colno}; expected an object, "
                          'e.g. \'{"token": "..."}\'') from None
@@ -157,7 +196,7 @@ def parse_auth(value: str | None) -> str | None:
         kind = _JSON_KINDS.get(type(auth), type(auth).__name__)
         raise InputError(f"invalid --auth: a JSON {kind} is not an object; Socket.IO auth is an "
                          'object, e.g. \'{"token": "..."}\'')
-    return json.dumps(auth, ensure_ascii=False, separators=(",", ":"))
+    return encode_json(auth, Encoder.NODE)  # as socket.io-client writes it: a lone surrogate escaped, Infinity null
 
 
 def parse_upstream(url: str) -> tuple[str, int, bool]:
@@ -249,7 +288,7 @@ HtmlOption = Annotated[
     typer.Option("--html", metavar="FILE", help="Write the report as one self-contained HTML page (heatmaps, "
                  "evidence as tooltips; no script, no network) to this file."),
 ]
-PathOption = Annotated[str, typer.Option(metavar="PATH", help="Engine.IO path (with --url).")]
+PathOption = Annotated[str, typer.Option(metavar="PATH", help="Engine.IO path (with --url); socket.io means /socket.io/.")]
 HeaderOption = Annotated[
     list[str] | None,
     typer.Option("--header", "-H", metavar="'NAME: VALUE'", help="Extra HTTP header (with --url); repeatable."),

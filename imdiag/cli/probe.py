@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Annotated
 
 import typer
@@ -31,10 +32,11 @@ from imdiag.cli.options import (
     parse_auth,
     parse_event,
     parse_headers,
+    parse_path,
     parse_transports,
     parse_url,
 )
-from imdiag.core.captures import load_messages as load_captured
+from imdiag.core.captures import Captured, capture_namespace, open_capture
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.probe_explain import largest_profile, size_messages
 from imdiag.core.probe_frames import PROBE_TYPE
@@ -42,20 +44,28 @@ from imdiag.core.probe_result import ProbeResult, ProbeSettings, SizedMessage, e
 from imdiag.core.units import parse_size
 from imdiag.core.wire import Encoder
 from imdiag.render.html import probe_html
-from imdiag.render.json_report import probe_to_dict
+from imdiag.render.json_report import probe_not_started_to_dict, probe_to_dict
 from imdiag.render.probe import probe_renderables
 
 
-def load_messages(path: str, *, encoder: Encoder, event: str, namespace: str) -> tuple[SizedMessage, ...]:
-    return size_messages(load_captured(path), encoder=encoder, event=event, namespace=namespace)
+def _captured(path: str, url_namespace: str) -> tuple[list[Captured], str]:
+    """``--message FILE``'s messages and the namespace they are sized in: the URL's when it names
+    one, else by the rule of every command (the capture's meta.namespace, else its first record's)."""
+    capture = open_capture(path)
+    return list(capture.messages()), capture_namespace(capture, url_namespace if url_namespace != "/" else None)
+
+
+def load_messages(path: str, *, encoder: Encoder, event: str, url_namespace: str) -> tuple[SizedMessage, ...]:
+    captured, namespace = _captured(path, url_namespace)
+    return size_messages(captured, encoder=encoder, event=event, namespace=namespace)
 
 
 def _with_messages(settings: ProbeSettings, path: str, encoder: Encoder) -> ProbeSettings:
     """--message: every message sized (errors in the file reported before anything is sent), and
     the largest one's growing list, for fix B's chunks."""
-    captured = load_captured(path)
-    sized = size_messages(captured, encoder=encoder, event=settings.event, namespace=settings.namespace)
-    profile = largest_profile(captured, sized, encoder=encoder, event=settings.event, namespace=settings.namespace)
+    captured, namespace = _captured(path, settings.namespace)
+    sized = size_messages(captured, encoder=encoder, event=settings.event, namespace=namespace)
+    profile = largest_profile(captured, sized, encoder=encoder, event=settings.event, namespace=namespace)
     return dataclasses.replace(settings, messages=sized, message_profile=profile)
 
 
@@ -68,9 +78,10 @@ def probe_settings(url: str, path: str, event: str, transport: list[str] | None,
     limit = parse_size(max_bytes)
     if limit < 1:
         raise InputError("--max-bytes must be at least 1 byte")
+    headers = parse_headers(header)
     settings = ProbeSettings(
-        url=parse_url(url), path=path, event=parse_event(event), transports=parse_transports(transport),
-        auth_json=parse_auth(auth), headers=parse_headers(header), insecure=insecure,
+        url=parse_url(url, headers), path=parse_path(path), event=parse_event(event),
+        transports=parse_transports(transport), auth_json=parse_auth(auth), headers=headers, insecure=insecure,
         timeout_s=scaled_timeout(timeout), max_bytes=limit, probe_type=probe_type, ack=ack, encoder=encoder,
         message_path=message,
     )
@@ -144,6 +155,14 @@ def probe_command(
     except KeyboardInterrupt:
         partial = partial_result(settings, progress)
         if partial is None:
-            raise fail("interrupted before the handshake: nothing was measured", ExitCode.INTERRUPTED) from None
+            written = ""
+            if json_path:  # the report says so too: a script waiting for it is not left without one
+                try:
+                    write_json(json_path, probe_not_started_to_dict(settings, time.monotonic() - progress.start))
+                    written = f"; {json_path} says so"
+                except ImdiagError as exc:
+                    written = f"; {exc}"
+            raise fail(f"interrupted before the handshake: nothing was measured{written}",
+                       ExitCode.INTERRUPTED) from None
         result = partial
     _finish(result, json_path, html_path)

@@ -12,6 +12,7 @@ from imdiag.cli.gating import GateOptions, with_gate_options
 from imdiag.cli.measure import run_measured
 from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
+    LIMIT_HELP,
     AuthOption,
     ClientEncoderOption,
     ClientOption,
@@ -28,10 +29,12 @@ from imdiag.cli.options import (
     client_encoder,
     parse_auth,
     parse_choice,
+    parse_event,
     parse_client,
     parse_headers,
     parse_masters,
     parse_namespace,
+    parse_path,
     parse_scales,
     parse_sizes,
     parse_transports,
@@ -55,7 +58,7 @@ def replay_command(
     limits: Annotated[
         list[str] | None,
         typer.Option("--limit", "--limits", "-l", metavar="LIMITS", help="Server limits (maxHttpBufferSize), "
-                     "comma-separated. Default: 1MB"),
+                     f"comma-separated, each {LIMIT_HELP} Default: 1MB"),
     ] = None,
     transports: TransportsOption = None,
     encoder: ClientEncoderOption = None,
@@ -114,14 +117,14 @@ def replay_command(
             client=worker,
             csr=check_csr(csr, masters) if url is None else False,
             namespace=parse_namespace(namespace) if namespace is not None else None,
-            event=event,
+            event=parse_event(event),
             timing=parse_choice(timing, TIMINGS, "--timing"),
             max_gap_s=parse_duration(max_gap, "--max-gap"),
             client_batch=parse_choice(client_batch, CLIENT_BATCHES, "--client-batch"),
             scales=parse_scales(scale),
             timeout_s=scaled_timeout(timeout),
-            url=parse_url(url) if url is not None else None,
-            path_prefix=path,
+            url=parse_url(url, parse_headers(header)) if url is not None else None,
+            path_prefix=parse_path(path),
             headers=parse_headers(header),
             auth_json=parse_auth(auth),
             insecure=insecure,
@@ -139,7 +142,8 @@ def replay_command(
         )
     run_measured(
         "replay", "replaying", settings.to_dict(),
-        lambda cells, measured, planned, note: run_replay(settings, cells, on_cell=measured, on_planned=planned),
+        lambda cells, measured, planned, note, on_started: run_replay(
+            settings, cells, on_cell=measured, on_planned=planned, on_started=on_started),
         _renderables, gate,
     )
 

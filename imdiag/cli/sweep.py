@@ -12,6 +12,8 @@ from imdiag.cli.gating import GateOptions, with_gate_options
 from imdiag.cli.measure import run_measured
 from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import (
+    FRAME_HELP,
+    LIMIT_HELP,
     ClientEncoderOption,
     ClientOption,
     CsrOption,
@@ -21,6 +23,7 @@ from imdiag.cli.options import (
     MasterOption,
     TimeoutOption,
     TransportsOption,
+    parse_event,
     check_csr,
     client_encoder,
     parse_client,
@@ -47,12 +50,12 @@ def _lane_line(run: MasterInfo, count: int) -> str:
 def size_sweep(
     limits: Annotated[
         list[str] | None,
-        typer.Option("--limits", "-l", metavar="LIMITS", help="Server buffer limits (maxHttpBufferSize), comma-separated. "
-                     f"Default: {','.join(format_size(x) for x in DEFAULT_LIMITS)}"),
+        typer.Option("--limits", "-l", metavar="LIMITS", help="Server buffer limits (maxHttpBufferSize), comma-separated, "
+                     f"each {LIMIT_HELP} Default: {','.join(format_size(x) for x in DEFAULT_LIMITS)}"),
     ] = None,
     sizes: Annotated[
         list[str] | None,
-        typer.Option("--sizes", "-s", metavar="SIZES", help="Ladder of frame sizes for the growing types. "
+        typer.Option("--sizes", "-s", metavar="SIZES", help=f"Ladder of frame sizes for the growing types. {FRAME_HELP} "
                      f"Default: {','.join(format_size(x) for x in DEFAULT_LADDER)}"),
     ] = None,
     types: Annotated[list[str] | None, typer.Option("--types", "-t", metavar="TYPES", help="Message types (default: all seven).")] = None,
@@ -85,7 +88,7 @@ def size_sweep(
             transports=parse_transports(transports, worker),
             encoder=client_encoder(worker, encoder),
             namespace=parse_namespace(namespace),
-            event=event,
+            event=parse_event(event),
             seed=seed,
             boundary=boundary,
             timeout_s=scaled_timeout(timeout),
@@ -99,9 +102,9 @@ def size_sweep(
 
     run_measured(
         "size-sweep", "sweeping", settings.to_dict(),
-        lambda cells, measured, planned, note: run_sweep(
+        lambda cells, measured, planned, note, on_started: run_sweep(
             settings, cells, on_cell=measured, on_planned=planned,
-            on_lane_done=lambda run, count: note(_lane_line(run, count)),
+            on_lane_done=lambda run, count: note(_lane_line(run, count)), on_started=on_started,
         ),
         _renderables, gate,
     )

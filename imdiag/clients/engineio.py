@@ -34,6 +34,7 @@ from aiohttp.http_writer import StreamWriter
 from imdiag.core.errors import TargetError
 from imdiag.core.model import HttpAnswer
 from imdiag.core.refusal import Refuser, http_refusal
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import (
     EIO_CLOSE,
     EIO_MESSAGE,
@@ -783,7 +784,7 @@ async def _refused_upgrade_body(endpoint: Endpoint, session: aiohttp.ClientSessi
 
 
 def _describe_upgrade_refusal(endpoint: Endpoint, answer: HttpAnswer) -> str:
-    where = f"{endpoint.url}{engineio_path(endpoint.path)} (websocket)"
+    where = f"{redact_url(endpoint.url)}{engineio_path(endpoint.path)} (websocket)"
     refusal = http_refusal(answer.status, answer.body, answer.server)
     text = f"cannot reach {where}: websocket handshake refused ({refusal.evidence()})"
     if refusal.by is not Refuser.MASTER:
@@ -792,7 +793,7 @@ def _describe_upgrade_refusal(endpoint: Endpoint, answer: HttpAnswer) -> str:
 
 
 def _describe_connect_error(endpoint: Endpoint, transport: Transport, exc: BaseException, timeout: float) -> str:
-    where = f"{endpoint.url}{engineio_path(endpoint.path)} ({transport.value})"
+    where = f"{redact_url(endpoint.url)}{engineio_path(endpoint.path)} ({transport.value})"
     if isinstance(exc, asyncio.TimeoutError):
         return f"cannot reach {where}: no answer within {timeout:g} s"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -19,12 +19,18 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
+import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from imdiag.core.errors import InputError
+from imdiag.core.wire import HugeInt, printable
 
 REPLAY_KEYS = ("t", "event", "namespace")
 MESSAGE_KEY = "message"  # the escape form: the whole message under one key
@@ -34,6 +40,9 @@ EXPECTED = (
 )
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _SNIFF_BYTES = 1 << 16
+# Python's JSON parser recurses once per level and stops near the interpreter's recursion limit
+# (1,000); captures nested up to this many levels are always read. Real messages nest < 20 deep.
+MAX_NESTING = 500
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,10 @@ class Captured:
 
     @property
     def type(self) -> str:
+        """The message's type as a name to show and select by (``printable``: a lone surrogate
+        or a control character in it is written as its ``\\uXXXX`` escape)."""
         if isinstance(self.message, dict) and isinstance(self.message.get("type"), str):
-            return str(self.message["type"])
+            return printable(self.message["type"])
         return "(no type)"
 
 
@@ -89,19 +100,38 @@ def record_to_captured(record: Any, index: int, path: Path, line: int | None) ->
     else:
         message = {k: v for k, v in record.items() if k not in REPLAY_KEYS}
         if not isinstance(message.get("type"), str) or "payload" not in message:
-            keys = ", ".join(sorted(record)) or "none"
+            names = sorted(record)
+            keys = ", ".join(printable(k) for k in names[:10]) + (", ..." if len(names) > 10 else "") or "none"
             raise InputError(f'{where}: message {index} has no "type" string and "payload" (keys: {keys}); '
                              'expected {"type": ..., "payload": ...}')
     t = record.get("t")
-    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0):
-        raise InputError(f'{where}: message {index} has "t" {t!r}; expected seconds since the capture started (>= 0)')
+    seconds = _seconds(t)
+    if t is not None and seconds is None:
+        raise InputError(f'{where}: message {index} has "t" {_short(t)}; expected seconds since the capture started (>= 0)')
     event = record.get("event")
     namespace = record.get("namespace")
     if event is not None and not isinstance(event, str):
-        raise InputError(f'{where}: message {index} has "event" {event!r}; expected a string')
+        raise InputError(f'{where}: message {index} has "event" {_short(event)}; expected a string')
     if namespace is not None and (not isinstance(namespace, str) or not namespace.startswith("/")):
-        raise InputError(f'{where}: message {index} has "namespace" {namespace!r}; expected a string starting with "/"')
-    return Captured(index, message, event, namespace, float(t) if t is not None else None, line)
+        raise InputError(f'{where}: message {index} has "namespace" {_short(namespace)}; expected a string starting with "/"')
+    return Captured(index, message, event, namespace, seconds, line)
+
+
+def _seconds(t: Any) -> float | None:
+    """A record's ``t`` as seconds, or None when it is not a finite number >= 0."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        return None
+    try:
+        seconds = float(t)
+    except OverflowError:  # an int past the largest double
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value in an error line: its repr, cut short (a record's field may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _json_kind(value: Any) -> str:
@@ -121,15 +151,59 @@ def _decode_error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -
     return InputError(f"{_where(path, line, exc.colno)}: malformed JSON: {exc.msg}")
 
 
-def _read_text(path: Path) -> str:
+def _parse_int(literal: str) -> int | float:
+    limit = sys.get_int_max_str_digits()
+    return int(literal) if not limit or len(literal) - literal.startswith("-") <= limit else HugeInt(literal)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` for anything a sender can write: an integer longer than python's int parser
+    takes (4,300 digits) is read as the Infinity JavaScript reads it as (``wire.HugeInt``)."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return _decode_utf8(path, data, 0)
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+    return json.loads(text, parse_int=_parse_int)
 
 
-def _decode_utf8(path: Path, data: bytes, line_offset: int) -> str:
+# A string token or one bracket: what the nesting scan steps through (strings may hold brackets).
+_STRUCTURE_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def nesting_error(path: Path, text: str, line_offset: int = 0) -> InputError:
+    """Where arrays and objects nest deeper than python's JSON parser reads (it recurses)."""
+    depth = deepest = 0
+    at = None
+    for match in _STRUCTURE_RE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > MAX_NESTING and at is None:
+                at = match.start()
+        elif token in "]}":
+            depth -= 1
+    offset = at if at is not None else 0
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return InputError(f"{_where(path, line + line_offset, col)}: arrays and objects nested {deepest:,} levels deep; "
+                      f"imdiag reads up to {MAX_NESTING} levels (python's JSON parser recurses)")
+
+
+def _loads(path: Path, text: str, line_offset: int = 0) -> Any:
+    """One JSON document (a whole file or one line); every error is one line with its position."""
+    try:
+        return parse_json(text)
+    except json.JSONDecodeError as exc:
+        raise _decode_error(path, exc, line_offset) from None
+    except RecursionError:
+        raise nesting_error(path, text, line_offset) from None
+
+
+def _decode_utf8(path: Path, data: bytes | bytearray, line_offset: int) -> str:
     try:
         return data.decode("utf-8-sig" if line_offset == 0 else "utf-8")
     except UnicodeDecodeError as exc:
@@ -138,14 +212,49 @@ def _decode_utf8(path: Path, data: bytes, line_offset: int) -> str:
         raise InputError(f"{_where(path, line, col)}: not UTF-8 text ({exc.reason})") from None
 
 
+# A number token of 19 digits or more (orjson would make a float of one past 64 bits), and a
+# document that is a number: both read by python's json. (A character class first: fast.)
+_LONG_INTEGER_RE = re.compile(rb"[:,\[][ \t\r\n]*-?[0-9]{19}")
+_NUMBER_DOCUMENT_RE = re.compile(rb"[ \t\r\n]*-?[0-9]")
+_BOM = b"\xef\xbb\xbf"
+
+
+def _loads_bytes(path: Path, data: bytes | bytearray, line_offset: int = 0) -> Any:
+    """One JSON document from the file's bytes, with the least memory for its kind: ASCII text
+    is read by python's json (its str is no larger than the bytes, and its objects are built
+    without orjson's intermediate tree); other text by orjson, from the bytes (a 50 MB record of
+    CJK text and emoji would be a 200 MB str). What orjson does not read as python's json does
+    (an error, a lone surrogate, NaN, an integer of 19+ digits) is read by python's json, which
+    also names the position of an error."""
+    if not data.isascii():
+        body = memoryview(data)[len(_BOM):] if data.startswith(_BOM) else data
+        if _LONG_INTEGER_RE.search(body) is None and _NUMBER_DOCUMENT_RE.match(body) is None:
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+        del body
+    return _loads(path, _decode_utf8(path, data, line_offset), line_offset)
+
+
+_BLANK_RE = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n\f\v]*")
+
+
+def _blank(data: bytes | bytearray | str) -> bool:
+    """Only whitespace (and a BOM): checked without copying a line of any size."""
+    if not isinstance(data, str):
+        return _BLANK_RE.fullmatch(data) is not None
+    return not data.strip()
+
+
 def _load_whole(path: Path) -> Any:
-    text = _read_text(path)
-    if not text.strip():
-        raise InputError(f"{path}: the file is empty; {EXPECTED}")
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _decode_error(path, exc) from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if _blank(data):
+        raise InputError(f"{path}: the file is empty; {EXPECTED}")
+    return _loads_bytes(path, data)
 
 
 def _records(path: Path, document: Any) -> tuple[list[Any], dict[str, Any], int | None]:
@@ -173,39 +282,71 @@ def _iter_json(path: Path) -> Iterator[Captured]:
         yield record_to_captured(record, index, path, None)
 
 
-def _parse_lines(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[Captured]:
+def _parse_lines(path: Path, lines: Iterator[tuple[int, bytes | bytearray | str]]) -> Iterator[Captured]:
     """JSON Lines records, each with its line number; blank lines skipped."""
     index = 0
-    for number, text in lines:
-        if not text.strip():
+    for number, line in lines:
+        if _blank(line):
             continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _decode_error(path, exc, number - 1) from None
-        del text
+        record = _loads(path, line, number - 1) if isinstance(line, str) else _loads_bytes(path, line, number - 1)
+        del line  # the bytes of a line are gone before its message is handed on
         yield record_to_captured(record, index, path, number)
+        del record
         index += 1
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    # Line by line from a buffered binary file: a capture of any size is held one line at a time.
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            text = _decode_utf8(path, raw, number - 1)
-            del raw
-            yield number, text.removeprefix("\ufeff") if number == 1 else text
+_CHUNK = 1 << 20
+
+
+class _RawLines:
+    """The file's lines as bytes, one at a time, each given away whole: a capture of any size is
+    held a line at a time (a generator would keep the last line alive while the next is parsed),
+    and a long line grows in one buffer (readline joins its chunks: twice the line at once)."""
+
+    def __init__(self, path: Path):
+        try:
+            self._handle = path.open("rb", buffering=0)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        self._chunk: bytes | None = b""  # None once the file is read to its end
+        self._start = 0
+        self._number = 0
+
+    def __iter__(self) -> _RawLines:
+        return self
+
+    def __next__(self) -> tuple[int, bytes | bytearray]:
+        line = bytearray()
+        while self._chunk is not None:
+            end = self._chunk.find(b"\n", self._start)
+            if end >= 0:
+                line += memoryview(self._chunk)[self._start : end + 1]
+                self._start = end + 1
+                return self._next_number(), line
+            line += memoryview(self._chunk)[self._start :]
+            chunk = self._handle.read(_CHUNK)
+            self._chunk, self._start = chunk or None, 0
+        if not line:
+            raise StopIteration
+        return self._next_number(), line
+
+    def _next_number(self) -> int:
+        self._number += 1
+        return self._number
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def _iter_jsonl(path: Path) -> Iterator[Captured]:
     empty = True
-    for captured in _parse_lines(path, _decoded_lines(path)):
-        empty = False
-        yield captured
+    lines = _RawLines(path)
+    try:
+        for captured in _parse_lines(path, lines):
+            empty = False
+            yield captured
+    finally:
+        lines.close()
     if empty:
         raise InputError(f"{path}: the file is empty; {EXPECTED}")
 
@@ -225,17 +366,32 @@ def _sniff_jsonl(path: Path) -> bool:
     if not newline:
         return False  # one line (or longer than the sniff window): a whole-file JSON document
     try:
-        record = json.loads(first)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        record = parse_json(first)
+    except (ValueError, RecursionError):  # malformed or too deep: read as a whole file, which says where
         return False
     return isinstance(record, dict) and "messages" not in record and bool(rest.strip())
+
+
+def _check_regular_file(path: Path) -> None:
+    """A capture is a regular file: a directory cannot be read, and a FIFO or a device would
+    be read forever (or once only, when the capture is read twice)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"cannot read {path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"cannot read {path}: it is a directory; give a capture file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise InputError(f"cannot read {path}: it is {kind}, not a regular file; save the capture to a file first")
 
 
 def open_capture(path: str | Path) -> CaptureFile:
     """Open a capture: check it exists, find its format, read its meta (whole-file formats)."""
     fixture_path = Path(path)
-    if not fixture_path.is_file():
-        raise InputError(f"cannot read {fixture_path}: no such file")
+    _check_regular_file(fixture_path)
     if fixture_path.suffix.lower() in _JSONL_SUFFIXES or _sniff_jsonl(fixture_path):
         # One streamed pass checks every line before anything is sent: a malformed line
         # fails at once with its position, and memory holds one line at a time.
@@ -276,11 +432,13 @@ def loads(text: str, name: str = "<string>") -> list[Captured]:
         raise InputError(f"{name}: the file is empty; {EXPECTED}")
     path = Path(name)
     try:
-        document = json.loads(text.removeprefix("\ufeff"))
+        document = parse_json(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         if stripped.startswith("{") and exc.msg == "Extra data":
             return _loads_lines(text, path)
         raise _decode_error(path, exc) from None
+    except RecursionError:
+        raise nesting_error(path, text) from None
     records, _, _ = _records(path, document)
     if not records:
         raise InputError(f"{name}: the capture holds no messages; {EXPECTED}")

@@ -35,6 +35,7 @@ from imdiag.core.probe_result import (
 )
 from imdiag.core.refusal import Refuser, http_refusal
 from imdiag.core.sizing import HEADROOM
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import OpenInfo, Transport
 
 
@@ -113,6 +114,11 @@ class DoctorSettings:
     @property
     def capture_path(self) -> str | None:
         return self.probe.message_path
+
+    @property
+    def where(self) -> str:
+        """The master's URL as shown: a password in it masked, like headers and --auth."""
+        return redact_url(self.probe.url)
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ def headline(result: DoctorResult) -> str:
     counts = (f"{result.count(Verdict.CONFIRMED)} confirmed, {result.count(Verdict.RULED_OUT)} ruled out, "
               f"{result.count(Verdict.UNKNOWN)} not testable here")
     done = ": interrupted, partial results" if result.interrupted else ""
-    return f"doctor {s.url} (path {s.path}, event {s.event!r}) in {result.elapsed_s:.2f} s{done}: {counts}"
+    return f"doctor {result.settings.where} (path {s.path}, event {s.event!r}) in {result.elapsed_s:.2f} s{done}: {counts}"
 
 
 def exit_code(result: DoctorResult) -> ExitCode:
@@ -280,7 +286,7 @@ class _Facts:
 
     @property
     def where(self) -> str:
-        return self.settings.probe.url
+        return self.settings.where
 
     @property
     def port(self) -> int:

@@ -7,11 +7,11 @@ renderers (``fake-master``'s live log) and the verdicts read them without loadin
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from imdiag.core.wire import Encoder, encode_json_bytes
 
 BARRIER_TYPE = "imdiag:barrier"
 
@@ -42,6 +42,8 @@ class ServerError:
     message: str
     error: str  # the exception as the server saw it, or ""
     decode: bool  # the server says it received bytes it could not decode or dispatch
+    sid: str = ""  # the connection it happened on, when the server says (socket.io sid, else engine.io's)
+    body_bytes: int | None = None  # the POST body's declared size (Content-Length), for polling
 
 
 @dataclass(frozen=True)
@@ -64,27 +66,73 @@ class Disconnect:
 Entry = Arrival | ServerError | Connect | Disconnect
 
 
-def _canonical(message: Any) -> bytes:
-    try:
-        return orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # ints past 64 bits, which orjson refuses
-        return json.dumps(message, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+@dataclass
+class Totals:
+    """What a master saw over a session, for ``fake-master``'s summary on exit."""
+
+    arrivals: Counter[str] = field(default_factory=Counter)  # by type
+    arrival_bytes: Counter[str] = field(default_factory=Counter)  # by type
+    decode_errors: int = 0
+    other_errors: int = 0
+    connects: int = 0
+    disconnects: Counter[str] = field(default_factory=Counter)  # by reason
+    last_t: float = 0.0
+
+    def add(self, entry: Entry) -> None:
+        self.last_t = max(self.last_t, entry.t)
+        if isinstance(entry, Arrival):
+            kind = entry.type or "(no type)"
+            self.arrivals[kind] += 1
+            self.arrival_bytes[kind] += entry.bytes
+        elif isinstance(entry, ServerError):
+            if entry.decode:
+                self.decode_errors += 1
+            else:
+                self.other_errors += 1
+        elif isinstance(entry, Connect):
+            self.connects += 1
+        else:
+            self.disconnects[entry.reason] += 1
+
+
+def canonical_json(message: Any) -> bytes:
+    """The canonical form of a message: ``JSON.stringify``'s text with the keys sorted by code
+    point, in UTF-8. Node's master computes the same (``canonicalText()`` in master.js), so both
+    masters and the sender agree for anything JSON can carry: floats written as JS writes them
+    (1.0 is 1), integers past 2**53 as the double they become, lone surrogates as ``\\udXXX``."""
+    return encode_json_bytes(message, Encoder.NODE, sort_keys=True)
+
+
+def digest_of(canonical: bytes) -> str:
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def canonical_digest(message: Any) -> str:
     """Digest that matches a message whatever encoder sent it (key order and escapes aside)."""
-    return hashlib.sha256(_canonical(message)).hexdigest()[:16]
+    return digest_of(canonical_json(message))
 
 
 def reencoded_bytes(message: Any) -> int:
-    try:
-        return len(orjson.dumps(message))
-    except TypeError:
-        return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+    """Bytes of ``JSON.stringify(message)`` (key order does not change the count)."""
+    return len(canonical_json(message))
 
 
 def digest_and_bytes(message: Any) -> tuple[str, int]:
     """``canonical_digest()`` and ``reencoded_bytes()`` from one serialization (sorted keys do
     not change its length): what a master computes for every arrival, 16 MB ones included."""
-    canonical = _canonical(message)
-    return hashlib.sha256(canonical).hexdigest()[:16], len(canonical)
+    canonical = canonical_json(message)
+    return digest_of(canonical), len(canonical)
+
+
+DIGEST_FAILED = "the canonical digest of an arrival failed"
+
+
+def arrival_digest(message: Any) -> tuple[str, int, str | None]:
+    """``digest_and_bytes()`` for a master's arrival, which is recorded whatever the digest does
+    (a message the handler received is delivered; without a digest it is still found by its id):
+    ``("", 0, why)`` when it fails, ``why`` being the error for the ledger line next to it."""
+    try:
+        digest, size = digest_and_bytes(message)
+    except Exception as exc:  # noqa: BLE001 - never lose an arrival to its digest
+        return "", 0, f"{type(exc).__name__}: {exc}"
+    return digest, size, None

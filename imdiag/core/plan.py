@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imdiag.core.catalog import TYPE_NAMES, TYPES
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import Encoder, LimitUnit, Transport
 from imdiag.core.worker import ClientKind
 
@@ -139,7 +140,7 @@ class ReplaySettings:
             "csr": self.csr,
         }
         if self.url is not None:
-            out.update(url=self.url, path=self.path_prefix, headers=[k for k, _ in self.headers],
+            out.update(url=redact_url(self.url), path=self.path_prefix, headers=[k for k, _ in self.headers],
                        auth=self.auth_json is not None, insecure=self.insecure, ack=self.ack)
             del out["limits"], out["masters"]
         return out

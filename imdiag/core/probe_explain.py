@@ -32,7 +32,7 @@ from imdiag.core.probe_result import (
 )
 from imdiag.core.refusal import Refuser
 from imdiag.core.sizing import ListProfile, PathLimit, Recommendation, list_profile, recommend
-from imdiag.core.wire import Encoder, LimitUnit, Transport, encode_json, measure
+from imdiag.core.wire import Encoder, LimitUnit, Transport, encode_json, measure, printable
 
 
 def _unit(transport: Transport) -> str:
@@ -63,6 +63,8 @@ def unit_line(limits: Sequence[TransportLimit]) -> str:
         line += (f"; {where} counts bytes, so a client that falls back to {where} loses what "
                  f"{' and '.join(chars)} carried")
     return line
+def _units(transport: Transport) -> str:
+    return "POST bodies" if transport is Transport.POLLING else "frames"
 
 
 # --- one line that says why big messages vanish ------------------------------------------------
@@ -71,7 +73,7 @@ def unit_line(limits: Sequence[TransportLimit]) -> str:
 def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     """What happens beyond the limit, for a reader of this line alone."""
     name = limit.transport.value
-    unit = _unit(limit.transport) + "s"
+    unit, units = _unit(limit.transport), _units(limit.transport)
     if limit.diagnosis is not None:
         return f"{name}: not measured ({limit.diagnosis.value}): {limit.diagnosis_evidence}"
     if limit.stopped:
@@ -87,8 +89,8 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     if failure is None:
         if limit.max_accepted is None:
             return f"{name}: no probe frame was accepted or refused with a size signal"
-        line = (f"{name}: every {unit[:-1]} up to {limit.max_accepted:,} B (--max-bytes) was accepted; no size "
-                f"limit was found up to there (larger {unit} were not tried).")
+        line = (f"{name}: every {unit} up to {limit.max_accepted:,} B (--max-bytes) was accepted; no size "
+                f"limit was found up to there (larger {units} were not tried).")
         return line + _after_transport(limit, ack=ack)
     obs = failure.observation
     if obs.close_code is not None and obs.close_code == WS_MESSAGE_TOO_BIG:
@@ -110,7 +112,7 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
         how = failure.evidence
     session = "the session stays up" if failure.session_survived else "the session is closed"
     largest = _size(limit.max_accepted, limit) if limit.max_accepted is not None else "the smallest probe"
-    line = (f"{name}: a {unit[:-1]} over {largest} is refused: {how}; {session} and the message never reaches "
+    line = (f"{name}: a {unit} over {largest} is refused: {how}; {session} and the message never reaches "
             f"a handler, while the sender's emit() reports no error")
     if limit.readmitted is True:
         line += (f"; a new connection is let straight back in, so a client that reconnects keeps delivering "
@@ -183,20 +185,22 @@ class CapturedLike(Protocol):
 def size_messages(
     captured: Iterable[CapturedLike], *, encoder: Encoder, event: str, namespace: str
 ) -> tuple[SizedMessage, ...]:
+    """Each message as sent on its own event (else ``event``) in ``namespace``: the one namespace
+    every message of a capture is sent in (``captures.capture_namespace``)."""
     out = []
     for item in captured:
         message = item.message
         type_ = message.get("type") if isinstance(message, dict) else None
-        type_name = type_ if isinstance(type_, str) else "(no type)"
+        type_name = printable(type_) if isinstance(type_, str) else "(no type)"
         ev = item.event or event
-        ns = item.namespace or namespace
+        ns = namespace
         try:
             text = encode_json(message, encoder)
             node = text if encoder is Encoder.NODE else encode_json(message, Encoder.NODE)
+            size = measure(text, encoder=encoder, event=ev, namespace=ns, node_json=node)
         except EncodeError as exc:
             out.append(SizedMessage(item.index, type_name, ev, ns, encoder, 0, 0, 0, str(exc)))
             continue
-        size = measure(text, encoder=encoder, event=ev, namespace=ns, node_json=node)
         out.append(SizedMessage(item.index, type_name, ev, ns, encoder, size.frame_bytes, size.json_bytes, size.js_length,
                                 frame_chars=size.frame_chars))
     return tuple(out)
@@ -209,7 +213,7 @@ def largest_profile(captured: Sequence[Captured], sized: Sequence[SizedMessage],
     if not pairs:
         return None
     _, largest = max(pairs, key=lambda pair: pair[0].frame_bytes)
-    return list_profile(largest, encoder=encoder, event=largest.event or event, namespace=largest.namespace or namespace)
+    return list_profile(largest, encoder=encoder, event=largest.event or event, namespace=namespace)
 
 
 def fit(message: SizedMessage, limit: TransportLimit) -> Fit:

@@ -21,6 +21,7 @@ from imdiag.core.path import StickinessCheck
 from imdiag.core.probe_frames import PROBE_TYPE
 from imdiag.core.refusal import Refuser, SizeClose
 from imdiag.core.sizing import ListProfile, Recommendation
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import Encoder, LimitUnit, Transport
 
 DEFAULT_MAX_BYTES = 16 * 2**20
@@ -310,7 +311,7 @@ def settings_dict(settings: ProbeSettings) -> dict[str, Any]:
     """The probe's settings as the report shows them: header values and the auth payload may hold
     credentials, so the report names them only."""
     return {
-        "url": settings.url,
+        "url": redact_url(settings.url),
         "path": settings.path,
         "namespace": settings.namespace,
         "event": settings.event,

@@ -187,7 +187,7 @@ def _engineio_error(body: str) -> tuple[int, str] | None:
         return None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a body nested past python's parser is no such answer
         return None
     if isinstance(data, dict) and isinstance(data.get("code"), int) and isinstance(data.get("message"), str) \
             and data["code"] in ENGINEIO_ERRORS:
@@ -201,7 +201,7 @@ def _python_engineio_message(body: str) -> str | None:
     if text.startswith('"'):
         try:
             decoded = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         text = decoded if isinstance(decoded, str) else ""
     if any(text.startswith(m) for m in PYTHON_ENGINEIO_MESSAGES):

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from imdiag.core.captures import Captured
+from imdiag.core.errors import EncodeError
 from imdiag.core.units import format_bytes, format_size
-from imdiag.core.wire import Encoder, encode_json, frame_overhead, js_length, utf8_length
+from imdiag.core.wire import Encoder, encode_json_bytes, frame_overhead, js_length_utf8, json_size
 
 HEADROOM = 0.25  # fixes leave a quarter of the limit free: captures grow
 # Lists that grow with the data, in the incident's payloads; scaled and chunked first.
@@ -30,6 +31,7 @@ class EncodedSize:
     encoder: Encoder
     json_bytes: int  # UTF-8 bytes of the message object alone
     frame_bytes: int  # websocket frame payload == polling body when sent alone
+    error: str = ""  # this sender cannot encode the message (the sizes are then 0)
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,18 @@ def size_of(captured: Captured, *, event: str = DEFAULT_EVENT, namespace: str = 
             encoders: Sequence[Encoder] = (Encoder.NODE, Encoder.PYTHON)) -> MessageSize:
     """Every figure of one captured message, sent on its own event (or ``event``) in ``namespace``."""
     ev = message_event(captured, event)
-    node_json = encode_json(captured.message, Encoder.NODE)
+    # Bytes, not a str: a message of 50 MB of CJK text and emoji would be a 200 MB str.
+    node_json = encode_json_bytes(captured.message, Encoder.NODE)
+    js_len, node_bytes = js_length_utf8(node_json), len(node_json)
+    del node_json
     sizes = []
     for encoder in encoders:
-        text = node_json if encoder is Encoder.NODE else encode_json(captured.message, encoder)
-        json_bytes = utf8_length(text)
-        sizes.append(EncodedSize(encoder, json_bytes, json_bytes + frame_overhead(ev, namespace, None, encoder)))
-    return MessageSize(captured.index, captured.type, ev, namespace, js_length(node_json), tuple(sizes))
+        try:
+            json_bytes = node_bytes if encoder is Encoder.NODE else json_size(captured.message, encoder)
+            sizes.append(EncodedSize(encoder, json_bytes, json_bytes + frame_overhead(ev, namespace, None, encoder)))
+        except EncodeError as exc:  # e.g. python refuses an integer of 5,000 digits: so would its sender
+            sizes.append(EncodedSize(encoder, 0, 0, str(exc)))
+    return MessageSize(captured.index, captured.type, ev, namespace, js_len, tuple(sizes))
 
 
 @dataclass(frozen=True)
@@ -159,8 +166,8 @@ def list_profile(captured: Captured, *, encoder: Encoder, event: str, namespace:
     items = message["payload"][key]
     empty = {**message, "payload": {**message["payload"], key: []}}
     ev = message_event(captured, event)
-    fixed = utf8_length(encode_json(empty, encoder)) + frame_overhead(ev, namespace, None, encoder)
-    sizes = tuple(utf8_length(encode_json(item, encoder)) for item in items)
+    fixed = json_size(empty, encoder) + frame_overhead(ev, namespace, None, encoder)
+    sizes = tuple(json_size(item, encoder) for item in items)
     return ListProfile(captured.index, captured.type, key, fixed, sizes)
 
 

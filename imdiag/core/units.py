@@ -19,9 +19,23 @@ _UNITS = {
 
 _SIZE_RE = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?(?:[eE]\+?\d+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
 
+# The largest server limit (maxHttpBufferSize) imdiag takes: Node's ws reads maxPayload as a
+# 32-bit signed integer and aiohttp's websocket reader as an unsigned one; from 2**31 on a server
+# no longer enforces the limit it advertises (core/servers.toml).
+MAX_LIMIT = 2**31 - 1
+# The largest frame imdiag builds and sends (ladder sizes, probe --max-bytes): one byte over the
+# largest limit, so L+1 can always be tried. Frames are made piece by piece as they are written
+# (a sweep's and a probe's), so memory is not what bounds them.
+MAX_FRAME = MAX_LIMIT + 1
+LIMIT_BOUND_WHY = "Node's ws reads maxPayload as a 32-bit signed integer, so a larger limit is not enforced as set"
+FRAME_BOUND_WHY = "one byte over the largest limit, as no server limit goes higher"
+_MAX_DIGITS = 19  # more digits than any size imdiag takes: refused before any big arithmetic
+_MAX_SIGNIFICANT = 40  # significant digits; more cannot name a whole number of bytes under the bounds
 
-def parse_size(text: str) -> int:
-    """Return the number of bytes ``text`` names; raise InputError for anything unclear.
+
+def parse_size(text: str, *, maximum: int = MAX_FRAME, why: str = FRAME_BOUND_WHY) -> int:
+    """Return the number of bytes ``text`` names; raise InputError for anything unclear or
+    larger than ``maximum`` (``why`` says what bounds it).
 
     Fractions are allowed only when they give a whole number of bytes (``1.5MB`` is
     1,500,000 B; ``1.5B`` is an error), so a size never silently rounds.
@@ -30,25 +44,46 @@ def parse_size(text: str) -> int:
     unit = match.group("unit").upper() if match else ""
     if match is None or unit not in _UNITS:
         raise InputError(
-            f"invalid size {text!r}: use a number of bytes with an optional unit, "
+            f"invalid size {_shown(text)}: use a number of bytes with an optional unit, "
             "e.g. 1000, 1e6, 512KB, 1MB (decimal) or 1MiB (binary)"
         )
     num = match.group("num")
     mantissa, _, exponent = num.lower().partition("e")
     whole, _, frac = mantissa.partition(".")
+    frac = frac.rstrip("0")
+    significant = (whole + frac).lstrip("0")
+    if not significant:
+        return 0
+    label = format_size(maximum)
+    bound = f"{maximum:,} B" + ("" if label.endswith(" B") else f" ({label})")
+    too_large = InputError(f"invalid size {_shown(text)}: at most {bound}: {why}")
+    # Bound the magnitude before computing it: 1e999999999 must not build a billion-digit int.
+    exp = exponent.lstrip("+").lstrip("0") or "0"
+    if len(significant) > _MAX_SIGNIFICANT:
+        raise InputError(f"invalid size {_shown(text)}: more than {_MAX_SIGNIFICANT} significant digits")
+    if len(exp) > 6 or len(significant) - len(frac) + int(exp) + len(str(_UNITS[unit])) - 1 > _MAX_DIGITS:
+        raise too_large
     # Exact integer arithmetic: float('1e6') is fine, but '1.1e1' * 1000**2 must not round.
-    numerator = int(whole + frac) * _UNITS[unit] * 10 ** int(exponent or 0)
+    numerator = int(significant) * _UNITS[unit] * 10 ** int(exp)
     denominator = 10 ** len(frac)
     if numerator % denominator:
-        raise InputError(f"invalid size {text!r}: it is not a whole number of bytes")
-    return int(numerator // denominator)
+        raise InputError(f"invalid size {_shown(text)}: it is not a whole number of bytes")
+    value = int(numerator // denominator)
+    if value > maximum:
+        raise too_large
+    return value
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """The user's text in an error line, cut short: a typo can be a megabyte long."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
 
 
 def parse_limit(text: str) -> int:
-    """A server buffer limit: a size of at least 1 byte."""
-    value = parse_size(text)
+    """A server buffer limit: a size of at least 1 byte and at most ``MAX_LIMIT``."""
+    value = parse_size(text, maximum=MAX_LIMIT, why=LIMIT_BOUND_WHY)
     if value < 1:
-        raise InputError(f"invalid limit {text!r}: a limit must be at least 1 byte")
+        raise InputError(f"invalid limit {_shown(text)}: a limit must be at least 1 byte")
     return value
 
 
@@ -79,7 +114,7 @@ def parse_duration(text: str, option: str) -> float:
     try:
         value = float(number) * _DURATION_UNITS[unit]
     except (ValueError, KeyError):
-        raise InputError(f"invalid duration {text!r} for {option}: use e.g. 2s, 500ms or 1.5") from None
+        raise InputError(f"invalid duration {_shown(text)} for {option}: use e.g. 2s, 500ms or 1.5") from None
     if value < 0:
-        raise InputError(f"invalid duration {text!r} for {option}: it must not be negative")
+        raise InputError(f"invalid duration {_shown(text)} for {option}: it must not be negative")
     return value

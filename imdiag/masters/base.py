@@ -36,7 +36,8 @@ class Master:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address goes in brackets
+        return f"http://{host}:{self.port}"
 
     @property
     def versions(self) -> dict[str, str]:

@@ -17,12 +17,16 @@ protocol, JSON lines:
                              {"key": K, "event": "arrival", "sid", "namespace", "name",
                               "message", "digest", "bytes"[, "connected"]}
                              {"key": K, "event": "disconnect", "sid", "namespace", "reason"}
-                             {"key": K, "event": "error", "logger", "message", "error", "decode"}
+                             {"key": K, "event": "error", "logger", "message", "error", "decode",
+                              "sid"[, "body_bytes"]}
                              {"key": K, "event": "stopped"}
 
-An arrival's ``message`` is ``{"type", "id"}`` only, or the whole message when the master
-records (``fake-master --record``); ``digest`` is ``imdiag.core.entries.canonical_digest`` of
-what the server decoded (master.js computes the same function). The host writes each line with
+An arrival's ``message`` is ``{"type", "id"}`` only (strings, else null or absent), or the whole
+message when the master records (``fake-master --record``); ``digest`` is
+``imdiag.core.entries.canonical_digest`` of what the server decoded (master.js computes the same
+function), or "" when it failed (an error line then comes first: the arrival is never lost). An
+error's ``sid`` is the connection it was logged on ("" when unknown); ``body_bytes`` the
+Content-Length of the POST it was logged under (python host). The host writes each line with
 a blocking write as its server dispatches, and a reader task feeds them into each master's
 ``Ledger`` in that order, so the sweep's barrier logic holds: once a later message of a
 connection is in the ledger, every earlier one the server dispatched is too.
@@ -400,7 +404,7 @@ class ChildMaster(Master):
 def _parse(line: bytes) -> dict[str, Any] | None:
     try:
         report = json.loads(line)  # the standard library's: big integers, NaN, lone surrogates
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a recorded message nested too deep
         return None
     return report if isinstance(report, dict) else None
 
@@ -426,7 +430,9 @@ def feed(ledger: Ledger, report: dict[str, Any]) -> None:
     elif kind == "disconnect":
         ledger.disconnect(sid, namespace, str(report.get("reason", "")))
     elif kind == "error":
+        body_bytes = report.get("body_bytes")
         ledger.error(
             str(report.get("logger", "master")), str(report.get("message", ""))[:500],
-            str(report.get("error", ""))[:500], bool(report.get("decode", False)),
+            str(report.get("error", ""))[:500], bool(report.get("decode", False)), sid=str(report.get("sid") or ""),
+            body_bytes=body_bytes if isinstance(body_bytes, int) and not isinstance(body_bytes, bool) else None,
         )

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from imdiag.core.entries import (
+    DIGEST_FAILED,
     Arrival,
     Connect,
     Disconnect,
     Entry,
     ServerError,
-    canonical_digest,
-    reencoded_bytes,
+    arrival_digest,
 )
 
 
@@ -66,6 +66,10 @@ class Ledger:
     ) -> Arrival:
         """Record that the handler ran. ``digest`` and ``size`` are for masters that computed
         them from a message they do not pass on whole (the Node master sends type and id only)."""
+        if digest is None or size is None:
+            digest, size, failed = arrival_digest(message)
+            if failed is not None:
+                self.error("imdiag.ledger", DIGEST_FAILED, failed, False, sid=sid)
         seq, t = self._next()
         is_dict = isinstance(message, dict)
         type_ = message.get("type") if is_dict else None
@@ -78,16 +82,17 @@ class Ledger:
             event=event,
             type=type_ if isinstance(type_, str) else None,
             message_id=message_id if isinstance(message_id, str) else None,
-            digest=digest if digest is not None else canonical_digest(message),
-            bytes=size if size is not None else reencoded_bytes(message),
+            digest=digest,
+            bytes=size,
             message=message if self._keep_messages else None,
         )
         self._add(entry)
         return entry
 
-    def error(self, logger: str, message: str, error: str, decode: bool) -> None:
+    def error(self, logger: str, message: str, error: str, decode: bool, *, sid: str = "",
+              body_bytes: int | None = None) -> None:
         seq, t = self._next()
-        self._add(ServerError(seq, t, logger, message, error, decode))
+        self._add(ServerError(seq, t, logger, message, error, decode, sid, body_bytes))
 
     def connect(self, sid: str, namespace: str) -> None:
         seq, t = self._next()

@@ -11,28 +11,34 @@ frame of exactly the limit; python-engineio reads an aiohttp POST body with one 
 and can cut it; under ASGI it compares a websocket message's ``len()``, in characters, and closes
 with 1000; uvicorn refuses a message over its own ``ws_max_size`` with 1009), observed and
 reported, never patched.
-Its ledger lines: what the handler received (type, id, ``canonical_digest``, bytes), each
-connect and disconnect with python-socketio's reason, and every error the server logged.
+Its ledger lines: what the handler received (type, id, ``canonical_digest``, bytes; the arrival
+even when the digest fails), each connect and disconnect with python-socketio's reason, and every
+error the server logged, with the sid and POST size of the request it was logged under.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 import uvicorn
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from imdiag.core.entries import digest_and_bytes
+from imdiag.core.entries import DIGEST_FAILED, arrival_digest
 from imdiag.core.quirks import PYTHON_DECODE_ERROR_LOGS
+from imdiag.core.wire import Encoder, encode_json
 
 VERSIONED = ("python-socketio", "python-engineio")  # and the web server's own packages
 COMMAND_LINE_LIMIT = 1 << 20
@@ -42,8 +48,10 @@ def report(line: dict[str, Any]) -> None:
     """One line to the parent, written whole before the server goes on (dispatch order)."""
     try:
         text = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode()
-    except UnicodeEncodeError:  # a lone surrogate in a decoded string: escape everything
-        text = json.dumps(line, separators=(",", ":")).encode()
+    except (UnicodeEncodeError, RecursionError):
+        # A lone surrogate in a decoded string, or a recorded message nested deeper than json's
+        # C encoder goes: everything escaped, written without recursion.
+        text = encode_json(line, Encoder.PYTHON).encode()
     view = memoryview(text + b"\n")
     while view:
         try:
@@ -52,12 +60,39 @@ def report(line: dict[str, Any]) -> None:
             os._exit(0)  # the parent is gone
 
 
+# The request a log line was written under: its engine.io sid and, for a POST, its
+# Content-Length. aiohttp handles a request in one task, and the handler tasks python-engineio
+# starts from it copy its context, so a decode error logged there names the POST that was lost.
+_REQUEST: contextvars.ContextVar[tuple[str, int | None]] = contextvars.ContextVar("imdiag_request", default=("", None))
+
+
+@web.middleware
+async def _remember_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    _REQUEST.set((request.query.get("sid", ""), request.content_length if request.method == "POST" else None))
+    return await handler(request)
+
+
+def _remember_asgi_request(app: Any) -> Any:
+    """The same for an ASGI app: uvicorn runs each request in a task of its own."""
+
+    async def remembering(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") in ("http", "websocket"):
+            sid = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("sid", [""])[0]
+            length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+            body = int(length) if scope.get("method") == "POST" and length is not None and length.isdigit() else None
+            _REQUEST.set((sid, body))
+        await app(scope, receive, send)
+
+    return remembering
+
+
 class _ReportLogHandler(logging.Handler):
     """Turns the server's own error log lines into ledger lines (observation, not a patch)."""
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, socket_sid: Callable[[str], str | None]):
         super().__init__(level=logging.WARNING)
         self.key = key
+        self.socket_sid = socket_sid
 
     def emit(self, record: logging.LogRecord) -> None:
         error = ""
@@ -69,15 +104,19 @@ class _ReportLogHandler(logging.Handler):
         except Exception:  # a malformed log call must not break the master
             message = str(record.msg)
         decode = any(message.startswith(m) for m in PYTHON_DECODE_ERROR_LOGS)
+        eio_sid, body_bytes = _REQUEST.get()
+        # The socket.io sid, as arrivals and connects show it; the engine.io one once it is gone.
+        sid = (self.socket_sid(eio_sid) or eio_sid) if eio_sid else ""
         report({"key": self.key, "event": "error", "logger": record.name, "message": message[:500],
-                "error": error[:500], "decode": decode})
+                "error": error[:500], "decode": decode, "sid": sid, "body_bytes": body_bytes})
 
 
 def _summary(message: Any) -> Any:
-    """What an arrival line carries of a message that is not recorded: its type and id."""
+    """What an arrival line carries of a message that is not recorded: its type and id, when
+    they are strings (as the ledger keeps them, and master.js sends them)."""
     if not isinstance(message, dict):
         return None
-    return {k: message[k] for k in ("type", "id") if k in message}
+    return {k: message[k] for k in ("type", "id") if isinstance(message.get(k), str)}
 
 
 class AiohttpServer:
@@ -91,7 +130,7 @@ class AiohttpServer:
 
     async def start(self, sio: socketio.AsyncServer, host: str, port: int, path: str) -> int:
         """Listen; the port it got."""
-        app = web.Application()
+        app = web.Application(middlewares=[_remember_request])
         sio.attach(app, socketio_path=path.strip("/"))
         # On stop, give requests still in flight 50 ms, then cancel them. python-engineio
         # holds a long-poll GET for up to pingInterval + pingTimeout (45 s) even after the
@@ -136,7 +175,7 @@ class UvicornServer:
 
     async def start(self, sio: socketio.AsyncServer, host: str, port: int, path: str) -> int:
         """Listen; the port it got."""
-        app = socketio.ASGIApp(sio, socketio_path=path.strip("/"))
+        app = _remember_asgi_request(socketio.ASGIApp(sio, socketio_path=path.strip("/")))
         # No lifespan (the app needs none), no logging setup of uvicorn's own (its error logger
         # reaches the host's stderr, which the parent keeps), a short grace on stop: python-engineio
         # holds a long-poll GET for up to 45 s.
@@ -192,7 +231,7 @@ class HostedMaster:
         logger = logging.getLogger(f"imdiag.master.{key}")
         logger.propagate = False
         logger.setLevel(logging.WARNING)
-        logger.addHandler(_ReportLogHandler(key))
+        logger.addHandler(_ReportLogHandler(key, self._socket_sid))
         self.sio = socketio.AsyncServer(
             async_mode=web_server.async_mode, max_http_buffer_size=self.limit, logger=logger,
             engineio_logger=logger, cors_allowed_origins="*",
@@ -200,6 +239,13 @@ class HostedMaster:
         self._register_handlers()
         self._web = web_server()
         self._started = False
+
+    def _socket_sid(self, eio_sid: str) -> str | None:
+        try:
+            sid = self.sio.manager.sid_from_eio_sid(eio_sid, self.namespace)
+        except Exception:  # noqa: BLE001 - a log line must never break the master
+            return None
+        return sid if isinstance(sid, str) else None
 
     def _register_handlers(self) -> None:
         key, ns, record = self.key, self.namespace, self.record
@@ -214,7 +260,10 @@ class HostedMaster:
             # The first argument is the message; the line is written before any await, so
             # arrivals keep the order in which the server dispatched them.
             message = args[0] if args else None
-            digest, size = digest_and_bytes(message)
+            digest, size, failed = arrival_digest(message)
+            if failed is not None:
+                report({"key": key, "event": "error", "logger": "imdiag.ledger", "message": DIGEST_FAILED,
+                        "error": failed, "decode": False, "sid": sid})
             report({"key": key, "event": "arrival", "sid": sid, "namespace": ns, "name": event,
                     "message": message if record else _summary(message), "digest": digest, "bytes": size})
             return True  # acknowledges, when the sender asked for an ack

@@ -18,7 +18,7 @@
  *   {"key","event":"connect","sid":..,"namespace":..,"recovered":..}
  *   {"key","event":"arrival","sid","namespace","name","message":{"type","id"},"digest","bytes","connected"}
  *   {"key","event":"disconnect","sid","namespace","reason"}
- *   {"key","event":"error","logger","message","error","decode"}
+ *   {"key","event":"error","logger","message","error","decode","sid"}
  * It exits on SIGTERM/SIGINT and when its stdin closes, so it never outlives its parent.
  * Required as a module, it only exports its canonical JSON and digest (for the tests).
  */
@@ -60,14 +60,17 @@ function canonical(value) {
 // The fast way to canonical JSON, for the JSON values a server decodes: copy each object with
 // its keys inserted in sorted order and let JSON.stringify (native) write it. Exact unless a key
 // is integer-like (JS lists those first, whatever the insertion order) or holds a character at
-// or above U+D800 (JS sorts by UTF-16 unit, python by code point): then canonical() above.
+// or above U+D800 (JS sorts by UTF-16 unit, python by code point), or is "__proto__" (JSON.parse
+// makes it an own key; assigned to a copy it would set the prototype and vanish from the text):
+// then canonical() above.
 const SLOW = Symbol("slow");
 const plainKeys = new Map();
 
 function plainKey(key) {
   let plain = plainKeys.get(key);
   if (plain === undefined) {
-    plain = !/[\uD800-\uFFFF]/.test(key) && !(/^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 4294967295);
+    plain = key !== "__proto__" && !/[\uD800-\uFFFF]/.test(key) &&
+      !(/^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 4294967295);
     if (plainKeys.size < 100000) plainKeys.set(key, plain);
   }
   return plain;
@@ -160,23 +163,36 @@ function startMaster(servers, opts) {
     // socket.io-parser throws on an EVENT it cannot decode (invalid JSON -> "invalid payload");
     // socket.io's Client catches it, emits "error" on each joined socket, then closes the session.
     socket.on("error", (err) => {
-      report({ key, event: "error", logger: "socket.io", message: `socket ${socket.id} error`, error: errorText(err), decode: err instanceof Error });
+      report({ key, event: "error", logger: "socket.io", message: `socket ${socket.id} error`, error: errorText(err), decode: err instanceof Error, sid: socket.id });
     });
     socket.onAny((name, ...args) => {
       const ack = args.length && typeof args[args.length - 1] === "function" ? args.pop() : null;
       const msg = args[0];
       const isObject = msg !== null && typeof msg === "object" && !Array.isArray(msg);
-      // One serialization for both: sorted keys do not change JSON.stringify's length.
-      const text = canonicalText(msg);
+      // One serialization for both: sorted keys do not change JSON.stringify's length. The
+      // arrival is reported whatever the digest does: a message the handler received is
+      // delivered (JSON.parse reads any depth; a nesting deeper than the JS stack throws
+      // RangeError from the sorted copy), without a digest it is still found by its id.
+      let hash = "";
+      let bytes = 0;
+      try {
+        const text = canonicalText(msg);
+        hash = digestOf(text);
+        bytes = Buffer.byteLength(text);
+      } catch (err) {
+        report({ key, event: "error", logger: "imdiag.node", message: `the digest of an arrival on ${socket.id} failed`, error: errorText(err), decode: false, sid: socket.id });
+      }
       report({
         key,
         event: "arrival",
         sid: socket.id,
         namespace: ns,
         name,
-        message: isObject ? { type: msg.type, id: msg.id } : null,
-        digest: digestOf(text),
-        bytes: Buffer.byteLength(text),
+        // Strings only, as the python ledger keeps them: a type of any other shape is no type
+        // (and a deeply nested one would not fit in a report line).
+        message: isObject ? { type: typeof msg.type === "string" ? msg.type : null, id: typeof msg.id === "string" ? msg.id : null } : null,
+        digest: hash,
+        bytes,
         // onAny runs before socket.io's own "ignore packet received after disconnection" check.
         connected: socket.connected,
       });

@@ -28,6 +28,7 @@ from imdiag.core.probe_explain import fit_amount, refused_by, refused_with
 from imdiag.core.probe_result import Fit, Outcome, ProbeResult, TransportLimit, Trial, settings_dict
 from imdiag.core.quirks import REFERENCE_VERSIONS, version_drift
 from imdiag.core.units import format_bytes, format_size
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import Transport
 
 UNKNOWN = "?"
@@ -657,7 +658,7 @@ def _probe_words(result: ProbeResult) -> list[str]:
 def probe_html(result: ProbeResult, *, now: datetime.datetime | None = None) -> str:
     """The page of ``imdiag probe``: the handshake, the exact limit per transport, each trial."""
     s = result.settings
-    title = f"imdiag probe {s.url}"
+    title = f"imdiag probe {redact_url(s.url)}"
     sub = (f"{result.elapsed_s:.2f} s · harmless {s.probe_type} messages, "
            f"never more than {format_bytes(s.max_bytes)} each")
     body = [f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(sub)}</p>']
@@ -713,7 +714,7 @@ def doctor_html(result: DoctorResult, *, now: datetime.datetime | None = None) -
     """The page of ``imdiag doctor``: the verdict, one row per hypothesis, the fixes, then what the
     probe measured."""
     s = result.settings.probe
-    title = f"imdiag doctor {s.url}"
+    title = f"imdiag doctor {result.settings.where}"
     body = [f"<h1>{_e(title)}</h1>", f'<p class="sub">{_e(headline(result))}</p>']
     problem = any(h.problem for h in result.hypotheses)
     body.append(f'<div class="banner {"fail" if problem else "pass"}">{_e(result.verdict)}</div>')

@@ -21,12 +21,14 @@ from imdiag.core.probe_result import (
     Handshake,
     MessageVerdict,
     ProbeResult,
+    ProbeSettings,
     TransportLimit,
     Trial,
     settings_dict,
 )
 from imdiag.core.refusal import Refusal
 from imdiag.core.sizing import Recommendation
+from imdiag.core.urls import redact_url
 from imdiag.core.worker import ClientView
 from imdiag.render.tap import message_dict, session_dict
 
@@ -297,7 +299,7 @@ def message_verdict_to_dict(verdict: MessageVerdict) -> dict[str, Any]:
 def _probe_masters(result: ProbeResult) -> list[MasterInfo]:
     hs = result.handshake
     return [
-        MasterInfo("target", result.settings.url, hs.max_payload if hs.max_payload is not None else (t.max_accepted or 0),
+        MasterInfo("target", redact_url(result.settings.url), hs.max_payload if hs.max_payload is not None else (t.max_accepted or 0),
                    transport=t.transport, advertised_max_payload=hs.max_payload)
         for t in result.transports
     ]
@@ -366,6 +368,21 @@ def doctor_to_dict(result: DoctorResult, *, now: datetime.datetime | None = None
         "engineio_v3": _protocol_try_to_dict(result.eio3),
         "unreachable": result.unprobed.error if result.unprobed is not None else None,
         "probe": probe_sections(probe) if probe is not None else None,
+        "cells": [],
+    })
+    return out
+
+
+def probe_not_started_to_dict(settings: ProbeSettings, elapsed_s: float, *,
+                              now: datetime.datetime | None = None) -> dict[str, Any]:
+    """The report of a probe interrupted before the handshake: its settings and that nothing
+    was measured (handshake null, no transport), so a script reading it is not left guessing."""
+    out = _envelope("probe", settings_dict(settings), True, round(elapsed_s, 3), [], [], now)
+    out.update({
+        "advertised_max_payload": None,
+        "handshake": None,
+        "transports": {},
+        "message_verdicts": [message_verdict_to_dict(MessageVerdict(m, ())) for m in settings.messages],
         "cells": [],
     })
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imdiag.core.entries import Arrival, Connect, Disconnect, Entry, ServerError
+from imdiag.core.entries import Arrival, Connect, Disconnect, Entry, ServerError, Totals
 from imdiag.core.model import MasterInfo
 from imdiag.core.quirks import unit_notes
 
@@ -26,8 +26,25 @@ def ledger_line(entry: Entry) -> str:
         return f"{t} arrival    {what}{ident} {entry.bytes:,} B event={entry.event!r} sid={entry.sid}"
     if isinstance(entry, ServerError):
         kind = "decode-err" if entry.decode else "error     "
-        return f"{t} {kind} {entry.message}" + (f": {entry.error}" if entry.error else "")
+        # The connection and the body's size tie a decode error to the message that was lost.
+        where = (f"sid={entry.sid} " if entry.sid else "") + (
+            f"POST {entry.body_bytes:,} B " if entry.body_bytes is not None else "")
+        return f"{t} {kind} {where}{entry.message}" + (f": {entry.error}" if entry.error else "")
     if isinstance(entry, Connect):
         return f"{t} connect    sid={entry.sid} namespace={entry.namespace}"
     assert isinstance(entry, Disconnect)
     return f"{t} disconnect sid={entry.sid} reason={entry.reason!r}"
+
+
+def totals_lines(totals: Totals) -> list[str]:
+    """``fake-master``'s summary on exit: arrivals and bytes per type, errors, disconnects by reason."""
+    count, size = sum(totals.arrivals.values()), sum(totals.arrival_bytes.values())
+    by_type = ", ".join(f"{kind} {n:,} ({totals.arrival_bytes[kind]:,} B)" for kind, n in totals.arrivals.most_common())
+    reasons = ", ".join(f"{reason!r} {n:,}" for reason, n in totals.disconnects.most_common())
+    return [
+        f"totals after {totals.last_t:.3f} s:",
+        f"  arrivals: {count:,}, {size:,} B" + (f": {by_type}" if by_type else ""),
+        f"  decode errors: {totals.decode_errors:,}; other errors: {totals.other_errors:,}",
+        f"  connects: {totals.connects:,}; disconnects: {sum(totals.disconnects.values()):,}" + (
+            f" ({reasons})" if reasons else ""),
+    ]

@@ -86,7 +86,7 @@ def doctor_markdown(result: DoctorResult) -> str:
     """The hypotheses as a Markdown table, the verdict and the fixes (a pull request, a step summary)."""
     problems = [h for h in result.hypotheses if h.problem]
     mark = f"❌ {len(problems)} confirmed" if problems else "✅ no problem found"
-    lines = [f"## imdiag doctor {_cell(result.settings.probe.url)}: {mark}", "",
+    lines = [f"## imdiag doctor {_cell(result.settings.where)}: {mark}", "",
              _cell(headline(result)), "",
              "| hypothesis | verdict | evidence | next step |", "|---|---|---|---|"]
     for h in result.hypotheses:

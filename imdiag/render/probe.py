@@ -12,6 +12,7 @@ from rich.text import Text
 from imdiag.core.probe_explain import fit_amount, refused_by, refused_with
 from imdiag.core.probe_result import Fit, MessageVerdict, ProbeResult
 from imdiag.core.units import format_bytes
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import LimitUnit, Transport
 
 OK = "✓"
@@ -147,7 +148,7 @@ def recommendations(result: ProbeResult) -> list[RenderableType]:
 
 def probe_renderables(result: ProbeResult) -> list[RenderableType]:
     s = result.settings
-    head = (f"probe {s.url} (path {s.path}, event {s.event!r}, probe type {s.probe_type!r}"
+    head = (f"probe {redact_url(s.url)} (path {s.path}, event {s.event!r}, probe type {s.probe_type!r}"
             f"{', acknowledged by the master' if s.ack else ''}) in {result.elapsed_s:.2f} s"
             f"{': interrupted, partial results' if result.interrupted else ''}")
     out: list[RenderableType] = [Text(head), handshake_table(result), limits_table(result)]

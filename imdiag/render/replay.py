@@ -45,14 +45,18 @@ def size_renderables(sizes: Sequence[MessageSize], limit: int, path: str,
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     notes: list[str] = []
     for size in sizes[:MAX_ROWS]:
-        node, python = size.of(Encoder.NODE), size.of(Encoder.PYTHON)
-        table.add_row(
-            str(size.index), size.type, f"{size.js_length:,}", f"{node.json_bytes:,}", f"{node.frame_bytes:,}",
-            _headroom_text(node.frame_bytes, limit), f"{python.json_bytes:,}", f"{python.frame_bytes:,}",
-            _headroom_text(python.frame_bytes, limit),
-        )
+        cells: list[str | Text] = [str(size.index), size.type, f"{size.js_length:,}"]
+        for encoded in (size.of(Encoder.NODE), size.of(Encoder.PYTHON)):
+            if encoded.error:
+                cells += [Text("cannot encode", style="red"), "", ""]
+            else:
+                cells += [f"{encoded.json_bytes:,}", f"{encoded.frame_bytes:,}", _headroom_text(encoded.frame_bytes, limit)]
+        table.add_row(*cells)
     for size in sizes:
         for encoded in size.sizes:
+            if encoded.error:
+                notes.append(f"#{size.index} {size.type}, {encoded.encoder.value} encoder: {encoded.error}")
+                continue
             why = js_length_explanation(size.js_length, encoded.frame_bytes, encoded.json_bytes, limit, encoded.encoder)
             if why:
                 notes.append(f"#{size.index} {size.type}, {encoded.encoder.value} encoder: {why}")

@@ -9,12 +9,13 @@ import dataclasses
 import os
 import time
 import tomllib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from imdiag.core.errors import InputError
 from imdiag.core.gate import GateConfig, parse_gate_config
-from imdiag.core.model import Cell, Report
+from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.core.plan import ReplaySettings
 from imdiag.runners.replay import run_replay
 from imdiag.runners.sweep import run_sweep
@@ -64,7 +65,8 @@ def replay_label(fixture: str) -> str:
     return f"replay:{os.path.basename(fixture)}"
 
 
-async def replay_fixtures(config: GateConfig, cells: list[Cell]) -> list[Report]:
+async def replay_fixtures(config: GateConfig, cells: list[Cell],
+                          on_started: Callable[[Sequence[MasterInfo]], None] | None = None) -> list[Report]:
     """Replay the gate file's fixtures at its limits, transports, encoder and masters.
 
     The one place the gate reaches the replay engine. Timing is ``fast`` (each message alone):
@@ -81,22 +83,24 @@ async def replay_fixtures(config: GateConfig, cells: list[Cell]) -> list[Report]
         )
         replayed: list[Cell] = []
         try:
-            reports.append(await run_replay(settings, replayed))
+            reports.append(await run_replay(settings, replayed, on_started=on_started))
         finally:
             label = replay_label(fixture)
             cells.extend(dataclasses.replace(c, label=label) for c in replayed)
     return reports
 
 
-async def run_gate_check(config: GateConfig, cells: list[Cell]) -> tuple[Report, list[Report]]:
+async def run_gate_check(config: GateConfig, cells: list[Cell],
+                         on_started: Callable[[Sequence[MasterInfo]], None] | None = None) -> tuple[Report, list[Report]]:
     """The size sweep and the fixture replays the gate file asks for: one report to judge, and
-    the sweep's and each replay's own report, for the terminal."""
+    the sweep's and each replay's own report, for the terminal. ``on_started`` names each part's
+    masters once they are up (an interrupted gate reports them)."""
     started = time.monotonic()
     parts: list[Report] = []
     if config.sweep is not None:
-        parts.append(await run_sweep(config.sweep, cells))
+        parts.append(await run_sweep(config.sweep, cells, on_started=on_started))
     if config.fixtures:
-        parts += await replay_fixtures(config, cells)
+        parts += await replay_fixtures(config, cells, on_started)
     report = Report(
         command="gate",
         settings=gate_settings(config),

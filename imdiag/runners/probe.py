@@ -65,6 +65,7 @@ from imdiag.core.probe_result import (
 from imdiag.core.quirks import RULES
 from imdiag.core.refusal import WS_MESSAGE_TOO_BIG, Refuser, SizeClose, web_server_limit
 from imdiag.core.search import Bisection, max_trials
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import EIO_PONG, LimitUnit, OpenInfo, Streamed, Transport
 
 ACK_ID = 1  # every trial is a fresh connection, so one ack id serves them all
@@ -185,7 +186,7 @@ async def _handshake(endpoint: Endpoint, settings: ProbeSettings,
 
 def _with_hint(message: str, endpoint: Endpoint, transport: Transport) -> str:
     """Name the URL in every handshake error and say which option is likely wrong."""
-    where = f"{endpoint.url}{engineio_path(endpoint.path)}"
+    where = f"{redact_url(endpoint.url)}{engineio_path(endpoint.path)}"
     if where not in message:
         message = f"{where} ({transport.value}): {message}"
     if "refused the connection" in message:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,15 +65,17 @@ from imdiag.core.sizing import (
     recommend,
     scale_message,
 )
+from imdiag.core.urls import redact_url
 from imdiag.core.wire import (
     Encoder,
     LimitUnit,
     Transport,
     code_points,
-    encode_json,
+    encode_json_bytes,
     event_frame,
     frame_parts,
-    js_length,
+    js_length_utf8,
+    wire_namespace,
 )
 from imdiag.core.worker import ClientKind, ClientView
 from imdiag.masters import Master, master_options, new_master, started
@@ -137,24 +138,16 @@ class _Capture:
 CellFn = Callable[[Cell], None]
 
 
-def expected_digest(message_json: str) -> str:
-    """The ledger digest of what the master will decode from this JSON (floats such as 1.0
-    reach it as written, so the digest is taken from the text, not the capture's values)."""
-    return canonical_digest(json.loads(message_json))
-
-
 def _encode(index: int, message: Any, type_name: str, label: str, event: str, due: float | None,
             settings: ReplaySettings, namespace: str, with_digest: bool) -> ReplayMessage:
     try:
-        text = encode_json(message, settings.encoder)
-        node_text = text if settings.encoder is Encoder.NODE else encode_json(message, Encoder.NODE)
+        # Bytes throughout: no str of a large message is built (encode_json_bytes).
+        data = encode_json_bytes(message, settings.encoder)
+        js_len = js_length_utf8(data if settings.encoder is Encoder.NODE else encode_json_bytes(message, Encoder.NODE))
     except EncodeError as exc:
         return ReplayMessage(index, type_name, label, event, due, b"", 0, 0, 0, 0, "", None, str(exc))
-    js_len = js_length(node_text)
-    del node_text
-    digest = expected_digest(text) if with_digest else ""
-    data = text.encode("utf-8", "surrogatepass")
-    del text
+    # The canonical form is what both masters compute from what they decode (1.0 and 1 alike).
+    digest = canonical_digest(message) if with_digest else ""
     head, _ = frame_parts(event, namespace, None, settings.encoder)
     frame = event_frame(data, encoder=settings.encoder, event=event, namespace=namespace)
     message_id = message.get("id") if isinstance(message, dict) and isinstance(message.get("id"), str) else None
@@ -450,8 +443,11 @@ async def _upgrade_offered(endpoint: Endpoint, session: aiohttp.ClientSession, l
     return conn.open_info is not None and "websocket" in conn.open_info.upgrades
 
 
+StartedFn = Callable[[Sequence[MasterInfo]], None] | None
+
+
 async def _replay_live(settings: ReplaySettings, capture: _Capture, record: CellFn,
-                       on_planned: Callable[[int], None] | None) -> list[MasterInfo]:
+                       on_planned: Callable[[int], None] | None, on_started: StartedFn) -> list[MasterInfo]:
     assert settings.url is not None
     endpoint = Endpoint.from_url(settings.url, path=settings.path_prefix, headers=tuple(settings.headers),
                                  auth_json=settings.auth_json, insecure=settings.insecure)
@@ -470,10 +466,12 @@ async def _replay_live(settings: ReplaySettings, capture: _Capture, record: Cell
             advertised = connection.advertised_max_payload
             if advertised is None and refusal is not None and refusal.open_info is not None:
                 advertised = refusal.open_info.max_payload
-            info = MasterInfo("live", settings.url, advertised or 0, {}, endpoint.namespace, settings.path_prefix,
-                              transport, advertised)
+            info = MasterInfo("live", redact_url(settings.url), advertised or 0, {}, endpoint.namespace,
+                              settings.path_prefix, transport, advertised)
             lanes.append(_Lane(info, connection, ProtocolWitness(endpoint.namespace)))
             refusals.append(refusal)
+        if on_started is not None:
+            on_started([lane.info for lane in lanes])
         offered = await _upgrade_offered(endpoint, session, lanes, settings.timeout_s)
         for lane, refusal in zip(lanes, refusals):
             lane.upgrade_offered = offered
@@ -533,7 +531,7 @@ async def _pin_path_limits(settings: ReplaySettings, runs: Sequence[MasterInfo],
 
 
 async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: CellFn,
-                          on_planned: Callable[[int], None] | None) -> list[MasterInfo]:
+                          on_planned: Callable[[int], None] | None, on_started: StartedFn) -> list[MasterInfo]:
     masters: list[tuple[Master, Transport]] = [
         (new_master(server, limit, capture.namespace, **master_options(server, settings.csr)), transport)
         for server in settings.masters for limit in settings.limits for transport in settings.transports
@@ -552,6 +550,8 @@ async def _replay_masters(settings: ReplaySettings, capture: _Capture, record: C
             for lane, library in zip(lanes, libraries):
                 lane.library = library
                 lane.info = replace(lane.info, advertised_max_payload=library.advertised_max_payload)
+        if on_started is not None:
+            on_started([lane.info for lane in lanes])
         await _run_lanes(lanes, settings, capture, record, on_planned, with_digest=True)
     return [replace(lane.info, advertised_max_payload=lane.info.advertised_max_payload
                     or lane.connection.advertised_max_payload) for lane in lanes]
@@ -563,12 +563,15 @@ async def run_replay(
     *,
     on_cell: CellFn | None = None,
     on_planned: Callable[[int], None] | None = None,
+    on_started: Callable[[Sequence[MasterInfo]], None] | None = None,
 ) -> Report:
-    """Replay the capture on every lane; cells are appended to ``cells`` as they come, so a
-    caller interrupted midway still holds what was measured."""
+    """Replay the capture on every lane; cells are appended to ``cells`` as they come, and
+    ``on_started`` names the masters once they are up, so a caller interrupted midway still
+    holds what was measured and against what."""
     started_at = time.monotonic()
     file = open_capture(settings.path)
-    capture = _Capture(file, capture_namespace(file, settings.namespace))
+    # The namespace as the masters will read it from the sender's frames (lone surrogates: U+FFFD).
+    capture = _Capture(file, wire_namespace(capture_namespace(file, settings.namespace), settings.encoder))
 
     def record(cell: Cell) -> None:
         cells.append(cell)
@@ -576,7 +579,7 @@ async def run_replay(
             on_cell(cell)
 
     replay = _replay_live if settings.url is not None else _replay_masters
-    runs = await replay(settings, capture, record, on_planned)
+    runs = await replay(settings, capture, record, on_planned, on_started)
     runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
     path, notes = await _pin_path_limits(settings, runs, cells) if settings.url is not None else ((), [])
     return Report(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import aiohttp
@@ -108,6 +108,7 @@ async def run_sweep(
     on_cell: CellFn | None = None,
     on_planned: Callable[[int], None] | None = None,
     on_lane_done: Callable[[MasterInfo, int], None] | None = None,
+    on_started: Callable[[Sequence[MasterInfo]], None] | None = None,
 ) -> Report:
     """Measure every planned cell on every master; cells are appended to ``cells`` as they come,
     so a caller interrupted midway still holds what was measured."""
@@ -143,6 +144,8 @@ async def run_sweep(
                                                        limit_units(settings)))
     try:
         async with started(list(masters.values())), client_session() as session:
+            if on_started is not None:
+                on_started([replace(master.info, transport=transport) for (_, _, transport), master in masters.items()])
             messages = await planning
             lanes = [_Lane(master, transport, messages[(limit, limit_unit(server, transport))])
                      for (server, limit, transport), master in masters.items()]

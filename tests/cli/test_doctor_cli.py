@@ -39,3 +39,15 @@ async def test_usage_errors_and_an_unreachable_master(tmp_path):
     assert got.pop("not-reachable") == "confirmed" and set(got.values()) == {"unknown"}
     assert report["exit_code"] == 3 and report["probe"] is None and report["engineio_v3"]["answered"] is False
     assert "Nothing answers Socket.IO at" in " ".join(stdout.split())
+
+
+async def test_a_password_in_the_url_is_masked_everywhere_doctor_shows_it(tmp_path):
+    """As probe does: the headline, the evidence, the verdict and every report show ``***``."""
+    reports = [tmp_path / "d.json", tmp_path / "d.md", tmp_path / "d.html"]
+    code, stdout, stderr = await run_imdiag(
+        "doctor", "--url", f"http://worker:s3cret@127.0.0.1:{_closed_port()}/worker", "--json", str(reports[0]),
+        "--markdown", str(reports[1]), "--html", str(reports[2]), timeout=TIMEOUT * 3)
+    assert code == 3, stderr
+    written = [path.read_text() for path in reports]
+    assert "s3cret" not in stdout + stderr + "".join(written)
+    assert all("worker:***@" in text for text in [stdout, *written])

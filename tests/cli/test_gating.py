@@ -70,8 +70,12 @@ def test_finish_with_gate_reports_an_unwritable_output_as_exit_2(tmp_path, capsy
 def test_gate_options_fail_fast_on_bad_input(tmp_path):
 
     (tmp_path / "old.json").write_text("{not json")
+    (tmp_path / "deep.json").write_text('{"cells":' + "[" * 3000 + "]" * 3000 + "}")
+    (tmp_path / "huge.json").write_text('{"schema":' + "9" * 5000 + ',"cells":[]}')
     for kwargs, message in [
         ({"expect": ["worker:heartbeat"]}, "no '='"),
+        ({"baseline": str(tmp_path / "deep.json")}, f"baseline {tmp_path / 'deep.json'}:1:509: arrays and objects nested"),
+        ({"baseline": str(tmp_path / "huge.json")}, "not an imdiag.report/1 report (schema <integer of 5,000 digits>)"),
         ({"max_fill": "0"}, "more than 0"),
         ({"max_growth": "ten"}, "--max-growth"),
         ({"baseline": str(tmp_path / "old.json")}, "invalid JSON at line 1"),

@@ -285,3 +285,42 @@ async def test_cli_repeated_headers_are_all_sent():
         code, _, stderr = await run_cli("--url", url + NS, "--transport", "polling", "-H", "X-A: 1", "-H", "X-A: 2")
     assert code == 3, stderr
     assert seen == [["1", "2"]]
+
+
+async def test_a_password_in_the_url_is_masked_on_stdout_and_in_the_report(tmp_path):
+    out, page = tmp_path / "probe.json", tmp_path / "probe.html"
+    async with PythonMaster(limit=20_000, namespace=NS) as master:
+        url = master.url.replace("http://", "http://worker:s3cret@") + NS
+        code, stdout, stderr = await run_cli("--url", url, "--json", str(out), "--html", str(page),
+                                             "--transport", "websocket")
+    assert code == 0, stderr
+    assert "worker:***@" in stdout and "worker:***@" in out.read_text() and "worker:***@" in page.read_text()
+    assert "s3cret" not in stdout + stderr + out.read_text() + page.read_text()  # masked like headers and --auth
+
+
+async def test_ctrl_c_before_the_handshake_still_writes_the_report(tmp_path):
+    """A server that accepts the connection and never answers: SIGINT during the handshake."""
+    connected = asyncio.Event()
+    writers = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        connected.set()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    out = tmp_path / "none.json"
+    try:
+        async with imdiag_process("probe", "--url", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{NS}",
+                                  "--timeout", "30", "--json", str(out)) as proc:
+            await asyncio.wait_for(connected.wait(), TIMEOUT)
+            _, stderr = await interrupt(proc)
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert proc.returncode is not None
+    assert_one_line_error(proc.returncode, stderr.decode(), 130, "interrupted before the handshake", str(out))
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True and report["handshake"] is None and report["transports"] == {}
+    assert report["elapsed_s"] > 0 and report["settings"]["url"].endswith(NS)

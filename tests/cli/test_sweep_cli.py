@@ -117,6 +117,10 @@ def test_ctrl_c_still_writes_the_measured_cells(tmp_path):
     assert "interrupted" in stdout
     html = (tmp_path / "partial.html").read_text()  # the same partial cells, as a page
     assert "interrupted (Ctrl-C)" in html and html.count('<td class="v ') == len(report["cells"])
+    # The run's own time and the masters it measured against, not 0.0 s and none.
+    assert report["elapsed_s"] > 0 and f"in {report['elapsed_s']:.1f} s" in stdout and " in 0.0 s" not in stdout
+    assert sorted((m["limit"], m["transport"]) for m in report["masters"]) == [
+        (1000, "polling"), (1000, "websocket"), (20_000_000, "polling"), (20_000_000, "websocket")]
 
 
 def test_size_sweep_as_a_gate_exit_codes(tmp_path):

@@ -1,8 +1,12 @@
 """The capture format: JSON array, {meta, messages}, JSON Lines; errors with file:line:col."""
 
 import json
+import math
+import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imdiag.core.captures import dumps_record, load_messages, loads, open_capture
 from imdiag.core.errors import InputError
@@ -126,3 +130,90 @@ def test_recorded_lines_round_trip():
     assert wrapped.message == odd and wrapped.t == 0.0
     (text,) = loads(dumps_record("just a string", t=0.0, event="log"))
     assert text.message == "just a string" and text.event == "log"
+
+
+# --- real-world input (issue 10) -------------------------------------------------------------
+
+
+def test_numbers_javascript_cannot_hold_are_read_and_sized_as_the_sender_would(tmp_path):
+    # 400 digits overflow a double (JS reads Infinity); 5,000 are past python's int parser.
+    text = '[{"type":"x","payload":[' + "9" * 400 + ",-" + "9" * 5000 + ',1e999]}]'
+    (captured,) = load_messages(write(tmp_path, "n.json", text))
+    assert encode_json(captured.message, Encoder.NODE) == '{"type":"x","payload":[null,null,null]}'
+    line = json.dumps({"type": "x", "payload": 1})[:-1] + ',"big":' + "1" * 5000 + "}\n"
+    assert open_capture(write(tmp_path, "n.jsonl", line * 2)).count == 2
+
+
+@pytest.mark.parametrize("name", ["deep.json", "deep.jsonl"])
+def test_nesting_too_deep_for_the_parser_is_one_line_with_file_line_and_column(tmp_path, name):
+    deep = '{"type":"x","payload":' + "[" * 5000 + "]" * 5000 + "}"
+    text = json.dumps(HEARTBEAT) + "\n" + deep + "\n" if name.endswith("jsonl") else "[\n" + deep + "\n]"
+    with pytest.raises(InputError) as info:
+        open_capture(write(tmp_path, name, text))
+    # Line 2 either way; the record opens level 1 (JSON Lines) or 2 (inside the array), its
+    # payload's first '[' the next level at column 23: level 501 opens 498 or 499 columns later.
+    column = 522 if name.endswith("jsonl") else 521
+    assert str(info.value).startswith(f"{tmp_path / name}:2:{column}: arrays and objects nested")
+    assert "500 levels" in str(info.value)
+
+
+def test_a_t_past_the_largest_double_is_refused_not_a_crash(tmp_path):
+    with pytest.raises(InputError, match='has "t" 1000'):
+        open_capture(write(tmp_path, "t.json", '[{"type":"x","payload":1,"t":1' + "0" * 400 + "}]"))
+
+
+def test_lone_surrogates_survive_in_type_payload_and_namespace(tmp_path):
+    text = '[{"type":"w:\\ud800","namespace":"/w\\udc00","payload":"a\\ud800"}]'
+    (captured,) = load_messages(write(tmp_path, "s.json", text))
+    assert captured.message == {"type": "w:\ud800", "payload": "a\ud800"} and captured.namespace == "/w\udc00"
+    assert captured.type == "w:\\ud800"  # shown escaped: a terminal or a report cannot hold it raw
+
+
+def test_a_directory_fifo_or_device_is_named_for_what_it_is(tmp_path):
+    with pytest.raises(InputError, match="is a directory"):
+        open_capture(tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="is a FIFO, not a regular file"):
+        open_capture(fifo)  # reading it would block
+    with pytest.raises(InputError, match="is a device, not a regular file"):
+        open_capture("/dev/null")
+
+
+_TEXT = st.text(st.characters() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=8)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats() | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _same(a, b) -> bool:
+    """Equal values of the same types (1 is not 1.0), NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES, ascii_only=st.booleans())
+def test_the_lean_reader_reads_every_value_as_pythons_json_does(tmp_path_factory, value, ascii_only):
+    """orjson reads non-ASCII records (no decoded copy); whatever it would read differently (a
+    lone surrogate, a long integer it makes a float, NaN) goes to python's json."""
+    text = json.dumps({"type": "t", "payload": value}, ensure_ascii=ascii_only)
+    path = tmp_path_factory.mktemp("lean") / "v.jsonl"
+    path.write_bytes(text.encode("utf-8", "surrogatepass") + b"\n")
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        return
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        return  # written raw (ensure_ascii off), a surrogate is not UTF-8: the reader refuses the file
+    (captured,) = load_messages(path)
+    assert _same(captured.message, expected)

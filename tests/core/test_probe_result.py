@@ -90,3 +90,9 @@ def test_what_the_limit_counts_is_said_with_what_follows_and_messages_fit_in_tha
     assert fit_amount(on_ws) == "6 characters left"
     assert (on_polling.fits, on_polling.headroom_bytes) == (False, -19_900)
     assert fit_amount(on_polling) == "over by 19,900 B"
+def test_no_limit_found_names_the_unit_in_plain_english():
+    polling = TransportLimit(POLLING, 80, 200_000, (taken(200_000, POLLING, Ack.NOT_ASKED),), 200_000, None)
+    line = explain_failure(polling, ack=False)
+    assert "every POST body up to 200,000 B" in line and "larger POST bodies were not tried" in line
+    websocket = TransportLimit(WS, 80, 200_000, (taken(200_000, WS, Ack.NOT_ASKED),), 200_000, None)
+    assert "larger frames were not tried" in explain_failure(websocket, ack=False)

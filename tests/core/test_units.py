@@ -1,7 +1,7 @@
 import pytest
 
 from imdiag.core.errors import InputError
-from imdiag.core.units import format_size, parse_limit, parse_size
+from imdiag.core.units import MAX_FRAME, MAX_LIMIT, format_size, parse_limit, parse_size
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,23 @@ def test_limit_must_be_positive():
 
 def test_format_size():
     assert [format_size(n) for n in (100_000, 1_000_000, 1_048_576, 999_999)] == ["100KB", "1MB", "1MiB", "999,999 B"]
+
+
+def test_the_largest_limit_is_what_the_servers_enforce_and_the_largest_size_one_more():
+    assert parse_limit("2147483647") == MAX_LIMIT == 2**31 - 1  # Node's ws: a 32-bit signed int
+    assert parse_size("2GiB") == MAX_FRAME == MAX_LIMIT + 1
+    with pytest.raises(InputError, match="at most 2,147,483,647 B: Node's ws reads maxPayload as a 32-bit"):
+        parse_limit("2GiB")
+    with pytest.raises(InputError, match=r"at most 2,147,483,648 B \(2GiB\): one byte over the largest limit"):
+        parse_size("10GB")
+
+
+@pytest.mark.parametrize("text", ["1e999", "1e999999999", "9" * 5000, "1e" + "9" * 5000, "1." + "1" * 5000])
+def test_huge_sizes_are_refused_at_once_in_one_short_line(text):
+    with pytest.raises(InputError) as info:
+        parse_size(text)  # 1e999999999 must not build a billion-digit integer first
+    assert len(str(info.value)) < 200 and "\n" not in str(info.value)
+
+
+def test_zeros_are_zero_whatever_their_exponent():
+    assert parse_size("0e999999999") == 0 and parse_size("0" * 5000 + "1") == 1

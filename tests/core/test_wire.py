@@ -7,15 +7,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
 
+from imdiag.core.entries import canonical_digest, canonical_json, reencoded_bytes
+from imdiag.core.errors import EncodeError
 from imdiag.core.wire import (
     Encoder,
+    HugeInt,
     WireSize,
     code_points,
     encode_json,
+    encode_json_bytes,
     event_args,
     event_frame,
     event_packet,
     frame_overhead,
+    frame_parts,
     js_length,
     js_length_utf8,
     js_number,
@@ -25,8 +30,10 @@ from imdiag.core.wire import (
     parse_open,
     parse_sio,
     polling_body,
+    printable,
     split_v3_payload,
     v3_packet,
+    wire_namespace,
     ws_frame_header_bytes,
 )
 
@@ -221,3 +228,82 @@ def test_engineio_v3_payloads_count_utf16_units():
     for bad in ('0{"sid":"x"}', "9:40", ":1"):
         with pytest.raises(ValueError):
             split_v3_payload(bad)
+
+
+# --- any string and number JSON can carry (issue 10) ---------------------------------------
+
+
+def test_lone_surrogates_are_escaped_like_json_stringify_in_every_part_of_a_frame():
+    message = {"type": "worker:\udc00", "payload": {"s": "x\ud800y", "pair": "\ud83d\ude00"}}
+    assert encode_json(message, Encoder.NODE) == '{"type":"worker:\\udc00","payload":{"s":"x\\ud800y","pair":"😀"}}'
+    assert encode_json(message, Encoder.PYTHON) == (
+        '{"type":"worker:\\udc00","payload":{"s":"x\\ud800y","pair":"\\ud83d\\ude00"}}')
+    # The event is JSON too: escaped. The namespace is written raw: Node's Buffer.from makes U+FFFD of it.
+    head, _ = frame_parts("ev\ud800", "/w\ud800", None, Encoder.NODE)
+    assert head == '42/w\ufffd,["ev\\ud800",'.encode()
+    assert wire_namespace("/w\ud800", Encoder.NODE) == "/w\ufffd"
+    with pytest.raises(EncodeError, match="lone surrogate"):
+        frame_parts("message", "/w\ud800", None, Encoder.PYTHON)  # python's str.encode refuses it
+
+
+def test_numbers_javascript_cannot_hold_are_written_as_the_sender_would():
+    big = 10**400  # past the largest double: JS reads Infinity, JSON.stringify writes null
+    assert encode_json([big, -big, 2**60], Encoder.NODE) == "[null,null,1152921504606847000]"
+    assert js_stringify([big, -big]) == "[null,null]"
+    assert encode_json([big], Encoder.PYTHON) == f"[{big}]"  # python writes every digit
+    huge = HugeInt("9" * 5000)  # what the capture reader makes of a 5,000-digit literal
+    assert encode_json({"n": huge}, Encoder.NODE) == '{"n":null}'
+    with pytest.raises(EncodeError, match="5,000 digits"):
+        encode_json({"n": huge}, Encoder.PYTHON)  # python's json.dumps refuses more than 4,300 digits
+    assert encode_json([float("inf"), float("nan")], Encoder.PYTHON) == "[Infinity,NaN]"
+
+
+@pytest.mark.parametrize("encoder", list(Encoder))
+def test_any_depth_of_nesting_is_encoded(encoder):
+    deep: list = []
+    for _ in range(5000):  # deeper than python's recursion limit
+        deep = [deep, 1.5]
+    text = encode_json(deep, encoder)
+    assert text == "[" * 5000 + "[]" + ",1.5]" * 5000
+    assert canonical_json({"a": deep}).decode() == '{"a":' + text + "}"
+
+
+def test_canonical_form_is_json_stringify_with_sorted_keys():
+    message = {"b": 1.0, "a": [2**60, -0.0, 1e21, float("nan")], "\ud83d\ude00": "\ud800", "\ue000": 0}
+    # 1.0 is 1 and 2**60 rounds, as in JS; keys by code point, the pair as one character (U+1F600).
+    assert canonical_json(message).decode() == (
+        '{"a":[1152921504606847000,0,1e+21,null],"b":1,"\ue000":0,"😀":"\\ud800"}')
+    assert reencoded_bytes(message) == len(canonical_json(message))
+    assert canonical_digest({"n": 1}) == canonical_digest({"n": 1.0})  # whatever encoder sent it
+
+
+_ANY_TEXT = st.text(st.characters() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=8)
+_ANY_KEY = _ANY_TEXT | st.integers(0, 2**33).map(str) | st.sampled_from(["01", "-1", "1.5", "x:1.5"])
+json_values_any_text = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | _ANY_TEXT,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(_ANY_KEY, children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values_any_text)
+def test_canonical_and_orjson_fast_paths_equal_the_reference(value):
+    reference = js_stringify(value, sort_keys=True).encode()
+    assert canonical_json(value) == reference
+    assert encode_json(value, Encoder.NODE, sort_keys=True).encode() == reference
+    assert encode_json_bytes(value, Encoder.NODE) == js_stringify(value).encode()
+
+
+@pytest.mark.parametrize("offset", range(-24, 4))
+def test_a_float_or_an_index_key_across_a_megabyte_boundary_is_seen(offset):
+    """The fast path scans its output a megabyte at a time: a token cut by the boundary counts."""
+    pad = "x" * (2**20 - len('["",') - 2 + offset)
+    assert encode_json_bytes([pad, 12345.5], Encoder.NODE) == js_stringify([pad, 12345.5]).encode()
+    keyed = {"p": pad[:-6], "1234567890": 1}
+    assert encode_json_bytes(keyed, Encoder.NODE) == js_stringify(keyed).encode()
+
+
+def test_printable_escapes_what_would_break_a_terminal_or_a_report():
+    assert printable("worker:data:sync") == "worker:data:sync"
+    assert printable("t\ud800\x1b[31m\ud83d\ude00") == "t\\ud800\\u001b[31m😀"

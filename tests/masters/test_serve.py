@@ -3,15 +3,21 @@
 import asyncio
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 import socketio
 
+from imdiag.clients.engineio import Endpoint, open_connection
+from imdiag.core.captures import load_messages
 from imdiag.core.catalog import Catalog
-from imdiag.masters.ledger import Arrival, Disconnect, Ledger
+from imdiag.core.wire import Transport
+from imdiag.masters.ledger import Arrival, Disconnect, Ledger, ServerError
 from imdiag.masters.python import PythonMaster
 
 from ..helpers import TIMEOUT
@@ -78,6 +84,89 @@ async def test_a_streaming_ledger_keeps_nothing_but_numbers_what_it_streams():
     assert ledger.entries == [] and ledger.find("x") is None
     assert [e.seq for e in streamed] == [0, 1, 2]
     assert streamed[1].message is big  # the recorder sees the whole message as it arrives
+
+
+CUT = b'42/worker,["message",{"type":'
+
+
+def _loopback() -> str:
+    """::1 where the machine has IPv6 loopback (the URL then needs brackets), else 127.0.0.1."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return "127.0.0.1"
+    return "::1"
+
+
+def test_an_ipv6_master_url_has_brackets():
+    assert PythonMaster(limit=1000, host="::1", port=3000).url == "http://[::1]:3000"
+    assert PythonMaster(limit=1000, port=3000).url == "http://127.0.0.1:3000"
+
+
+def test_fake_master_records_lone_surrogates_ties_decode_errors_to_a_post_and_sums_up_on_ctrl_c(tmp_path):
+    """A real python-socketio worker sends what JSON.stringify can write (a lone surrogate in the
+    type and the payload): the master logs and records the arrival. A POST it cannot decode is
+    logged with its sid and size. Ctrl-C prints the totals and exits 130."""
+    host = _loopback()
+    capture = tmp_path / "capture.jsonl"
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0", "--host", host,
+                             "--path", "noslash", "--namespace", "/worker", "--record", str(capture)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    message = {"type": "worker:\ud800", "id": "s-1", "payload": {"text": "a\udc00b"}}
+    try:
+        banner = proc.stdout.readline()
+        found = re.search(r"listening on (http://\S+?)/noslash/ ", banner)
+        assert found, banner  # --path noslash is served at /noslash/
+        url = found.group(1)
+        assert url.startswith("http://[::1]:" if host == "::1" else "http://127.0.0.1:")
+
+        async def emit() -> None:
+            client = socketio.AsyncClient()
+            await client.connect(url, namespaces=["/worker"], transports=["websocket"], socketio_path="noslash",
+                                 wait_timeout=TIMEOUT)
+            await client.call("message", message, namespace="/worker", timeout=TIMEOUT)
+            await client.disconnect()
+            async with aiohttp.ClientSession() as session:
+                conn = await open_connection(Endpoint(url, namespace="/worker", path="/noslash/"),
+                                             Transport.POLLING, session, TIMEOUT)
+                try:
+                    await conn.send([CUT])  # no JSON: the master logs a decode error
+                finally:
+                    await conn.close()
+
+        asyncio.run(emit())
+        lines = [proc.stdout.readline() for _ in range(5)]
+        arrival = next(line for line in lines if " arrival " in line)
+        assert "arrival    worker:\\ud800 id=s-1" in arrival  # shown as JSON.stringify escapes it
+        decode = next(line for line in lines if "decode-err" in line)
+        # The same sid as the connection's connect line, and the POST's size: the loss is tied to it.
+        sid = re.search(r"decode-err sid=(\S+) POST (\d+) B message async handler error", decode)
+        assert sid and int(sid.group(2)) == len(CUT), decode
+        assert any(f"connect    sid={sid.group(1)} namespace=/worker" in line for line in lines), lines
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "arrivals: 1, " in out and "worker:\\ud800 1 (" in out and "decode errors: 1;" in out
+    assert "disconnects: 2 (" in out
+    (recorded,) = load_messages(capture)  # the capture holds the message as it arrived
+    assert recorded.message == message
+
+
+def test_an_arrival_is_recorded_whatever_its_digest_does():
+    """A message the handler received is delivered: a digest that fails must not lose it."""
+    ledger = Ledger()
+    ledger.arrival("s1", "/", "message", {"type": "t", "id": "x", "v": object()})  # no JSON encoder takes it
+    found = ledger.find("x")
+    assert found is not None and found.digest == "" and found.type == "t"
+    (error,) = [e for e in ledger.entries if isinstance(e, ServerError)]
+    assert "digest" in error.message and not error.decode
 
 
 @pytest.mark.parametrize("kind", ["python", pytest.param("node", marks=pytest.mark.node)])

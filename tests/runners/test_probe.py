@@ -120,7 +120,7 @@ async def test_messages_are_judged_against_the_measured_limits(tmp_path):
     fixture.write_text("\n".join(json.dumps(m, ensure_ascii=False) for m in (small, big)) + "\n")
     from imdiag.cli.probe import load_messages
 
-    sized = load_messages(str(fixture), encoder=Encoder.NODE, event="message", namespace=NS)
+    sized = load_messages(str(fixture), encoder=Encoder.NODE, event="message", url_namespace=NS)
     frames = [measure(encode_json(m, Encoder.NODE), encoder=Encoder.NODE, namespace=NS).frame_bytes for m in (small, big)]
     assert [s.frame_bytes for s in sized] == frames
     async with PythonMaster(limit=100_000, namespace=NS) as master:

@@ -2,18 +2,29 @@
 against every master at once (``--master all``)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from imdiag.core.model import Cause
 from imdiag.core.plan import MASTER_CHOICES
-from imdiag.core.wire import LimitUnit, Transport
+from imdiag.core.wire import Encoder, LimitUnit, Transport, encode_json, event_frame, wire_namespace
 from imdiag.runners.replay import ReplaySettings, run_replay
 
 from ..helpers import TIMEOUT
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def run_imdiag_sync(*args: str) -> tuple[int, str, str]:
+    """The CLI in a process of its own: its stdout is a real pipe, with the locale's encoding."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    done = subprocess.run([sys.executable, "-m", "imdiag", *args], capture_output=True, env=env, timeout=TIMEOUT * 12,
+                          check=False)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 pytestmark = pytest.mark.node
 
@@ -62,3 +73,58 @@ async def test_the_snapshot_fits_the_asgi_master_over_websocket_only():
     units = {(m.server, m.transport): m.limit_unit for m in report.masters}
     assert units[("asgi", Transport.WEBSOCKET)] is LimitUnit.CHARACTERS
     assert {u for key, u in units.items() if key != ("asgi", Transport.WEBSOCKET)} == {LimitUnit.BYTES}
+# A lone surrogate, which JSON.stringify writes as a 6-byte \udXXX escape and socket.io-client
+# sends: in a payload, in the type, in the event, and in the namespace (written raw: U+FFFD).
+NAMESPACE = "/w\ud800"
+SURROGATE_MESSAGES = [
+    {"type": "worker:heartbeat", "id": "s-1", "payload": {"text": "a\ud800b", "n": 1.0, "big": 2**60}},
+    {"type": "worker:\udc00", "id": "s-2", "payload": {"pair": "\ud83d\ude00", "lone": "\udfff"}},
+    {"type": "worker:plain", "payload": {"no id": "found by digest \ud800"}},  # matched by digest
+]
+EVENTS = ["message", "message", "ev\udc00"]
+
+
+def _table_rows(stdout: str) -> dict[int, list[str]]:
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if line.startswith("│") and cells[0].isdigit():
+            rows[int(cells[0])] = cells
+    return rows
+
+
+def test_size_and_replay_give_json_stringify_bytes_and_right_verdicts_for_lone_surrogates(tmp_path, node_oracle):
+    records = [{**m, "event": e} if e != "message" else m for m, e in zip(SURROGATE_MESSAGES, EVENTS)]
+    capture = tmp_path / "surrogates.json"
+    capture.write_text(json.dumps({"meta": {"namespace": NAMESPACE}, "messages": records}))  # \u escapes
+    expected = [node_oracle.frame(e, NAMESPACE, m) for m, e in zip(SURROGATE_MESSAGES, EVENTS)]
+    assert expected[2].startswith("42/w\ufffd,".encode())  # the namespace: U+FFFD, 3 bytes
+    for message, event, frame in zip(SURROGATE_MESSAGES, EVENTS, expected):
+        # The very bytes replay sends: the model equals socket.io-client's encoder.
+        ours = event_frame(encode_json(message, Encoder.NODE).encode(), encoder=Encoder.NODE, event=event,
+                           namespace=wire_namespace(NAMESPACE, Encoder.NODE))
+        assert ours == frame
+
+    code, stdout, stderr = run_imdiag_sync("size", str(capture))
+    assert code == 0 and "Traceback" not in stderr, stderr
+    rows = _table_rows(stdout)
+    for index, message in enumerate(SURROGATE_MESSAGES):
+        stringified = node_oracle.stringify(message)
+        _, type_shown, js_len, json_bytes, frame_bytes, _, *python = rows[index]
+        assert type_shown == message["type"].replace("\udc00", "\\udc00")
+        assert int(json_bytes.replace(",", "")) == len(stringified.encode())
+        assert int(js_len.replace(",", "")) == len(stringified.encode("utf-16-le")) // 2  # .length, UTF-16 units
+        assert int(frame_bytes.replace(",", "")) == len(expected[index])
+        assert python[0] == "cannot encode"  # python-socketio cannot send a lone surrogate in the namespace
+
+    out = tmp_path / "report.json"
+    code, stdout, stderr = run_imdiag_sync("replay", str(capture), "--master", "both", "--json", str(out))
+    assert code == 0 and "Traceback" not in stderr, stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["namespace"] == "/w\ufffd"
+    cells = report["cells"]
+    assert {(c["master"], c["transport"]) for c in cells} == {
+        (m, t) for m in ("python", "node") for t in ("websocket", "polling")}
+    for cell in cells:
+        assert cell["delivered"] is True, cell["evidence"]  # the masters' ledgers hold each one
+        assert cell["message_bytes"] == len(expected[cell["index"]])

@@ -34,8 +34,12 @@ async def test_boundary_cells_on_all_masters():
     cells: list[Cell] = []
     settings = SweepSettings(limits=(LIMIT,), sizes=(1_000,), types=("worker:heartbeat", "worker:messages:update"),
                              masters=MASTER_CHOICES["all"], namespace="/worker", timeout_s=TIMEOUT)
-    report = await run_sweep(settings, cells)
+    started: list = []
+    report = await run_sweep(settings, cells, on_started=started.extend)
     assert {c.master for c in report.cells} == {"python", "node", "asgi"}
+    # Named as soon as they are up (before any cell), so an interrupted run still reports them.
+    assert sorted((m.server, m.transport.value) for m in started) == [
+        (s, t) for s in ("asgi", "node", "python") for t in ("polling", "websocket")]
 
     def verdicts(master: str, transport: Transport) -> dict[str, tuple[bool, Cause | None]]:
         return {label: (c.delivered, c.cause) for label in ("L-1", "L", "L+1")

@@ -1,0 +1,39 @@
+"""Report files: written atomically, with the mode a user expects, whatever the text holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from imdiag.cli.common import write_json
+from imdiag.cli.files import write_atomic
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_new_report_gets_the_umask_mode_and_an_existing_one_keeps_its_own(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.json", "{}")
+        assert mode(tmp_path / "new.json") == 0o644  # not mkstemp's 0600
+        shared = tmp_path / "shared.json"
+        shared.write_text("old")
+        shared.chmod(0o664)
+        write_atomic(shared, "new")
+        assert mode(shared) == 0o664 and shared.read_text() == "new"
+        private = tmp_path / "private.json"
+        private.write_text("old")
+        private.chmod(0o600)
+        write_atomic(private, "new")
+        assert mode(private) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_a_lone_surrogate_in_a_report_is_written_as_its_json_escape(tmp_path):
+    path = tmp_path / "report.json"
+    write_json(str(path), {"message_id": "id\ud800", "type": "中"})
+    assert json.loads(path.read_text(encoding="utf-8")) == {"message_id": "id\ud800", "type": "中"}
