@@ -23,7 +23,7 @@ from imdiag.core.gate import REPORT_SCHEMA
 from imdiag.core.judge import refusal_of
 from imdiag.core.model import Cause, HttpAnswer, TypeStats
 from imdiag.core.path import STICKY_FIX, UPGRADE_FIX
-from imdiag.core.probe_explain import amount, refused_with
+from imdiag.core.probe_explain import amount, limit_amount, refused_with
 from imdiag.core.probe_result import (
     Fit,
     Handshake,
@@ -367,9 +367,10 @@ def _limit_words(limit: TransportLimit, *, party: bool = True) -> str:
     unit = _unit(limit.transport)
     assert limit.max_accepted is not None
     if limit.failure is None:
-        return f"{limit.transport.value} {unit} up to {limit.max_accepted:,} B (none refused up to --max-bytes)"
+        return (f"{limit.transport.value} {unit} up to {limit_amount(limit.max_accepted, limit)} "
+                "(none refused up to --max-bytes)")
     how = refused_with(limit) + (f", {_party(limit)}" if party else "")
-    return f"{limit.transport.value} {unit} over {limit.max_accepted:,} B ({how})"
+    return f"{limit.transport.value} {unit} over {limit_amount(limit.max_accepted, limit)} ({how})"
 
 
 def _join(parts: Sequence[str], word: str = "and") -> str:
@@ -760,15 +761,21 @@ _RULES = {
 # --- the verdict and the fixes ---------------------------------------------------------------------
 
 
+def _accepted(limit: TransportLimit) -> str:
+    """The largest accepted, in what the limit counts: ``1,000,000 B``, ``10,000 characters``."""
+    assert limit.max_accepted is not None
+    return limit_amount(limit.max_accepted, limit)
+
+
 def _oversize_sentence(f: _Facts) -> str:
     """The issue's own words: who refuses what over which size, against your largest frames."""
     refused = [t for t in f.measured if t.failure is not None]
     all_master = all(_refuser(t) is Refuser.MASTER for t in refused)
     if all_master:
         head = f"The master at {f.where} refuses " + _join([
-            f"{t.transport.value} {_unit(t.transport)} over {t.max_accepted:,} B ({refused_with(t)})" for t in refused])
+            f"{t.transport.value} {_unit(t.transport)} over {_accepted(t)} ({refused_with(t)})" for t in refused])
     else:
-        parts = [f"{t.transport.value} {_unit(t.transport)} over {t.max_accepted:,} B" + (" are refused" if i == 0 else "")
+        parts = [f"{t.transport.value} {_unit(t.transport)} over {_accepted(t)}" + (" are refused" if i == 0 else "")
                  + f" by {_who(t)}" for i, t in enumerate(refused)]
         head = f"At {f.where}, " + _join(parts)
     over: list[tuple[str, int]] = []

@@ -39,7 +39,7 @@ def _unit(transport: Transport) -> str:
     return "POST body" if transport is Transport.POLLING else "frame"
 
 
-def _size(n: int, limit: TransportLimit) -> str:
+def limit_amount(n: int, limit: TransportLimit) -> str:
     """``10,000 B``, or ``10,000 characters`` where the limit counts characters."""
     return amount(n, limit.limit_unit or LimitUnit.BYTES)
 
@@ -111,7 +111,7 @@ def explain_failure(limit: TransportLimit, *, ack: bool) -> str:
     else:
         how = failure.evidence
     session = "the session stays up" if failure.session_survived else "the session is closed"
-    largest = _size(limit.max_accepted, limit) if limit.max_accepted is not None else "the smallest probe"
+    largest = limit_amount(limit.max_accepted, limit) if limit.max_accepted is not None else "the smallest probe"
     line = (f"{name}: a {unit} over {largest} is refused: {how}; {session} and the message never reaches "
             f"a handler, while the sender's emit() reports no error")
     if limit.readmitted is True:
@@ -310,7 +310,7 @@ def summary_line(limit: TransportLimit, limits: Sequence[TransportLimit], handsh
     refusal = refusal_of(failure.observation)
     largest, advertised = limit.max_accepted, handshake.max_payload
     who = refusal.who() if refusal is not None else "an unknown party"
-    line = f"{name}: {_size(largest, limit)}, refused by {who} {_versus(largest, advertised)}"
+    line = f"{name}: {limit_amount(largest, limit)}, refused by {who} {_versus(largest, advertised)}"
     if refusal is not None and refusal.by in (Refuser.PROXY, Refuser.WEB_SERVER) and advertised is not None \
             and largest < advertised:
         setting = (body_limit_setting(refusal.server) if refusal.by is Refuser.PROXY

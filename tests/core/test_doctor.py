@@ -3,6 +3,8 @@ unreachable run and a missing option make of the hypotheses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from imdiag.core.doctor import (
@@ -27,7 +29,7 @@ from imdiag.core.probe_result import (
     Trial,
     trial,
 )
-from imdiag.core.wire import Encoder, OpenInfo, Transport
+from imdiag.core.wire import Encoder, LimitUnit, OpenInfo, Transport
 
 WS = Transport.WEBSOCKET
 URL = "http://127.0.0.1:3000/worker"
@@ -94,6 +96,25 @@ def test_the_js_length_trap_is_named_when_length_says_it_fits():
     oversize = diagnose(settings, result).hypothesis("oversize")
     assert oversize.verdict is Verdict.CONFIRMED
     assert "JSON.stringify(msg).length says 960,000, under the limit: the .length trap" in oversize.evidence
+
+
+def test_a_limit_that_counts_characters_is_said_in_characters_everywhere():
+    # The ASGI master's websocket: 1,000,000 characters. 1.5 MB of Chinese text is 500,000 of them and
+    # fits; 1.5 million ASCII characters do not.
+    chinese = SizedMessage(1, "worker:data:sync", "message", "/worker", Encoder.NODE, 1_500_000, 1_499_980, 500_000,
+                           frame_chars=500_010)
+    ascii_ = SizedMessage(2, "worker:messages:update", "message", "/worker", Encoder.NODE, 1_500_000, 1_499_980,
+                          1_499_970, frame_chars=1_500_000)
+    settings, result = probed((accepted(1_000_000, 0.05),), (chinese, ascii_))
+    ws = replace(result.transports[0], limit_unit=LimitUnit.CHARACTERS)
+    result = ProbeResult(result.settings, result.handshake, (ws,), judge_messages((chinese, ascii_), (ws,)))
+    done = diagnose(settings, result)
+    oversize = done.hypothesis("oversize")
+    assert oversize.verdict is Verdict.CONFIRMED
+    assert "worker:messages:update (#2) is 1,500,000 B on the wire, over websocket's 1,000,000 characters" in oversize.evidence
+    assert "worker:data:sync" not in oversize.evidence  # 3x the limit in bytes, but it fits in characters
+    assert "websocket frames over 1,000,000 characters (close 1009)" in done.verdict
+    assert "websocket frames over 1,000,000 characters" in done.hypothesis("stale-config").evidence
 
 
 def test_unreachable_and_interrupted_runs():
