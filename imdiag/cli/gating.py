@@ -22,6 +22,7 @@ from rich.text import Text
 
 from imdiag.cli.common import fail, print_error, write_json, write_text
 from imdiag.cli.files import check_writable, read_json
+from imdiag.cli.options import HtmlOption, JsonOption
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.gate import (
     DEFAULT_MAX_GROWTH,
@@ -151,16 +152,18 @@ def write_html(path: str | None, report: Report, gate: GateResult | None = None)
 
 _GATE_PARAMETERS = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-    for name, annotation in (("expect", ExpectOption), ("max_fill", MaxFillOption), ("baseline", BaselineOption),
-                             ("max_growth", MaxGrowthOption), ("junit", JunitOption), ("markdown", MarkdownOption))
+    for name, annotation in (("json_path", JsonOption), ("html_path", HtmlOption), ("expect", ExpectOption),
+                             ("max_fill", MaxFillOption), ("baseline", BaselineOption), ("max_growth", MaxGrowthOption),
+                             ("junit", JunitOption), ("markdown", MarkdownOption))
 ]
 
 
 def with_gate_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a measuring command the gate's options; it receives them parsed, as ``gate: GateOptions``.
+    """Give a measuring command the report's outputs (``--json``, ``--html``) and the gate's options;
+    it receives them parsed, as ``gate: GateOptions``.
 
     Typer reads a command's options from its signature: the wrapper's signature is the command's
-    own (without ``gate``) plus the gate options, declared once here for every command.
+    own (without ``gate``) plus these options, declared once here for every command.
     """
     own = inspect.signature(command, eval_str=True)
     parameters = [p for p in own.parameters.values() if p.name != "gate"]
@@ -169,7 +172,7 @@ def with_gate_options(command: Callable[..., None]) -> Callable[..., None]:
     def wrapper(**kwargs: Any) -> None:
         parts = {p.name: kwargs.pop(p.name) for p in _GATE_PARAMETERS}
         try:
-            gate = gate_options(**parts, json_path=kwargs.get("json_path"), html_path=kwargs.get("html_path"))
+            gate = gate_options(**parts)
         except ImdiagError as exc:
             raise fail(str(exc), exc.exit_code) from None
         command(**kwargs, gate=gate)

@@ -18,9 +18,7 @@ from imdiag.cli.options import (
     ClientOption,
     CsrOption,
     HeaderOption,
-    HtmlOption,
     InsecureOption,
-    JsonOption,
     MasterOption,
     PathOption,
     TimeoutOption,
@@ -29,8 +27,8 @@ from imdiag.cli.options import (
     client_encoder,
     parse_auth,
     parse_choice,
-    parse_event,
     parse_client,
+    parse_event,
     parse_headers,
     parse_masters,
     parse_namespace,
@@ -85,8 +83,6 @@ def replay_command(
     ack: Annotated[bool, typer.Option(help="Send with an ack id and count a message delivered when the live "
                                       "master acknowledges it (with --url).")] = False,
     timeout: TimeoutOption = 10.0,
-    json_path: JsonOption = None,
-    html_path: HtmlOption = None,
     *,
     gate: GateOptions,
 ) -> None:

@@ -14,7 +14,15 @@ from imdiag.core.judge import judge
 from imdiag.core.model import Cause, Observation, Verdict
 from imdiag.core.quirks import predicts_delivered, rule
 from imdiag.core.refusal import Refuser
-from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, LimitUnit, Transport, code_points, encode_json, event_frame
+from imdiag.core.wire import (
+    WIRE_TRANSPORTS,
+    Encoder,
+    LimitUnit,
+    Transport,
+    code_points,
+    encode_json,
+    event_frame,
+)
 from imdiag.masters.asgi import AsgiMaster
 
 from ..helpers import TIMEOUT
