@@ -77,6 +77,7 @@ class Seen:
     arrival: Arrival | None = None
     server_errors: tuple[str, ...] = ()
     disconnect_reason: str = ""
+    disconnect_cause: str = ""
 
 
 class Witness(Protocol):
@@ -136,7 +137,8 @@ class LedgerWitness:
             for e in entries
             if isinstance(e, ServerError) and e.decode
         )
-        disconnect = next((e.reason for e in entries if isinstance(e, Disconnect) and e.sid == conn.sid), "")
+        disconnect = next((e for e in entries if isinstance(e, Disconnect) and e.sid == conn.sid), None)
+        reason, cause = (disconnect.reason, disconnect.cause) if disconnect is not None else ("", "")
         arrivals = [e for e in entries if isinstance(e, Arrival)]
         used: set[int] = set()
         out = []
@@ -147,7 +149,7 @@ class LedgerWitness:
             )), None)
             if found is not None:
                 used.add(found.seq)
-            out.append(Seen(found, errors, disconnect))
+            out.append(Seen(found, errors, reason, cause))
         return out
 
 
@@ -276,5 +278,6 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
             ledger_seq=seen.arrival.seq if seen.arrival else None,
             ledger_bytes=seen.arrival.bytes if seen.arrival else None,
             server_errors=seen.server_errors, disconnect_reason=seen.disconnect_reason,
+            disconnect_cause=seen.disconnect_cause,
         ))
     return observations

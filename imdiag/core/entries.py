@@ -61,6 +61,7 @@ class Disconnect:
     sid: str
     namespace: str
     reason: str
+    cause: str = ""  # what the server gives as the reason's cause (engine.io: "payload too large")
 
 
 Entry = Arrival | ServerError | Connect | Disconnect

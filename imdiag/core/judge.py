@@ -12,6 +12,7 @@ what nothing decided stays ``unknown``. Who refused is ``imdiag.core.refusal``'s
 from __future__ import annotations
 
 from imdiag.core.model import Ack, Barrier, Cause, Cell, Observation, Verdict
+from imdiag.core.quirks import NODE_SIZE_DISCONNECT_CAUSES
 from imdiag.core.refusal import WS_MESSAGE_TOO_BIG, Refusal, Refuser, close_refusal, http_refusal
 from imdiag.core.units import format_bytes
 from imdiag.core.wire import Encoder, LimitUnit, Transport
@@ -152,12 +153,26 @@ def _ended(obs: Observation, sent: str) -> Verdict | None:
         why = ("the master answered it as a plain HTTP request: the Upgrade header did not reach it"
                if refusal.bad_upgrade else "polling works on the same URL")
         return Verdict(False, Cause.UPGRADE_BLOCKED, f"{text}; {why}; {UPGRADE_BLOCKED_TEXT}", refusal.by)
+    if refusal.session_unknown and obs.disconnect_reason:
+        return _ended_by_master(obs, text)
     if refusal.session_unknown:
         return Verdict(False, Cause.SESSION_UNKNOWN,
                        text + "; " + SESSION_UNKNOWN_TEXT.format(request=f"the {answer.request}"), refusal.by)
     if refusal.by is Refuser.PROXY:
         return Verdict(False, Cause.PROXY_ERROR, text, refusal.by)
     return None
+
+
+def _ended_by_master(obs: Observation, text: str) -> Verdict:
+    """A request that found its session unknown, on a master whose ledger says it had ended that
+    session itself: its own refusal, not a path that spreads a session over several nodes."""
+    cause = f" ({obs.disconnect_cause})" if obs.disconnect_cause else ""
+    text += f"; the master had ended this session itself: {obs.disconnect_reason}{cause}"
+    if obs.send_error:
+        text += f", while the body was still being written ({obs.send_error})"
+    if obs.disconnect_cause in NODE_SIZE_DISCONNECT_CAUSES:
+        return Verdict(False, Cause.OVERSIZE_CLOSE, text + ": refused for its size by the master", Refuser.MASTER)
+    return Verdict(False, Cause.CONNECTION_CLOSED, text, Refuser.MASTER)
 
 
 def _lost(obs: Observation, sent: str) -> Verdict | None:

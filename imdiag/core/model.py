@@ -103,6 +103,7 @@ class Observation:
     ledger_bytes: int | None = None
     server_errors: tuple[str, ...] = ()  # errors the master logged meanwhile
     disconnect_reason: str = ""  # the master's own disconnect reason for this connection
+    disconnect_cause: str = ""  # the cause the master gives for it (engine.io: "payload too large")
     held: str = ""  # why a tap kept it from the master (``--hold-oversize``)
     size_close: SizeClose | None = None  # a close that is this server's size refusal, where established
     seconds: float = 0.0  # writing the frame / POST until the transport's answer

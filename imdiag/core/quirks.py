@@ -93,6 +93,13 @@ RULES, WEB_SERVER_LIMITS, KNOWN_BEHAVIOURS, REFERENCE_VERSIONS = _load()
 # errors; other error lines (e.g. 'Invalid session') are kept as context only.
 PYTHON_DECODE_ERROR_LOGS = ("message async handler error", "post request handler error")
 
+# The causes engine.io (Node) gives for a session it ends with "transport error" because of its
+# limit (the description of its disconnect): a POST body over maxHttpBufferSize
+# (transports/polling.js, onDataRequest: 413, then onError("payload too large")), a websocket
+# frame over it (ws' receiver: RangeError). The master's own word that it refused for size, even
+# when the client never read the 413 (the connection reset under the body still being written).
+NODE_SIZE_DISCONNECT_CAUSES = ("payload too large", "RangeError: Max payload size exceeded")
+
 
 def rule(server: str, transport: Transport, *, compressed: bool = False) -> LimitRule:
     """The server's rule; ``compressed``: for a permessage-deflate frame (the plain rule when the

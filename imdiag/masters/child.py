@@ -16,7 +16,7 @@ protocol, JSON lines:
                              {"key": K, "event": "connect", "sid", "namespace"}
                              {"key": K, "event": "arrival", "sid", "namespace", "name",
                               "message", "digest", "bytes"[, "connected"]}
-                             {"key": K, "event": "disconnect", "sid", "namespace", "reason"}
+                             {"key": K, "event": "disconnect", "sid", "namespace", "reason", "cause"?}
                              {"key": K, "event": "error", "logger", "message", "error", "decode",
                               "sid"[, "body_bytes"]}
                              {"key": K, "event": "stopped"}
@@ -428,7 +428,7 @@ def feed(ledger: Ledger, report: dict[str, Any]) -> None:
     elif kind == "connect":
         ledger.connect(sid, namespace)
     elif kind == "disconnect":
-        ledger.disconnect(sid, namespace, str(report.get("reason", "")))
+        ledger.disconnect(sid, namespace, str(report.get("reason", "")), str(report.get("cause") or "")[:500])
     elif kind == "error":
         body_bytes = report.get("body_bytes")
         ledger.error(

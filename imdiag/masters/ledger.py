@@ -98,9 +98,9 @@ class Ledger:
         seq, t = self._next()
         self._add(Connect(seq, t, sid, namespace))
 
-    def disconnect(self, sid: str, namespace: str, reason: str) -> None:
+    def disconnect(self, sid: str, namespace: str, reason: str, cause: str = "") -> None:
         seq, t = self._next()
-        self._add(Disconnect(seq, t, sid, namespace, reason))
+        self._add(Disconnect(seq, t, sid, namespace, reason, cause))
 
     # --- lookups (called by the sweep) ---------------------------------------------------
 

@@ -101,7 +101,7 @@ class _ReportLogHandler(logging.Handler):
             error = f"{type(exc).__name__}: {exc}"
         try:
             message = record.getMessage()
-        except Exception:  # a malformed log call must not break the master
+        except Exception:  # noqa: BLE001 - a malformed log call must not break the master
             message = str(record.msg)
         decode = any(message.startswith(m) for m in PYTHON_DECODE_ERROR_LOGS)
         eio_sid, body_bytes = _REQUEST.get()

@@ -17,7 +17,7 @@
  *   {"key","event":"listening","port":N} | {"key","event":"failed","error"} | {"key","event":"stopped"}
  *   {"key","event":"connect","sid":..,"namespace":..,"recovered":..}
  *   {"key","event":"arrival","sid","namespace","name","message":{"type","id"},"digest","bytes","connected"}
- *   {"key","event":"disconnect","sid","namespace","reason"}
+ *   {"key","event":"disconnect","sid","namespace","reason","cause"}
  *   {"key","event":"error","logger","message","error","decode","sid"}
  * It exits on SIGTERM/SIGINT and when its stdin closes, so it never outlives its parent.
  * Required as a module, it only exports its canonical JSON and digest (for the tests).
@@ -198,8 +198,10 @@ function startMaster(servers, opts) {
       });
       if (ack) ack(true);
     });
-    socket.on("disconnect", (reason) => {
-      report({ key, event: "disconnect", sid: socket.id, namespace: ns, reason });
+    // The description is engine.io's cause of a "transport error": "payload too large" for a
+    // POST over maxHttpBufferSize, "RangeError: Max payload size exceeded" for a frame.
+    socket.on("disconnect", (reason, description) => {
+      report({ key, event: "disconnect", sid: socket.id, namespace: ns, reason, cause: errorText(description) });
     });
   });
 

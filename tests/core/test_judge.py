@@ -86,6 +86,26 @@ def test_the_next_get_on_another_node_is_session_unknown():
     assert "the GET reached a master node that does not know the session" in v.evidence
 
 
+def test_a_session_the_master_ended_itself_is_not_a_path_problem():
+    """Node's master answers a POST over its limit with 413 and drops the connection; a client still
+    writing the body may get a reset instead of the 413, then "Session ID unknown" on the next POST.
+    The master's ledger says it ended that session itself, and why: the size, not the path."""
+    unknown = HttpAnswer("barrier POST", 400, "", '{"code":1,"message":"Session ID unknown"}')
+    seen = Observation(body_bytes=10_000_000, written_bytes=3_932_160, advertised_max_payload=1_000_000,
+                       send_error="ClientOSError: [Errno 104] Connection reset by peer", closed=True,
+                       barrier=Barrier.CLOSED, ended_by=unknown, disconnect_reason="transport error",
+                       disconnect_cause="payload too large")
+    v = judge(seen)
+    assert (v.delivered, v.cause, v.refused_by) == (False, Cause.OVERSIZE_CLOSE, Refuser.MASTER)
+    assert "the master had ended this session itself: transport error (payload too large)" in v.evidence
+    assert "Connection reset by peer" in v.evidence and "sticky" not in v.evidence
+    # Ended by the master for another reason: its own close, still not the path.
+    other = judge(replace(seen, disconnect_cause="", disconnect_reason="ping timeout"))
+    assert (other.cause, other.refused_by) == (Cause.CONNECTION_CLOSED, Refuser.MASTER)
+    # No word from the master of ending it: another node did not know it.
+    assert judge(replace(seen, disconnect_reason="", disconnect_cause="")).cause is Cause.SESSION_UNKNOWN
+
+
 def test_a_refused_namespace_connect_on_another_node_is_session_unknown():
     v = judge(Observation(body_bytes=500, connect_error="the CONNECT of namespace '/worker' was not taken",
                           ended_by=HttpAnswer("namespace CONNECT POST", 400, "nginx/1.22.1",
