@@ -153,8 +153,8 @@ def _ended(obs: Observation, sent: str) -> Verdict | None:
         why = ("the master answered it as a plain HTTP request: the Upgrade header did not reach it"
                if refusal.bad_upgrade else "polling works on the same URL")
         return Verdict(False, Cause.UPGRADE_BLOCKED, f"{text}; {why}; {UPGRADE_BLOCKED_TEXT}", refusal.by)
-    if refusal.session_unknown and obs.disconnect_reason:
-        return _ended_by_master(obs, text)
+    if refusal.session_unknown and obs.disconnect_cause in NODE_SIZE_DISCONNECT_CAUSES:
+        return _ended_for_size(obs, text)
     if refusal.session_unknown:
         return Verdict(False, Cause.SESSION_UNKNOWN,
                        text + "; " + SESSION_UNKNOWN_TEXT.format(request=f"the {answer.request}"), refusal.by)
@@ -163,16 +163,15 @@ def _ended(obs: Observation, sent: str) -> Verdict | None:
     return None
 
 
-def _ended_by_master(obs: Observation, text: str) -> Verdict:
+def _ended_for_size(obs: Observation, text: str) -> Verdict:
     """A request that found its session unknown, on a master whose ledger says it had ended that
-    session itself: its own refusal, not a path that spreads a session over several nodes."""
-    cause = f" ({obs.disconnect_cause})" if obs.disconnect_cause else ""
-    text += f"; the master had ended this session itself: {obs.disconnect_reason}{cause}"
+    session because of its size limit: its own refusal, not a path that spreads a session over
+    several nodes. (Any other disconnect proves nothing here: the client's own close reaches
+    the master too.)"""
+    text += f"; the master had ended this session itself: {obs.disconnect_reason} ({obs.disconnect_cause})"
     if obs.send_error:
         text += f", while the body was still being written ({obs.send_error})"
-    if obs.disconnect_cause in NODE_SIZE_DISCONNECT_CAUSES:
-        return Verdict(False, Cause.OVERSIZE_CLOSE, text + ": refused for its size by the master", Refuser.MASTER)
-    return Verdict(False, Cause.CONNECTION_CLOSED, text, Refuser.MASTER)
+    return Verdict(False, Cause.OVERSIZE_CLOSE, text + ": refused for its size by the master", Refuser.MASTER)
 
 
 def _lost(obs: Observation, sent: str) -> Verdict | None:
