@@ -372,7 +372,8 @@ class LibraryLane:
         entries = self.ledger.since(sent.mark)
         errors = tuple(f"{e.message}: {e.error}" if e.error else e.message
                        for e in entries if isinstance(e, ServerError) and e.decode)
-        master_reason = next((e.reason for e in entries if isinstance(e, Disconnect) and e.sid == view.sent_sid), "")
+        ended = next((e for e in entries if isinstance(e, Disconnect) and e.sid == view.sent_sid), None)
+        master_reason, master_cause = (ended.reason, ended.cause) if ended is not None else ("", "")
         fate = sent.fate
         closed = arrival is None and (fate in ("session-ended", "dropped") or view.sent in (w.Sent.IN_FLIGHT, w.Sent.DROPPED))
         d = view.disconnect if closed else None
@@ -409,6 +410,7 @@ class LibraryLane:
             ledger_bytes=arrival.bytes if arrival else None,
             server_errors=errors,
             disconnect_reason=master_reason,
+            disconnect_cause=master_cause,
         )
         return obs, view
 

@@ -153,7 +153,7 @@ def _ended(obs: Observation, sent: str) -> Verdict | None:
         why = ("the master answered it as a plain HTTP request: the Upgrade header did not reach it"
                if refusal.bad_upgrade else "polling works on the same URL")
         return Verdict(False, Cause.UPGRADE_BLOCKED, f"{text}; {why}; {UPGRADE_BLOCKED_TEXT}", refusal.by)
-    if refusal.session_unknown and obs.disconnect_cause in NODE_SIZE_DISCONNECT_CAUSES:
+    if refusal.session_unknown and _ended_for_its_size(obs):
         return _ended_for_size(obs, text)
     if refusal.session_unknown:
         return Verdict(False, Cause.SESSION_UNKNOWN,
@@ -163,15 +163,30 @@ def _ended(obs: Observation, sent: str) -> Verdict | None:
     return None
 
 
+def _ended_for_its_size(obs: Observation) -> bool:
+    """The master's ledger says it ended this session for its size limit ("payload too large"),
+    and the body that carried this message was over the advertised maxPayload: that body was
+    the one refused. (Any other disconnect proves nothing: the client's own close reaches the
+    master too; a message lost with the session in another body was not refused for its size.)"""
+    return (obs.disconnect_cause in NODE_SIZE_DISCONNECT_CAUSES and obs.advertised_max_payload is not None
+            and obs.body_bytes > obs.advertised_max_payload)
+
+
 def _ended_for_size(obs: Observation, text: str) -> Verdict:
-    """A request that found its session unknown, on a master whose ledger says it had ended that
-    session because of its size limit: its own refusal, not a path that spreads a session over
-    several nodes. (Any other disconnect proves nothing here: the client's own close reaches
-    the master too.)"""
+    """A body the client never saw refused (a reset instead of the 413, or a library that says
+    only "transport close"), which the master's ledger says it refused for its size: its own
+    refusal, not a path that spreads a session over several nodes nor a mere close."""
+    assert obs.advertised_max_payload is not None
     text += f"; the master had ended this session itself: {obs.disconnect_reason} ({obs.disconnect_cause})"
     if obs.send_error:
         text += f", while the body was still being written ({obs.send_error})"
-    return Verdict(False, Cause.OVERSIZE_CLOSE, text + ": refused for its size by the master", Refuser.MASTER)
+    text += f": the body is over the advertised maxPayload {format_bytes(obs.advertised_max_payload)}"
+    alone = obs.message_bytes if obs.message_bytes is not None else obs.body_bytes
+    if obs.packets_in_body > 1 and alone <= obs.advertised_max_payload:
+        text += (f"; this message alone is {format_bytes(alone)}, it was batched with "
+                 f"{obs.packets_in_body - 1} other packet(s)")
+        return Verdict(False, Cause.BATCHED_OVERSIZE, text, Refuser.MASTER)
+    return Verdict(False, Cause.OVERSIZE_CLOSE, text, Refuser.MASTER)
 
 
 def _lost(obs: Observation, sent: str) -> Verdict | None:
@@ -185,6 +200,11 @@ def _lost(obs: Observation, sent: str) -> Verdict | None:
         ended = _ended(obs, sent)
         if ended is not None:
             return ended
+        if _ended_for_its_size(obs):
+            # The client saw the session close, not why (a library reports "transport close" for
+            # the 413 it never read); the master's ledger says why: its limit.
+            how = obs.close_error or (close_text(obs.close_code, obs.close_reason) if obs.close_code else "closed")
+            return _ended_for_size(obs, f"{sent}: {how}")
         parts = [f"the server {close_text(obs.close_code, obs.close_reason)}"] if obs.close_code is not None else []
         if obs.close_error:
             parts.append(obs.close_error)

@@ -98,11 +98,31 @@ def test_a_session_the_master_ended_for_its_size_is_not_a_path_problem():
     v = judge(seen)
     assert (v.delivered, v.cause, v.refused_by) == (False, Cause.OVERSIZE_CLOSE, Refuser.MASTER)
     assert "the master had ended this session itself: transport error (payload too large)" in v.evidence
+    assert "over the advertised maxPayload 1,000,000 B" in v.evidence
+    # A body within maxPayload was not the one refused: lost with the session, nothing more.
+    assert judge(replace(seen, body_bytes=900_000, written_bytes=900_000)).cause is Cause.SESSION_UNKNOWN
     assert "Connection reset by peer" in v.evidence and "sticky" not in v.evidence
     # No word from the master of a size limit (its disconnect may be the client's own close,
     # sent after the 400 through a proxy to the node that knew the session): the path, as before.
     for reason, cause in (("client namespace disconnect", ""), ("transport close", ""), ("", "")):
         assert judge(replace(seen, disconnect_reason=reason, disconnect_cause=cause)).cause is Cause.SESSION_UNKNOWN
+
+
+def test_a_library_that_saw_only_the_close_gets_the_masters_word_for_the_size():
+    """socket.io-client over polling reports "transport close" for the 413 it never read; the Node
+    master's ledger says "payload too large" for that session."""
+    closed = Observation(body_bytes=1_313_003, advertised_max_payload=1_000_000, closed=True, barrier=Barrier.CLOSED,
+                         close_error="the node client reported disconnect 'transport close'",
+                         disconnect_reason="transport error", disconnect_cause="payload too large")
+    v = judge(closed)
+    assert (v.cause, v.refused_by) == (Cause.OVERSIZE_CLOSE, Refuser.MASTER)
+    assert "transport error (payload too large)" in v.evidence
+    # Batched with others into one body over the limit, while it alone fits.
+    batched = judge(replace(closed, packets_in_body=3, message_bytes=248_895))
+    assert batched.cause is Cause.BATCHED_OVERSIZE and "batched with 2 other packet(s)" in batched.evidence
+    # Lost with that session in a body of its own within the limit: a close, not its size.
+    assert judge(replace(closed, body_bytes=126)).cause is Cause.CONNECTION_CLOSED
+    assert judge(replace(closed, disconnect_cause="")).cause is Cause.CONNECTION_CLOSED
 
 
 def test_a_refused_namespace_connect_on_another_node_is_session_unknown():
