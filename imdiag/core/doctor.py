@@ -23,7 +23,7 @@ from imdiag.core.gate import REPORT_SCHEMA
 from imdiag.core.judge import refusal_of
 from imdiag.core.model import Cause, HttpAnswer, TypeStats
 from imdiag.core.path import STICKY_FIX, UPGRADE_FIX
-from imdiag.core.probe_explain import amount, limit_amount, refused_with
+from imdiag.core.probe_explain import amount, fit, fit_amount, limit_amount, refused_with
 from imdiag.core.probe_result import (
     Fit,
     Handshake,
@@ -550,12 +550,12 @@ def _oversize(f: _Facts) -> _Answer:
         return _a(Verdict.UNKNOWN, f"{len(unknown)} message(s) could not be placed against every limit, e.g. {m.type} "
                 f"(#{m.index}, {m.frame_bytes:,} B): {notes}", "raise --max-bytes above your largest message, or fix "
                 "the path so that every transport can be measured")
-    largest = max(sized, key=lambda m: m.frame_bytes)
-    room = [f"{t.transport.value}'s {t.max_accepted:,} B" for t in f.measured]
-    head = min((t.max_accepted or 0) for t in f.measured) - largest.frame_bytes
-    return _a(Verdict.RULED_OUT, f"all {len(sized)} message(s) of the capture fit: the largest, {largest.type} "
-            f"(#{largest.index}), is {largest.frame_bytes:,} B on the wire (JSON.stringify(msg).length "
-            f"{largest.js_length:,}), under {_join(room)} ({head:,} B to spare)", "")
+    m = max(sized, key=lambda s: s.frame_bytes)
+    # Each transport's room in what its limit counts (characters where it counts them).
+    room = [f"{t.transport.value}'s {_accepted(t)} ({fit_amount(fit(m, t))})" for t in f.measured]
+    return _a(Verdict.RULED_OUT, f"all {len(sized)} message(s) of the capture fit: the largest, {m.type} "
+            f"(#{m.index}), is {m.frame_bytes:,} B on the wire (JSON.stringify(msg).length "
+            f"{m.js_length:,}), under {_join(room)}", "")
 
 
 def _proxy_limit(f: _Facts) -> _Answer:

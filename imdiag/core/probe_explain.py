@@ -26,6 +26,7 @@ from imdiag.core.probe_result import (
     Fit,
     Handshake,
     MessageVerdict,
+    Outcome,
     ProbeResult,
     SizedMessage,
     TransportLimit,
@@ -232,6 +233,13 @@ def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
 
     if ok is not None and n <= ok:
         room, pct = headroom()
+        sent = _largest_accepted_bytes(limit)
+        if unit is LimitUnit.CHARACTERS and (sent is None or message.frame_bytes > sent):
+            # Within the characters limit, but larger in bytes than any frame that passed: a byte
+            # limit of the web server (uvicorn's ws_max_size) may refuse it first.
+            return Fit(limit.transport, ok, None, room, pct,
+                       f"within the limit in characters, but {message.frame_bytes:,} B is more than the largest "
+                       f"frame that passed ({sent or 0:,} B): a byte limit of the web server may apply", unit)
         note = "" if limit.exact else "at least: the limit was not pinned"
         if limit.first_rejected is None:
             note = "no limit found up to --max-bytes"
@@ -240,6 +248,12 @@ def fit(message: SizedMessage, limit: TransportLimit) -> Fit:
         room, pct = headroom()
         return Fit(limit.transport, ok, False, room, pct, unit=unit)
     return Fit(limit.transport, ok, None, None, None, "beyond what the probe measured", unit)
+
+
+def _largest_accepted_bytes(limit: TransportLimit) -> int | None:
+    """The largest frame, in bytes, that passed on this transport (search and unit trials)."""
+    passed = [t.size for t in (*limit.trials, *limit.unit_trials) if t.outcome is Outcome.ACCEPTED]
+    return max(passed, default=None)
 
 
 def amount(n: int, unit: LimitUnit) -> str:

@@ -106,7 +106,8 @@ def test_a_limit_that_counts_characters_is_said_in_characters_everywhere():
     ascii_ = SizedMessage(2, "worker:messages:update", "message", "/worker", Encoder.NODE, 1_500_000, 1_499_980,
                           1_499_970, frame_chars=1_500_000)
     settings, result = probed((accepted(1_000_000, 0.05),), (chinese, ascii_))
-    ws = replace(result.transports[0], limit_unit=LimitUnit.CHARACTERS)
+    # The unit trial: 1,000,000 characters of Chinese text (3,000,000 B) passed.
+    ws = replace(result.transports[0], limit_unit=LimitUnit.CHARACTERS, unit_trials=(accepted(3_000_000, 0.1),))
     result = ProbeResult(result.settings, result.handshake, (ws,), judge_messages((chinese, ascii_), (ws,)))
     done = diagnose(settings, result)
     oversize = done.hypothesis("oversize")
@@ -115,6 +116,11 @@ def test_a_limit_that_counts_characters_is_said_in_characters_everywhere():
     assert "worker:data:sync" not in oversize.evidence  # 3x the limit in bytes, but it fits in characters
     assert "websocket frames over 1,000,000 characters (close 1009)" in done.verdict
     assert "websocket frames over 1,000,000 characters" in done.hypothesis("stale-config").evidence
+    # Only the Chinese text: it fits, and the room is said in characters.
+    result = ProbeResult(result.settings, result.handshake, (ws,), judge_messages((chinese,), (ws,)))
+    fits = diagnose(DoctorSettings(result.settings), result).hypothesis("oversize")
+    assert fits.verdict is Verdict.RULED_OUT, fits.evidence
+    assert "under websocket's 1,000,000 characters (499,990 characters left)" in fits.evidence
 
 
 def test_unreachable_and_interrupted_runs():

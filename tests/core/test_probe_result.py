@@ -76,7 +76,10 @@ def test_ack_explanations_say_lost_only_when_the_master_acknowledges_at_all():
 def test_what_the_limit_counts_is_said_with_what_follows_and_messages_fit_in_that_unit():
     accepted = judged(10_000, WS, barrier=Barrier.PARSED)
     refused = judged(10_001, WS, close_code=1009, closed=True, barrier=Barrier.CLOSED)
-    ws = TransportLimit(WS, 80, 16 * 2**20, (accepted, refused), 10_000, 10_001, limit_unit=LimitUnit.CHARACTERS)
+    # The unit trials: 10,000 characters of Chinese text (30,000 B) pass, 10,001 characters do not.
+    chinese = (judged(30_000, WS, barrier=Barrier.PARSED), judged(30_003, WS, close_code=1000, closed=True))
+    ws = TransportLimit(WS, 80, 16 * 2**20, (accepted, refused), 10_000, 10_001, limit_unit=LimitUnit.CHARACTERS,
+                        unit_trials=chinese)
     polling = TransportLimit(POLLING, 80, 16 * 2**20, (accepted, refused), 10_000, 10_001, limit_unit=LimitUnit.BYTES)
     assert unit_line([ws, polling]) == (
         "this master counts characters on websocket, not bytes: Chinese text fits up to 3x more bytes than ASCII, "
@@ -90,6 +93,13 @@ def test_what_the_limit_counts_is_said_with_what_follows_and_messages_fit_in_tha
     assert fit_amount(on_ws) == "6 characters left"
     assert (on_polling.fits, on_polling.headroom_bytes) == (False, -19_900)
     assert fit_amount(on_polling) == "over by 19,900 B"
+    # Within the characters but larger in bytes than any frame that passed: not known (uvicorn's
+    # ws_max_size counts bytes), not guessed.
+    emoji = SizedMessage(1, "worker:data:sync", "message", "/", Encoder.NODE, 39_900, 39_870, 19_900, frame_chars=9_990)
+    beyond = fit(emoji, ws)
+    assert beyond.fits is None and "more than the largest frame that passed (30,000 B)" in beyond.note
+
+
 def test_no_limit_found_names_the_unit_in_plain_english():
     polling = TransportLimit(POLLING, 80, 200_000, (taken(200_000, POLLING, Ack.NOT_ASKED),), 200_000, None)
     line = explain_failure(polling, ack=False)
