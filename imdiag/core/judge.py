@@ -122,12 +122,12 @@ def _refused(obs: Observation, sent: str) -> Verdict | None:
     if refusal.session_unknown:
         return Verdict(False, Cause.SESSION_UNKNOWN, text + "; " + SESSION_UNKNOWN_TEXT.format(request="the POST"),
                        refusal.by)
-    if obs.http_status == HTTP_PAYLOAD_TOO_LARGE:
-        return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
     advertised = obs.advertised_max_payload
-    oversize = (obs.http_status == HTTP_BAD_REQUEST and refusal.generic and advertised is not None
-                and obs.body_bytes > advertised)
-    if not oversize:
+    over_advertised = advertised is not None and obs.body_bytes > advertised
+    if obs.http_status == HTTP_PAYLOAD_TOO_LARGE:
+        if not over_advertised:  # a limit below maxPayload (a proxy's): the body as a whole was too large
+            return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
+    elif not (obs.http_status == HTTP_BAD_REQUEST and refusal.generic and over_advertised):
         return Verdict(False, Cause.PROXY_ERROR if refusal.by is Refuser.PROXY else Cause.HTTP_ERROR, text, refusal.by)
     assert advertised is not None
     text += f"; the body is over the advertised maxPayload {format_bytes(advertised)}"

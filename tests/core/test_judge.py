@@ -156,8 +156,11 @@ def test_a_1009_under_the_advertised_max_payload_names_no_refuser():
 
 
 def test_batched_oversize_when_the_message_alone_fits():
+    # engine.io's 413 refuses the whole body: the message that fits alone was refused for its company.
     v = judge(Observation(body_bytes=120, packets_in_body=3, message_bytes=90, http_status=413, advertised_max_payload=100))
-    # 413 is an explicit size signal for the whole body; batching is reported with 400-over-limit bodies
+    assert v.cause is Cause.BATCHED_OVERSIZE and "this message alone is 90 B" in v.evidence
+    # A 413 below maxPayload (a proxy's body limit): the body was too large for that limit, batched or not.
+    v = judge(Observation(body_bytes=90, packets_in_body=3, message_bytes=30, http_status=413, advertised_max_payload=100))
     assert v.cause is Cause.OVERSIZE_CLOSE
     v = judge(Observation(body_bytes=120, packets_in_body=3, message_bytes=90, http_status=400, advertised_max_payload=100))
     assert v.cause is Cause.BATCHED_OVERSIZE and "batched with 2 other packet(s)" in v.evidence

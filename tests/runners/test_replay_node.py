@@ -46,6 +46,7 @@ async def test_node_master_refuses_a_batched_post_whose_messages_fit_alone(tmp_p
     for index in (1, 2):
         cell = by[index]
         assert not cell.delivered and cell.observed.http_status == 413, cell.evidence
+        assert cell.cause is Cause.BATCHED_OVERSIZE, cell.evidence
         assert cell.observed.packets_in_body == 2 and cell.wire_bytes > 100_000 > cell.message_bytes
     # engine.io-client >= 6.1 splits its flush at maxPayload: then each message arrives.
     report = await run_replay(ReplaySettings(**common, client_batch="split"), [])
