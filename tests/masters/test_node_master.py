@@ -112,7 +112,9 @@ async def test_batched_polling_body_over_the_limit_drops_every_packet(session: a
             for obs in observations:
                 assert obs.http_status == 413 and obs.body_bytes == 1201
                 verdict = judge(obs)
-                assert not verdict.delivered and verdict.cause is Cause.OVERSIZE_CLOSE, verdict
+                # Each 600 B message fits alone: the 413 refused the body that batched them.
+                assert not verdict.delivered and verdict.cause is Cause.BATCHED_OVERSIZE, verdict
+                assert "this message alone is 600 B, it was batched with 1 other packet(s)" in verdict.evidence
             assert not any(isinstance(e, Arrival) for e in master.ledger.entries)
         finally:
             await conn.close()
