@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -58,10 +59,11 @@ def fake_master(
 
     totals = Totals()
     serving = False
+    serving_since = 0.0
 
     def ready(info: MasterInfo) -> None:
-        nonlocal serving
-        serving = True
+        nonlocal serving, serving_since
+        serving, serving_since = True, time.monotonic()
         print(master_banner(info), flush=True)  # log lines: never wrapped, flushed as they come
 
     def entry(e: Entry) -> None:
@@ -76,4 +78,4 @@ def fake_master(
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     finally:
         if serving:  # Ctrl-C or the master died: what it saw, in a few lines
-            print("\n".join(totals_lines(totals)), flush=True)
+            print("\n".join(totals_lines(totals, time.monotonic() - serving_since)), flush=True)

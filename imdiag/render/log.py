@@ -36,13 +36,14 @@ def ledger_line(entry: Entry) -> str:
     return f"{t} disconnect sid={entry.sid} reason={entry.reason!r}"
 
 
-def totals_lines(totals: Totals) -> list[str]:
-    """``fake-master``'s summary on exit: arrivals and bytes per type, errors, disconnects by reason."""
+def totals_lines(totals: Totals, elapsed_s: float) -> list[str]:
+    """``fake-master``'s summary on exit, after serving ``elapsed_s``: arrivals and bytes per type,
+    errors, disconnects by reason."""
     count, size = sum(totals.arrivals.values()), sum(totals.arrival_bytes.values())
     by_type = ", ".join(f"{kind} {n:,} ({totals.arrival_bytes[kind]:,} B)" for kind, n in totals.arrivals.most_common())
     reasons = ", ".join(f"{reason!r} {n:,}" for reason, n in totals.disconnects.most_common())
     return [
-        f"totals after {totals.last_t:.3f} s:",
+        f"totals after {elapsed_s:.3f} s:",
         f"  arrivals: {count:,}, {size:,} B" + (f": {by_type}" if by_type else ""),
         f"  decode errors: {totals.decode_errors:,}; other errors: {totals.other_errors:,}",
         f"  connects: {totals.connects:,}; disconnects: {sum(totals.disconnects.values()):,}" + (

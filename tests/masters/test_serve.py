@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -188,3 +189,22 @@ async def test_fake_master_exits_3_when_its_server_process_dies(kind):
             await master.wait()
     assert master.returncode == 3
     assert stderr.decode().strip() == f"imdiag: error: the {kind} master exited with code -9"
+
+
+def test_fake_master_totals_give_the_time_it_served_not_its_last_event():
+    """With no arrival at all, the totals still say how long the master served."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "listening on" in proc.stdout.readline()
+        time.sleep(0.3)  # the time under test: nothing happens meanwhile, there is no event to await
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    served = re.search(r"totals after (\d+\.\d+) s:", out)
+    assert served and float(served.group(1)) >= 0.3, out
