@@ -13,9 +13,9 @@ from imdiag.cli.common import console, fail, run_async, write_json, write_text
 from imdiag.cli.files import check_writable, read_json
 from imdiag.cli.probe import probe_settings
 from imdiag.core.doctor import DoctorResult, DoctorSettings, TapEvidence, exit_code, tap_evidence
-from imdiag.core.errors import ExitCode, ImdiagError, InputError
+from imdiag.core.errors import ExitCode, ImdiagError
 from imdiag.core.probe_frames import PROBE_TYPE
-from imdiag.core.units import parse_size
+from imdiag.core.units import parse_limit
 from imdiag.core.wire import Encoder
 from imdiag.render.doctor import doctor_renderables
 from imdiag.render.html import doctor_html
@@ -26,9 +26,7 @@ from imdiag.render.markdown import doctor_markdown
 def _settings(url: str, capture: str | None, expect_max_payload: str | None, tap_report: str | None,
               event: str, ack: bool, path: str, auth: str | None, header: list[str] | None, insecure: bool,
               timeout: float, max_bytes: str, encoder: Encoder) -> tuple[DoctorSettings, TapEvidence | None]:
-    expected = parse_size(expect_max_payload) if expect_max_payload is not None else None
-    if expected is not None and expected < 1:
-        raise InputError("--expect-max-payload must be at least 1 byte")
+    expected = parse_limit(expect_max_payload) if expect_max_payload is not None else None
     probe = probe_settings(url, path, event, None, auth, header, insecure, timeout, max_bytes, PROBE_TYPE, ack,
                            capture, encoder)
     tap = tap_evidence(read_json(tap_report, "tap report"), f"tap report {tap_report}") if tap_report else None

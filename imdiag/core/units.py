@@ -17,7 +17,8 @@ _UNITS = {
     "GIB": 1024**3,
 }
 
-_SIZE_RE = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?(?:[eE]\+?\d+)?)\s*(?P<unit>[A-Za-z]*)\s*$")
+# ASCII digits only: Python's \d (and float()) also take full-width and other scripts' digits.
+_SIZE_RE = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?(?:[eE]\+?\d+)?)\s*(?P<unit>[A-Za-z]*)\s*$", re.ASCII)
 
 # The largest server limit (maxHttpBufferSize) imdiag takes: Node's ws reads maxPayload as a
 # 32-bit signed integer and aiohttp's websocket reader as an unsigned one; from 2**31 on a server
@@ -104,6 +105,9 @@ def format_bytes(n: int) -> str:
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "min": 60.0}
+# A plain decimal number in ASCII digits: no inf, nan, exponent or other scripts' digits.
+_DURATION_RE = re.compile(r"^[0-9]+(?:\.[0-9]*)?$|^\.[0-9]+$", re.ASCII)
+MAX_DURATION_S = 604_800.0
 
 
 def parse_duration(text: str, option: str) -> float:
@@ -112,9 +116,13 @@ def parse_duration(text: str, option: str) -> float:
     number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = raw[len(number):].strip()
     try:
+        if not _DURATION_RE.match(number):
+            raise ValueError(number)
         value = float(number) * _DURATION_UNITS[unit]
     except (ValueError, KeyError):
         raise InputError(f"invalid duration {_shown(text)} for {option}: use e.g. 2s, 500ms or 1.5") from None
+    if value > MAX_DURATION_S:
+        raise InputError(f"invalid duration {_shown(text)} for {option}: at most {MAX_DURATION_S:,.0f} s (a week)")
     if value < 0:
         raise InputError(f"invalid duration {_shown(text)} for {option}: it must not be negative")
     return value

@@ -1,7 +1,14 @@
 import pytest
 
 from imdiag.core.errors import InputError
-from imdiag.core.units import MAX_FRAME, MAX_LIMIT, format_size, parse_limit, parse_size
+from imdiag.core.units import (
+    MAX_FRAME,
+    MAX_LIMIT,
+    format_size,
+    parse_duration,
+    parse_limit,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,3 +53,20 @@ def test_huge_sizes_are_refused_at_once_in_one_short_line(text):
 
 def test_zeros_are_zero_whatever_their_exponent():
     assert parse_size("0e999999999") == 0 and parse_size("0" * 5000 + "1") == 1
+
+
+@pytest.mark.parametrize("text", ["１", "１MB", "١٠٠KB", "1e３"])  # full-width and Arabic-Indic digits
+def test_sizes_take_ascii_digits_only(text):
+    with pytest.raises(InputError, match="invalid size"):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("text, seconds", [("2s", 2.0), ("500ms", 0.5), ("1.5", 1.5), ("1m", 60.0), (".5s", 0.5)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text, "--max-gap") == seconds
+
+
+@pytest.mark.parametrize("text", ["1e999s", "inf", "nan", "１s", "8d", "1e3", "700000s", "-1s", ""])
+def test_durations_are_plain_finite_numbers_of_at_most_a_week(text):
+    with pytest.raises(InputError, match="--max-gap"):
+        parse_duration(text, "--max-gap")
