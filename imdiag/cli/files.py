@@ -38,14 +38,35 @@ def _new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
+def _special_file(path: Path) -> bool:
+    """True when ``path`` (its symlinks followed) is a device, FIFO or socket: not a file to replace."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> Path:
-    target = Path(path)
+    """Write ``content`` to ``path`` through a temporary file renamed over it; returns the file written.
+
+    A symlink is followed: the file it points to is replaced, next to itself, and the link stays.
+    A device, FIFO or socket (``/dev/stdout``, a named pipe) is written in place, not atomically:
+    renaming over it would replace the device with a regular file.
+    """
+    given = Path(path)
     # A lone surrogate (a message id, a file name) is written as its \udXXX escape: in JSON that
     # is the same string, and no report fails to be written over one character.
     data = content.encode("utf-8", "backslashreplace") if isinstance(content, str) else content
-    directory = target.parent if str(target.parent) else Path(".")
+    if _special_file(given):
+        with open(given, "wb") as f:
+            f.write(data)
+        return given
+    target = Path(os.path.realpath(given))
+    directory = target.parent
     if not directory.is_dir():
-        raise InputError(f"cannot write {target}: directory {directory} does not exist")
+        shown = given.parent if str(given.parent) else Path(".")
+        raise InputError(f"cannot write {given}: directory {shown} does not exist")
     mode = _new_file_mode(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

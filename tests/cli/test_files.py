@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 
 from imdiag.cli.common import write_json
 from imdiag.cli.files import write_atomic
@@ -37,3 +38,28 @@ def test_a_lone_surrogate_in_a_report_is_written_as_its_json_escape(tmp_path):
     path = tmp_path / "report.json"
     write_json(str(path), {"message_id": "id\ud800", "type": "中"})
     assert json.loads(path.read_text(encoding="utf-8")) == {"message_id": "id\ud800", "type": "中"}
+
+
+def test_a_symlinked_report_replaces_the_file_the_link_points_to_and_the_link_stays(tmp_path):
+    real = tmp_path / "reports" / "report.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    write_json(str(link), {"new": 1})
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert json.loads(real.read_text()) == {"new": 1}
+    assert sorted(p.name for p in real.parent.iterdir()) == ["report.json"]  # no temp file left
+
+
+def test_a_fifo_is_written_in_place_not_replaced_by_a_regular_file(tmp_path):
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_atomic(fifo, "through the pipe")
+    reader.join(timeout=10)
+    assert received == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.fifo"]
