@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from imdiag.cli.files import write_atomic
 from imdiag.core.errors import ExitCode, ImdiagError, InputError
+from imdiag.core.units import timeout_problem
 from imdiag.core.wire import printable
 
 EXIT_CODES_HELP = (
@@ -28,7 +28,6 @@ EXIT_CODES_HELP = (
     "3 target unreachable or could not be set up, 4 a transport diagnosed but not measurable (the path breaks it), "
     "130 interrupted (partial report written)."
 )
-MAX_TIMEOUT_S = 3600.0  # an hour for one answer is already no answer
 
 T = TypeVar("T")
 
@@ -140,11 +139,10 @@ def progress_for(out: Console) -> Progress | None:
 
 
 def check_timeout(seconds: float) -> None:
-    """--timeout: a finite number of seconds, more than 0 (not inf, not nan)."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InputError(f"invalid --timeout {seconds:g}: use a number of seconds more than 0, e.g. 10")
-    if seconds > MAX_TIMEOUT_S:
-        raise InputError(f"invalid --timeout {seconds:g}: at most {MAX_TIMEOUT_S:g} seconds")
+    """--timeout: a finite number of seconds, more than 0 (not inf, not nan), at most an hour."""
+    problem = timeout_problem(seconds)
+    if problem:
+        raise InputError(f"invalid --timeout {seconds:g}: {problem}")
 
 
 def timeout_scale() -> float:

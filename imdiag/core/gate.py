@@ -40,7 +40,7 @@ from imdiag.core.plan import (
     MASTER_SERVERS,
     SweepSettings,
 )
-from imdiag.core.units import format_bytes, format_size, parse_limit, parse_size
+from imdiag.core.units import format_bytes, format_size, parse_limit, parse_size, timeout_problem
 from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport
 
 REPORT_SCHEMA = "imdiag.report/1"
@@ -550,8 +550,11 @@ def _common(data: Mapping[str, Any], source: str) -> tuple[tuple[Transport, ...]
         raise _key_error(source, "namespace", f"{namespace!r}: a namespace starts with '/' (e.g. /worker)")
     event = _str(data, "event", source, "message")
     timeout = data.get("timeout", 10.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise _key_error(source, "timeout", f"expected seconds > 0, got {timeout!r}")
+    problem = timeout_problem(float(timeout))  # the same rule as --timeout
+    if problem:
+        raise _key_error(source, "timeout", f"{timeout!r}: {problem}")
     seed = data.get("seed", 1)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise _key_error(source, "seed", f"expected an integer, got {seed!r}")

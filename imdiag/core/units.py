@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from imdiag.core.errors import InputError
@@ -30,6 +31,7 @@ MAX_LIMIT = 2**31 - 1
 MAX_FRAME = MAX_LIMIT + 1
 LIMIT_BOUND_WHY = "Node's ws reads maxPayload as a 32-bit signed integer, so a larger limit is not enforced as set"
 FRAME_BOUND_WHY = "one byte over the largest limit, as no server limit goes higher"
+MAX_TIMEOUT_S = 3600.0  # an hour for one answer is already no answer
 _MAX_DIGITS = 19  # more digits than any size imdiag takes: refused before any big arithmetic
 _MAX_SIGNIFICANT = 40  # significant digits; more cannot name a whole number of bytes under the bounds
 
@@ -126,3 +128,13 @@ def parse_duration(text: str, option: str) -> float:
     if value < 0:
         raise InputError(f"invalid duration {_shown(text)} for {option}: it must not be negative")
     return value
+
+
+def timeout_problem(seconds: float) -> str | None:
+    """What is wrong with a timeout (``--timeout``, a gate file's ``timeout``), or None: it must be
+    a finite number of seconds, more than 0 (not inf, not nan) and at most MAX_TIMEOUT_S."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return "use a number of seconds more than 0, e.g. 10"
+    if seconds > MAX_TIMEOUT_S:
+        return f"at most {MAX_TIMEOUT_S:g} seconds"
+    return None

@@ -32,6 +32,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except OSError as exc:
         raise InputError(f"cannot read gate file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:  # TOML is UTF-8: tomllib decodes the bytes before parsing them
+        raise InputError(f"{path}: not UTF-8 text (TOML is UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
 

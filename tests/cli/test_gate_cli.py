@@ -157,6 +157,7 @@ def test_baseline_regression_and_improvement_through_the_cli(tmp_path):
         (SMALL, ["--max-fill", "2"], "--max-fill: '2' must be more than 0 and at most 1"),
         (SMALL, ["--baseline", "/nonexistent/old.json"], "cannot read baseline /nonexistent/old.json"),
         (SMALL, ["--config", "/nonexistent/imdiag.toml"], "cannot read gate file /nonexistent/imdiag.toml"),
+        (SMALL + "timeout = inf\n", [], "key 'timeout': inf: use a number of seconds more than 0"),
     ],
 )
 def test_bad_gate_file_or_rule_is_one_line_exit_2(tmp_path, content, args, message):
@@ -170,6 +171,16 @@ def test_bad_gate_file_or_rule_is_one_line_exit_2(tmp_path, content, args, messa
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert message in result.stderr and result.stderr.startswith("imdiag: error: ")
     assert result.stdout == ""  # nothing was measured
+
+
+def test_a_gate_file_that_is_not_utf8_is_exit_2_naming_it(tmp_path):
+    for name in ("bad.toml", "pyproject.toml"):
+        config = tmp_path / name
+        config.write_bytes(b"\xff\xfe")
+        result = imdiag("gate", "--config", str(config))
+        no_traceback(result)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"imdiag: error: {config}: not UTF-8 text (TOML is UTF-8)\n"
 
 
 def test_no_gate_file_is_exit_2(tmp_path):
