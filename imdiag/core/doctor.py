@@ -13,6 +13,7 @@ what they mean for each hypothesis.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -233,6 +234,18 @@ def _get(obj: Mapping[str, Any], key: str, kinds: tuple[type, ...], where: str) 
     return value
 
 
+def _seconds(value: object, where: str) -> float:
+    """A duration read from a report: a finite number of seconds, at least 0 (an integer of 400
+    digits is no float)."""
+    try:
+        seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InputError(f"{where} is not a number of seconds (expected a finite number of at least 0)")
+    return seconds
+
+
 def tap_evidence(report: Any, source: str) -> TapEvidence:
     """The per-type table of an ``imdiag tap --json`` report; InputError (exit 2) when it is not one."""
     if not isinstance(report, Mapping) or report.get("schema") != REPORT_SCHEMA:
@@ -263,9 +276,8 @@ def tap_evidence(report: Any, source: str) -> TapEvidence:
             outcomes=dict(outcomes), max_payload=max_payload if isinstance(max_payload, int) else None,
             last_refusal=str(row.get("last_refusal") or ""),
         ))
-    elapsed = report.get("elapsed_s")
     return TapEvidence(
-        source=source, elapsed_s=float(elapsed) if isinstance(elapsed, (int, float)) else 0.0, types=tuple(types),
+        source=source, elapsed_s=_seconds(report.get("elapsed_s", 0.0), f"{source}: elapsed_s"), types=tuple(types),
         sessions=len(sessions),
         refused_sessions=sum(1 for s in sessions if isinstance(s, Mapping) and s.get("refused") is True),
         reconnects=sum(1 for s in sessions if isinstance(s, Mapping) and s.get("reconnect_of")),

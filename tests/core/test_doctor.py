@@ -191,6 +191,9 @@ def test_a_tap_report_is_read_or_refused_in_one_line():
         ({**TAP_REPORT, "command": "probe"}, "a report of imdiag probe, not of imdiag tap"),
         ({**TAP_REPORT, "tap": None}, "the report has no 'tap' section"),
         (bad_row, "tap.by_type[0].outcomes is missing or not a dict"),
+        ({**TAP_REPORT, "elapsed_s": 10**400}, "elapsed_s is not a number of seconds"),
+        ({**TAP_REPORT, "elapsed_s": -1}, "elapsed_s is not a number of seconds"),
+        ({**TAP_REPORT, "elapsed_s": "3.5"}, "elapsed_s is not a number of seconds"),
     ):
         with pytest.raises(InputError, match="^tap report t.json: ") as raised:
             tap_evidence(report, "tap report t.json")
