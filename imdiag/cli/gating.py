@@ -30,12 +30,12 @@ from imdiag.core.gate import (
     GateResult,
     GateSpec,
     Rule,
+    baseline_cells,
     evaluate,
     gate_to_dict,
     parse_fraction,
     parse_max_fill,
     parse_rule,
-    report_cells,
 )
 from imdiag.core.model import Report
 from imdiag.render.html import report_html
@@ -103,7 +103,7 @@ class GateOptions:
 def load_baseline(path: str) -> Mapping[str, Any]:
     """An earlier ``imdiag.report/1`` JSON report, checked enough that the gate cannot crash on it."""
     report = read_json(path, "baseline")
-    report_cells(report, f"baseline {path}")
+    baseline_cells(report, f"baseline {path}")
     return dict(report)
 
 

@@ -294,6 +294,26 @@ def report_cells(report: Mapping[str, Any], source: str) -> list[Mapping[str, An
     return list(cells)
 
 
+BASELINE_COMMANDS = ("size-sweep", "replay", "gate")  # the reports whose cells a gate can compare
+
+
+def baseline_cells(report: Mapping[str, Any], source: str) -> list[Mapping[str, Any]]:
+    """The cells of an earlier report to compare with: a report of size-sweep, replay or gate
+    (a probe's, doctor's or tap's has no comparable cells), every message at least 1 byte (else
+    no growth could ever be measured against it)."""
+    if isinstance(report, Mapping) and report.get("schema") == REPORT_SCHEMA:
+        command = report.get("command")
+        if command not in BASELINE_COMMANDS:
+            what = f"imdiag {command}" if isinstance(command, str) else f"command {command!r}"
+            raise InputError(f"{source}: a report of {what}, not of {'/'.join(BASELINE_COMMANDS)}")
+    cells = report_cells(report, source)
+    for i, cell in enumerate(cells):
+        if cell["message_bytes"] < 1:
+            raise InputError(f"{source}: cells[{i}].message_bytes is {cell['message_bytes']}: a message is at "
+                             "least 1 byte")
+    return cells
+
+
 def cell_ref(cell: Mapping[str, Any]) -> CellRef:
     return CellRef(cell["type"], cell["transport"], cell["limit"], cell["master"], cell["label"],
                    cell.get("index"), cell["message_bytes"])
@@ -377,7 +397,7 @@ def _baseline_checks(
     new = len(cells) - compared
     if compared == 0:
         checks.append(Check("baseline", "baseline comparison", False,
-                            f"no cell of this report matches a cell of the baseline {source} "
+                            f"no cell of this report matches a cell of {source} "
                             f"({len(before)} baseline cells): compare reports of the same check"))
     elif not any(c.kind == "baseline" for c in checks):
         checks.append(Check("baseline", "no regression against the baseline", True,
@@ -438,7 +458,7 @@ def evaluate(
     if spec.max_fill is not None:
         checks += _fill_checks(spec.max_fill, cells)
     if baseline is not None:
-        before = report_cells(baseline, baseline_source)
+        before = baseline_cells(baseline, baseline_source)
         found, better = _baseline_checks(cells, before, baseline_source)
         checks += found
         improvements += better

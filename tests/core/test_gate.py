@@ -205,6 +205,8 @@ def test_ladder_cells_are_matched_by_size_real_messages_by_type_and_index():
 def test_a_baseline_of_another_check_fails_instead_of_passing_empty():
     result = evaluate(INCIDENT, GateSpec(), report(cell(limit=42)))
     assert not result.passed and "no cell of this report matches" in result.failures[0].message
+    result = evaluate(INCIDENT, GateSpec(), report(cell(limit=42)), baseline_source="baseline old.json")
+    assert "matches a cell of baseline old.json (1 baseline cells)" in result.failures[0].message
 
 
 def test_growth_over_budget_is_a_regression_shrink_an_improvement():
@@ -226,10 +228,14 @@ def test_growth_over_budget_is_a_regression_shrink_an_improvement():
     ("baseline", "why"),
     [
         ({"schema": "other"}, "not an imdiag.report/1 report"),
-        ({"schema": "imdiag.report/1"}, "no 'cells' list"),
-        ({"schema": "imdiag.report/1", "cells": [{"type": "x"}]}, "cells[0].transport is missing"),
-        ({"schema": "imdiag.report/1", "cells": [dict(cell(), limit="1MB")]}, "cells[0].limit"),
+        ({"schema": "imdiag.report/1", "command": "replay"}, "no 'cells' list"),
+        ({**report(), "cells": [{"type": "x"}]}, "cells[0].transport is missing"),
+        (report(dict(cell(), limit="1MB")), "cells[0].limit"),
         ([], "not an imdiag report"),
+        ({**report(cell()), "command": "probe"}, "a report of imdiag probe, not of size-sweep/replay/gate"),
+        ({**report(cell()), "command": None}, "a report of command None, not of size-sweep/replay/gate"),
+        (report(cell(message_bytes=0)), "cells[0].message_bytes is 0: a message is at least 1 byte"),
+        (report(cell(message_bytes=-5)), "cells[0].message_bytes is -5"),
     ],
 )
 def test_a_malformed_baseline_is_an_input_error(baseline, why):
