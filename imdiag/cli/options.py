@@ -44,8 +44,17 @@ def split(values: list[str] | None) -> list[str]:
     return out
 
 
-def parse_sizes(values: list[str] | None, default: tuple[int, ...], *, limit: bool = False) -> tuple[int, ...]:
+def split_given(values: list[str] | None, option: str) -> list[str]:
+    """``split()``, refusing an option given with nothing in it (``--limits ,``, ``--transports ''``),
+    which would otherwise silently mean the default."""
     items = split(values)
+    if values and not items:
+        raise InputError(f"invalid {option} {values[0]!r}: empty; omit {option} for the default")
+    return items
+
+
+def parse_sizes(values: list[str] | None, default: tuple[int, ...], *, limit: bool = False) -> tuple[int, ...]:
+    items = split_given(values, "--limits" if limit else "--sizes")
     if not items:
         return default
     parse = parse_limit if limit else parse_size
@@ -56,7 +65,7 @@ def parse_sizes(values: list[str] | None, default: tuple[int, ...], *, limit: bo
 
 
 def parse_types(values: list[str] | None) -> tuple[str, ...]:
-    items = split(values)
+    items = split_given(values, "--types")
     if not items:
         return TYPE_NAMES
     return tuple(message_type(v).name for v in items)
@@ -67,7 +76,7 @@ def parse_transports(values: list[str] | None, client: ClientKind = ClientKind.I
     and runs all three unless told otherwise."""
     library = client is not ClientKind.IMDIAG
     default = (*WIRE_TRANSPORTS, Transport.DEFAULT) if library else WIRE_TRANSPORTS
-    items = split(values) or [t.value for t in default]
+    items = split_given(values, "--transports") or [t.value for t in default]
     out = []
     for item in items:
         try:

@@ -527,16 +527,24 @@ def _str_list(data: Mapping[str, Any], key: str, source: str) -> list[str] | Non
     return [str(v) for v in value]
 
 
-def _sizes(data: Mapping[str, Any], key: str, source: str, default: tuple[int, ...], *, limit: bool) -> tuple[int, ...]:
+def _nonempty_list(data: Mapping[str, Any], key: str, source: str) -> list[str] | None:
+    """A list that must name something when given (limits, transports, types): ``[]`` is refused,
+    not read as the default."""
     items = _str_list(data, key, source)
+    if items == []:
+        raise _key_error(source, key, "empty: remove the key for the default")
+    return items
+
+
+def _sizes(data: Mapping[str, Any], key: str, source: str, default: tuple[int, ...], *, limit: bool) -> tuple[int, ...]:
+    # `sizes = []` is documented: no ladder at all.
+    items = _nonempty_list(data, key, source) if limit else _str_list(data, key, source)
     if items is None:
         return default
     try:
         sizes = tuple(sorted({(parse_limit if limit else parse_size)(v) for v in items}))
     except InputError as exc:
         raise _key_error(source, key, str(exc)) from None
-    if limit and not sizes:
-        raise _key_error(source, key, "at least one limit is needed")
     if not limit and sizes and sizes[0] < 1:
         raise _key_error(source, key, "sizes must be at least 1 byte")
     return sizes
@@ -550,7 +558,7 @@ def _common(data: Mapping[str, Any], source: str) -> tuple[tuple[Transport, ...]
                                                         str | None, str, float, int]:
     """The keys the sweep and the replays share: transports, encoder, masters, namespace, event,
     timeout and seed."""
-    transports_raw = _str_list(data, "transports", source) or [t.value for t in WIRE_TRANSPORTS]
+    transports_raw = _nonempty_list(data, "transports", source) or [t.value for t in WIRE_TRANSPORTS]
     try:
         transports = tuple(dict.fromkeys(Transport(t) for t in transports_raw))
         if Transport.DEFAULT in transports:
@@ -619,7 +627,7 @@ def parse_gate_config(data: Mapping[str, Any], source: str, base_dir: str, *, ti
     fixtures = tuple(_path(base_dir, f) for f in (_str_list(data, "fixtures", source) or []))
     sweep: SweepSettings | None = None
     if data.get("sweep", True):
-        type_names = _str_list(data, "types", source)
+        type_names = _nonempty_list(data, "types", source)
         try:
             types = tuple(message_type(t).name for t in type_names) if type_names else TYPE_NAMES
         except InputError as exc:

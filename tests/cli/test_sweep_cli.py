@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from imdiag.cli import app
+from imdiag.cli.options import parse_sizes, parse_transports, parse_types
 from imdiag.core import quirks
+from imdiag.core.errors import InputError
 from imdiag.core.quirks import REFERENCE_VERSIONS
 
 from ..helpers import TIMEOUT
@@ -35,6 +37,8 @@ def imdiag(*args, **kwargs):
         (["size-sweep", "--types", "worker:nope"], "unknown message type 'worker:nope'"),
         (["size-sweep", "--transports", "carrier-pigeon"], "unknown transport 'carrier-pigeon'"),
         (["size-sweep", "--namespace", "worker"], "a namespace starts with '/'"),
+        (["size-sweep", "--limits", ","], "invalid --limits ',': empty; omit --limits for the default"),
+        (["size-sweep", "--transports", ""], "invalid --transports '': empty; omit --transports for the default"),
         (["fake-master", "--limit", "12 parsecs"], "invalid size '12 parsecs'"),
         (["size-sweep", "--html", "/nonexistent-imdiag-dir/r.html"], "invalid --html /nonexistent-imdiag-dir/r.html"),
         (["replay", "fixtures/data_sync.json", "--html", "/tmp"], "invalid --html /tmp: it is a directory"),
@@ -53,6 +57,22 @@ def test_bad_input_is_one_line_exit_2(args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("parse", "option"),
+    [
+        (lambda v: parse_sizes(v, (1,), limit=True), "--limits"),
+        (lambda v: parse_sizes(v, (1,)), "--sizes"),
+        (parse_types, "--types"),
+        (parse_transports, "--transports"),
+    ],
+)
+def test_an_option_given_empty_is_refused_not_read_as_the_default(parse, option):
+    for empty in ([""], [","], [" , "]):
+        with pytest.raises(InputError, match=f"^invalid {option} .*: empty; omit {option} for the default$"):
+            parse(empty)
+    assert parse(None) == parse([])  # not given: the default
 
 
 def test_port_in_use_is_a_target_error_exit_3():

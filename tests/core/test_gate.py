@@ -278,7 +278,10 @@ def test_gate_file_parses_every_key(tmp_path):
     [
         ({"max-fill": 0.8}, "max-fill", "unknown key"),
         ({"limits": ["1XB"]}, "limits", "invalid size '1XB'"),
-        ({"limits": []}, "limits", "at least one limit"),
+        ({"limits": []}, "limits", "empty: remove the key for the default"),
+        ({"limits": ""}, "limits", "empty: remove the key for the default"),
+        ({"transports": []}, "transports", "empty: remove the key for the default"),
+        ({"types": []}, "types", "empty: remove the key for the default"),
         ({"transports": ["pigeon"]}, "transports", "websocket and/or polling"),
         ({"encoder": "rust"}, "encoder", "node or python"),
         ({"master": "deno"}, "master", "python, node, asgi, both (python and node) or all"),
