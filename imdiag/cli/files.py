@@ -14,17 +14,30 @@ from imdiag.core.errors import InputError
 
 
 def check_writable(path: str | os.PathLike[str] | None, option: str) -> None:
-    """Fail before anything is measured if ``path`` cannot be written later (InputError, exit 2)."""
+    """Fail before anything is measured if ``path`` cannot be written later (InputError, exit 2):
+    a directory, a missing directory, or a directory where no file can be created."""
     if not path:
         return
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
+    given = Path(path)
+    if _special_file(given):  # a device or FIFO is written in place (write_atomic)
+        if not os.access(given, os.W_OK):
+            raise InputError(f"invalid {option} {given}: it is not writable")
+        return
+    target = Path(os.path.realpath(given))  # a symlink: its target is what gets replaced
     if target.is_dir():
-        raise InputError(f"invalid {option} {target}: it is a directory")
+        raise InputError(f"invalid {option} {given}: it is a directory")
+    directory = target.parent
+    shown = directory if given.is_symlink() else (given.parent if str(given.parent) else Path("."))
     if not directory.is_dir():
-        raise InputError(f"invalid {option} {target}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise InputError(f"invalid {option} {target}: directory {directory} is not writable")
+        raise InputError(f"invalid {option} {given}: directory {shown} does not exist")
+    # Create and remove a file where write_atomic will create its own: os.access() says yes to
+    # root in /proc, and on a read-only mount.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise InputError(f"invalid {option} {given}: cannot create a file in {shown}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _new_file_mode(target: Path) -> int:

@@ -10,6 +10,7 @@ import typer
 from rich.text import Text
 
 from imdiag.cli.common import console, fail, run_async, timeout_scale
+from imdiag.cli.files import check_writable
 from imdiag.cli.gating import (
     BaselineOption,
     ExpectOption,
@@ -36,6 +37,13 @@ def _options_for(config: GateConfig, cli: GateOptions, cli_baseline: str | None,
                  json_path: str | None, html_path: str | None) -> GateOptions:
     """Command-line options over the gate file: --expect adds rules, the others replace."""
     baseline_path = cli_baseline or config.baseline
+    # The command line's outputs were checked by gate_options(); the gate file's are checked here,
+    # before the sweep, not after it.
+    outputs = config.outputs
+    for given, key, path in ((cli.json_path, "json", outputs.json), (cli.html_path, "html", outputs.html),
+                             (cli.junit, "junit", outputs.junit), (cli.markdown, "markdown", outputs.markdown)):
+        if not given:
+            check_writable(path, f"{config.source} [outputs] {key}")
     return GateOptions(
         rules=config.spec.rules + cli.rules,
         max_fill=cli.max_fill if cli.max_fill is not None else config.spec.max_fill,

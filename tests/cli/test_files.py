@@ -7,8 +7,11 @@ import os
 import stat
 import threading
 
+import pytest
+
 from imdiag.cli.common import write_json
-from imdiag.cli.files import write_atomic
+from imdiag.cli.files import check_writable, write_atomic
+from imdiag.core.errors import InputError
 
 
 def mode(path) -> int:
@@ -63,3 +66,23 @@ def test_a_fifo_is_written_in_place_not_replaced_by_a_regular_file(tmp_path):
     assert received == [b"through the pipe"]
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.fifo"]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
+    cases = [
+        (tmp_path / "dir", "it is a directory"),
+        (tmp_path / "to-dir", "it is a directory"),
+        (tmp_path / "missing" / "r.json", f"directory {tmp_path / 'missing'} does not exist"),
+    ]
+    if os.path.isdir("/proc/self"):  # procfs: os.access() says root may write there, yet no file can be created
+        cases.append((tmp_path / "to-proc.json", "cannot create a file in /proc"))
+        (tmp_path / "to-proc.json").symlink_to("/proc/imdiag-report.json")
+    for path, why in cases:
+        with pytest.raises(InputError, match=f"^invalid --json {path}: .*") as raised:
+            check_writable(str(path), "--json")
+        assert why in str(raised.value)
+    assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == []
+    check_writable(str(tmp_path / "dir" / "r.json"), "--json")  # writable: no error, no file left
+    assert list((tmp_path / "dir").iterdir()) == []

@@ -158,6 +158,8 @@ def test_baseline_regression_and_improvement_through_the_cli(tmp_path):
         (SMALL, ["--baseline", "/nonexistent/old.json"], "cannot read baseline /nonexistent/old.json"),
         (SMALL, ["--config", "/nonexistent/imdiag.toml"], "cannot read gate file /nonexistent/imdiag.toml"),
         (SMALL + "timeout = inf\n", [], "key 'timeout': inf: use a number of seconds more than 0"),
+        (SMALL + '[outputs]\njson = "."\n', [], "imdiag.toml [outputs] json "),
+        (SMALL + '[outputs]\nhtml = "no-such-dir/r.html"\n', [], "[outputs] html "),
     ],
 )
 def test_bad_gate_file_or_rule_is_one_line_exit_2(tmp_path, content, args, message):
