@@ -51,6 +51,8 @@ def load_gate_config(config: str | None, *, timeout_scale: float = 1.0) -> GateC
         return parse_gate_config(data, str(path), str(path.parent), timeout_scale=timeout_scale)
     if Path(GATE_FILE).is_file():
         return load_gate_config(GATE_FILE, timeout_scale=timeout_scale)
+    if Path(GATE_FILE).is_dir():  # there, but not a file: "does not exist" would mislead
+        raise InputError(f"cannot read gate file ./{GATE_FILE}: it is a directory (or pass --config FILE)")
     if Path(PYPROJECT).is_file():
         table = _read_toml(Path(PYPROJECT)).get("tool", {}).get("imdiag")
         if isinstance(table, dict):

@@ -189,6 +189,11 @@ def test_no_gate_file_is_exit_2(tmp_path):
     result = imdiag("gate", cwd=tmp_path)
     no_traceback(result)
     assert result.returncode == 2 and "no gate file" in result.stderr
+    (tmp_path / "imdiag.toml").mkdir()
+    result = imdiag("gate", cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 2
+    assert result.stderr == "imdiag: error: cannot read gate file ./imdiag.toml: it is a directory (or pass --config FILE)\n"
 
 
 def test_a_target_that_cannot_be_set_up_is_exit_3(tmp_path):
