@@ -26,7 +26,15 @@ from imdiag.core.units import (
     parse_size,
 )
 from imdiag.core.urls import redact_url
-from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport, encode_json, printable
+from imdiag.core.wire import (
+    WIRE_TRANSPORTS,
+    Encoder,
+    Transport,
+    encode_json,
+    event_problem,
+    namespace_problem,
+    printable,
+)
 from imdiag.core.worker import ClientKind
 
 # What bounds each size option, for --help (the parsers refuse the rest with the same reason).
@@ -115,8 +123,9 @@ def check_csr(csr: bool, masters: tuple[str, ...]) -> bool:
 
 
 def parse_namespace(value: str) -> str:
-    if not value.startswith("/"):
-        raise InputError(f"invalid namespace {value!r}: a namespace starts with '/' (e.g. /worker)")
+    problem = namespace_problem(value)
+    if problem:
+        raise InputError(f"invalid namespace {printable(value)!r}: {problem}")
     if printable(value) != value:  # control characters, or bytes the command line could not decode
         raise InputError(f"invalid namespace {printable(value)!r}: it holds control characters or bytes that "
                          "are not UTF-8")
@@ -160,6 +169,9 @@ def parse_url(url: str, headers: tuple[tuple[str, str], ...] = ()) -> str:
     shown = repr(redact_url(url))
     if parts.query or parts.fragment:
         raise InputError(f"invalid --url {shown}: no query or fragment; the namespace is the URL path")
+    problem = namespace_problem(parts.path.rstrip("/") or "/")  # the path is the namespace, as sent
+    if problem:
+        raise InputError(f"invalid --url {shown}: the namespace {parts.path!r}: {problem}")
     if (parts.username or parts.password) and any(name.lower() == "authorization" for name, _ in headers):
         raise InputError(f"--url {shown} carries credentials (sent as Authorization: Basic) and --header "
                          "Authorization is given too: use one of them")
@@ -234,15 +246,10 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port_text)
 
 
-# Socket.IO clients refuse to emit these (socket.io-client: "... is a reserved event name").
-RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener")
-
-
 def parse_event(event: str) -> str:
-    if not event:
-        raise InputError("--event must not be empty")
-    if event in RESERVED_EVENTS:
-        raise InputError(f"invalid --event {event!r}: a reserved Socket.IO event name, which clients cannot emit")
+    problem = event_problem(event)
+    if problem:
+        raise InputError(f"invalid --event {printable(event)!r}: {problem}")
     return event
 
 

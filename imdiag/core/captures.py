@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from imdiag.core.errors import InputError
-from imdiag.core.wire import HugeInt, printable
+from imdiag.core.wire import HugeInt, event_problem, namespace_problem, printable
 
 REPLAY_KEYS = ("t", "event", "namespace")
 MESSAGE_KEY = "message"  # the escape form: the whole message under one key
@@ -112,9 +112,22 @@ def record_to_captured(record: Any, index: int, path: Path, line: int | None) ->
     namespace = record.get("namespace")
     if event is not None and not isinstance(event, str):
         raise InputError(f'{where}: message {index} has "event" {_short(event)}; expected a string')
-    if namespace is not None and (not isinstance(namespace, str) or not namespace.startswith("/")):
-        raise InputError(f'{where}: message {index} has "namespace" {_short(namespace)}; expected a string starting with "/"')
+    problem = event_problem(event) if event is not None else None
+    if problem:
+        raise InputError(f'{where}: message {index} has "event" {_short(event)}: {problem}')
+    _check_namespace(namespace, f"{where}: message {index} has")
     return Captured(index, message, event, namespace, seconds, line)
+
+
+def _check_namespace(namespace: Any, where: str) -> None:
+    """A capture's ``namespace`` (a record's or ``meta``'s), by the rule of ``--namespace``."""
+    if namespace is None:
+        return
+    if not isinstance(namespace, str) or not namespace.startswith("/"):
+        raise InputError(f'{where} "namespace" {_short(namespace)}; expected a string starting with "/"')
+    problem = namespace_problem(namespace)
+    if problem:
+        raise InputError(f'{where} "namespace" {_short(namespace)}: {problem}')
 
 
 def _seconds(t: Any) -> float | None:
@@ -267,6 +280,7 @@ def _records(path: Path, document: Any) -> tuple[list[Any], dict[str, Any], int 
             raise InputError(f'{path}: "messages" is a JSON {_json_kind(messages)}; expected an array of messages')
         if not isinstance(meta, dict):
             raise InputError(f'{path}: "meta" is a JSON {_json_kind(meta)}; expected an object')
+        _check_namespace(meta.get("namespace"), f'{path}: "meta" has')
         return messages, meta, None
     if isinstance(document, dict):
         # One message alone in a file: accepted as a capture of one.
@@ -413,8 +427,8 @@ def capture_namespace(capture: CaptureFile, override: str | None) -> str:
     if override is not None:
         return override
     meta_ns = capture.meta.get("namespace")
-    if isinstance(meta_ns, str) and meta_ns.startswith("/"):
-        return meta_ns
+    if meta_ns is not None:  # checked by open_capture
+        return str(meta_ns)
     for captured in capture.messages():
         return captured.namespace or "/"
     return "/"

@@ -41,7 +41,7 @@ from imdiag.core.plan import (
     SweepSettings,
 )
 from imdiag.core.units import format_bytes, format_size, parse_limit, parse_size, timeout_problem
-from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport
+from imdiag.core.wire import WIRE_TRANSPORTS, Encoder, Transport, event_problem, namespace_problem
 
 REPORT_SCHEMA = "imdiag.report/1"
 # Sweep cells of made-up sizes; every other label (natural, replay...) is a real message.
@@ -574,9 +574,13 @@ def _common(data: Mapping[str, Any], source: str) -> tuple[tuple[Transport, ...]
     if masters is None:
         raise _key_error(source, "master", f"{master!r}: use {MASTER_CHOICES_TEXT}")
     namespace = _str(data, "namespace", source, "/") if "namespace" in data else None
-    if namespace is not None and not namespace.startswith("/"):
-        raise _key_error(source, "namespace", f"{namespace!r}: a namespace starts with '/' (e.g. /worker)")
+    namespace_why = namespace_problem(namespace) if namespace is not None else None
+    if namespace_why:
+        raise _key_error(source, "namespace", f"{namespace!r}: {namespace_why}")
     event = _str(data, "event", source, "message")
+    event_why = event_problem(event)
+    if event_why:
+        raise _key_error(source, "event", f"{event!r}: {event_why}")
     timeout = data.get("timeout", 10.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise _key_error(source, "timeout", f"expected seconds > 0, got {timeout!r}")

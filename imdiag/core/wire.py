@@ -483,6 +483,35 @@ def packet_bytes(packet: str, encoder: Encoder) -> bytes:
         return _SURROGATE_RE.sub("\ufffd", js_text(packet)).encode()
 
 
+# Socket.IO clients refuse to emit these (socket.io-client: "... is a reserved event name").
+RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener")
+
+
+def event_problem(event: str) -> str | None:
+    """Why no Socket.IO client can emit ``event`` (the rule of ``--event`` and of a capture's
+    records), or None."""
+    if not event:
+        return "an event name must not be empty"
+    if event in RESERVED_EVENTS:
+        return "a reserved Socket.IO event name, which clients cannot emit"
+    return None
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why ``namespace`` cannot be sent as written in a Socket.IO packet (the rule of
+    ``--namespace``, a capture's and a gate file's), or None. The namespace is written raw
+    before a ','; socket.io-parser and python-socketio end it at the first ',', and
+    python-socketio cuts a CONNECT's namespace at '?' (a v2 query): the server would join
+    another namespace than the one asked for, and never answer the CONNECT."""
+    if not namespace.startswith("/"):
+        return "a namespace starts with '/' (e.g. /worker)"
+    if "," in namespace:
+        return "a Socket.IO packet ends the namespace at the first ',', so it cannot hold one"
+    if "?" in namespace:
+        return "'?' starts a query in a Socket.IO CONNECT (python-socketio drops the rest), so a namespace cannot hold one"
+    return None
+
+
 def wire_namespace(namespace: str, encoder: Encoder) -> str:
     """The namespace as the server reads it from this sender's frames (the namespace is written
     raw, not as JSON, so nothing escapes a lone surrogate in it); EncodeError if it cannot send it."""

@@ -66,7 +66,7 @@ def test_credentials_in_the_url_and_an_authorization_header_conflict_in_the_opti
 )
 def test_an_empty_event_is_refused_by_every_command(command):
     code, _, stderr = run_main(*command, "--event", "")
-    assert_one_line_error(code, stderr, 2, "--event must not be empty")
+    assert_one_line_error(code, stderr, 2, "an event name must not be empty")
 
 
 def test_auth_is_any_json_object_and_written_as_json_stringify_would():

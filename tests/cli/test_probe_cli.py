@@ -157,7 +157,7 @@ async def test_cli_silent_server_times_out_in_one_line():
         (["--timeout", "inf"], "invalid --timeout inf"),
         (["--timeout", "nan"], "invalid --timeout nan"),
         (["--json", "/nonexistent-imdiag-dir/p.json"], "directory /nonexistent-imdiag-dir does not exist"),
-        (["--event", ""], "--event must not be empty"),
+        (["--event", ""], "an event name must not be empty"),
         (["--event", "disconnect"], "a reserved Socket.IO event name"),
         (["--auth", "null"], "a JSON null is not an object"),
         (["--auth", '"token"'], "a JSON string is not an object"),

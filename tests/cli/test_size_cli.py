@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from imdiag.cli.probe import load_messages
 from imdiag.core.wire import Encoder
 
@@ -47,3 +49,38 @@ def test_a_capture_nested_too_deep_is_one_line(tmp_path):
     capture.write_text('[{"type":"t","payload":' + "[" * 3000 + "]" * 3000 + "}]")
     code, _, stderr = run_main("size", str(capture))
     assert_one_line_error(code, stderr, 2, f"{capture}:1:", "nested 3,002 levels deep")
+
+
+@pytest.mark.parametrize("namespace", ["/a?b", "/a,b"])
+@pytest.mark.parametrize("command", [["size", "fixtures/data_sync.json"], ["replay", "fixtures/data_sync.json"],
+                                     ["size-sweep"], ["fake-master"]])
+def test_a_namespace_no_packet_can_carry_is_refused_up_front(command, namespace):
+    code, _, stderr = run_main(*command, "--namespace", namespace)
+    assert_one_line_error(code, stderr, 2, f"invalid namespace {namespace!r}", "Socket.IO")
+
+
+@pytest.mark.parametrize("namespace", ["/a?b", "/a,b"])
+def test_a_captures_namespace_no_packet_can_carry_names_file_and_line(tmp_path, namespace):
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"meta": {"namespace": namespace}, "messages": [{"type": "t", "payload": 1}]}))
+    code, _, stderr = run_main("size", str(meta))
+    assert_one_line_error(code, stderr, 2, f'{meta}: "meta" has "namespace"', "Socket.IO")
+    lines = tmp_path / "records.jsonl"
+    lines.write_text('{"type":"t","payload":1}\n' + json.dumps({"namespace": namespace, "type": "t", "payload": 1}) + "\n")
+    code, _, stderr = run_main("size", str(lines))
+    assert_one_line_error(code, stderr, 2, f'{lines}:2: message 1 has "namespace"', "Socket.IO")
+
+
+def test_a_probe_url_whose_path_no_packet_can_carry_is_refused():
+    code, _, stderr = run_main("probe", "--url", "http://127.0.0.1:9/a,b")
+    assert_one_line_error(code, stderr, 2, "invalid --url 'http://127.0.0.1:9/a,b'", "','")
+
+
+@pytest.mark.parametrize("event", ["connect", "disconnect", "connect_error", "disconnecting", "newListener",
+                                   "removeListener", ""])
+def test_a_record_event_no_client_can_emit_names_file_and_line(tmp_path, event):
+    lines = tmp_path / "events.jsonl"
+    lines.write_text('{"type":"t","payload":1}\n' + json.dumps({"event": event, "type": "a", "payload": 1}) + "\n")
+    code, _, stderr = run_main("size", str(lines))
+    why = "must not be empty" if not event else "a reserved Socket.IO event name"
+    assert_one_line_error(code, stderr, 2, f'{lines}:2: message 1 has "event"', why)
