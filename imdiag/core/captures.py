@@ -367,23 +367,28 @@ def _iter_jsonl(path: Path) -> Iterator[Captured]:
 
 def _sniff_jsonl(path: Path) -> bool:
     """True when the file looks like JSON Lines: its first line is a whole JSON object that is
-    not a wrapper, and more follows."""
+    not a wrapper, and more follows. The first line is read whole, however long (a record of
+    megabytes is one line), once its first byte says it may be an object; a line at a time."""
     try:
         with path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not stripped.startswith(b"{"):
-        return False
-    first, newline, rest = stripped.partition(b"\n")
-    if not newline:
-        return False  # one line (or longer than the sniff window): a whole-file JSON document
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return False  # an array, or a blank head: a whole-file document (which says what is wrong)
+    lines = _RawLines(path)
     try:
-        record = parse_json(first)
-    except (ValueError, RecursionError):  # malformed or too deep: read as a whole file, which says where
-        return False
-    return isinstance(record, dict) and "messages" not in record and bool(rest.strip())
+        first = next((line for _, line in lines if not _blank(line)), b"")
+        if not first.endswith(b"\n"):
+            return False  # one line: a whole-file JSON document
+        try:
+            record = parse_json(first.lstrip(b"\xef\xbb\xbf"))
+        except (ValueError, RecursionError):  # malformed or too deep: read as a whole file, which says where
+            return False
+        del first
+        return isinstance(record, dict) and "messages" not in record and any(not _blank(line) for _, line in lines)
+    finally:
+        lines.close()
 
 
 def _check_regular_file(path: Path) -> None:

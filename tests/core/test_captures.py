@@ -58,6 +58,26 @@ def test_json_lines_are_sniffed_without_the_suffix(tmp_path):
     assert open_capture(path).format == "jsonl"
 
 
+@pytest.mark.parametrize("name", ["longfirst.json", "longfirst.txt"])
+@pytest.mark.parametrize("size", [100_000, 2_000_000])
+def test_json_lines_whose_first_line_outgrows_the_sniff_window_are_still_json_lines(tmp_path, name, size):
+    first = json.dumps({"type": "big", "payload": "x" * size})
+    path = write(tmp_path, name, "\n" + first + "\n" + json.dumps(HEARTBEAT) + "\n")
+    fixture = open_capture(path)
+    assert (fixture.format, fixture.count) == ("jsonl", 2)
+    assert [(m.type, m.line) for m in fixture.messages()] == [("big", 2), (HEARTBEAT["type"], 3)]
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps({"meta": {"namespace": "/w"}, "messages": [HEARTBEAT, SYNC]}, indent=2),
+    json.dumps({"type": "big", "payload": "x" * 100_000}, indent=2),
+    json.dumps({"messages": [{"type": "big", "payload": "x" * 100_000}, HEARTBEAT]}) + "\n",
+    json.dumps(HEARTBEAT) + "\n\n",
+])
+def test_a_json_document_over_lines_or_in_one_long_line_is_still_one_document(tmp_path, text):
+    assert open_capture(write(tmp_path, "doc.json", text)).format == "json"
+
+
 def test_values_survive_so_encoders_give_the_senders_bytes(tmp_path):
     text = '[{"type":"x","payload":{"f":1.0,"big":12345678901234567890,"s":"中文😀"}}]'
     (captured,) = load_messages(write(tmp_path, "v.json", text))
