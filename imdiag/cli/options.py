@@ -8,6 +8,7 @@ what would have been accepted.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 from urllib.parse import SplitResult, urlsplit
 
@@ -187,14 +188,42 @@ def parse_path(path: str) -> str:
     return f"/{inner}/" if inner else "/"
 
 
+# Headers the client writes itself on each request, from the body or for the upgrade (aiohttp's
+# ws_connect and its POSTs): a user's value would lie about the framing or break the transport,
+# and the answer would be blamed on a proxy or the server. Host is allowed: proxies route by it.
+_CLIENT_HEADERS = {
+    "content-length": "set by imdiag's client per request, from the body",
+    "transfer-encoding": "set by imdiag's client per request, from the body",
+    "connection": "set by imdiag's client per request (keep-alive, or Upgrade for websocket)",
+    "keep-alive": "a hop-by-hop header managed by imdiag's client",
+    "te": "a hop-by-hop header managed by imdiag's client",
+    "trailer": "a hop-by-hop header managed by imdiag's client",
+    "upgrade": "set by imdiag's client for the websocket upgrade",
+    "expect": "makes the client wait for a 100 Continue that Engine.IO servers do not send",
+}
+# RFC 9110 token characters: what a header name may hold.
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BAD_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # control characters but tab
+
+
 def parse_headers(values: list[str] | None) -> tuple[tuple[str, str], ...]:
-    """``Name: value`` pairs, in order; a repeated name is sent repeated. No CR or LF anywhere."""
+    """``Name: value`` pairs, in order; a repeated name is sent repeated. A name is an HTTP token,
+    a value holds no control characters, and headers the client sets itself are refused."""
     out = []
     for value in values or []:
         name, sep, content = value.partition(":")
         name = name.strip()
-        if not sep or not name or any(c in name for c in " \t\r\n") or any(c in content for c in "\r\n"):
-            raise InputError(f"invalid --header {value!r}: expected 'Name: value', e.g. 'Authorization: Bearer ...'")
+        if not sep or not _HEADER_NAME_RE.fullmatch(name):
+            raise InputError(f"invalid --header {printable(value)!r}: expected 'Name: value', "
+                             "e.g. 'Authorization: Bearer ...'")
+        if _HEADER_VALUE_BAD_RE.search(content):
+            raise InputError(f"invalid --header {printable(name)!r}: its value holds control characters, "
+                             "which HTTP does not allow")
+        why = _CLIENT_HEADERS.get(name.lower())
+        if why is None and name.lower().startswith("sec-websocket-"):
+            why = "set by imdiag's client for the websocket upgrade"
+        if why:
+            raise InputError(f"invalid --header {name!r}: {why}")
         out.append((name, content.strip()))
     return tuple(out)
 

@@ -61,6 +61,26 @@ def test_credentials_in_the_url_and_an_authorization_header_conflict_in_the_opti
     assert "pw" not in stderr  # masked like every password imdiag prints
 
 
+@pytest.mark.parametrize("command", [["probe"], ["replay", "x.json"]])
+@pytest.mark.parametrize(
+    ("header", "needles"),
+    [
+        ("Content-Length: 5", ["invalid --header 'Content-Length'", "set by imdiag's client per request"]),
+        ("transfer-encoding: chunked", ["invalid --header 'transfer-encoding'", "per request"]),
+        ("Connection: close", ["invalid --header 'Connection'", "per request"]),
+        ("Upgrade: foo", ["invalid --header 'Upgrade'", "websocket upgrade"]),
+        ("Sec-WebSocket-Key: abc", ["invalid --header 'Sec-WebSocket-Key'", "websocket upgrade"]),
+        ("Expect: 100-continue", ["invalid --header 'Expect'", "100 Continue"]),
+        ("X-A: a\x01b", ["invalid --header 'X-A'", "control characters"]),
+        ("X-A: a\x7fb", ["invalid --header 'X-A'", "control characters"]),
+        ("X(A): 1", ["invalid --header 'X(A): 1'", "expected 'Name: value'"]),
+    ],
+)
+def test_a_header_that_would_break_the_transport_is_refused_in_the_options(command, header, needles):
+    code, _, stderr = run_main(*command, "--url", URL, "-H", header)
+    assert_one_line_error(code, stderr, 2, *needles)
+
+
 @pytest.mark.parametrize(
     "command", [["size-sweep"], ["replay", "x.json"], ["probe", "--url", URL], ["size", "x.json"]],
 )

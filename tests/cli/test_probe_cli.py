@@ -34,6 +34,7 @@ async def test_cli_prints_the_probe_and_writes_the_json_report(tmp_path):
     out = tmp_path / "probe.json"
     async with PythonMaster(limit=50_000, namespace=NS) as master:
         code, stdout, stderr = await run_cli("--url", master.url + NS, "--json", str(out), "-H", "X-Token: secret",
+                                             "-H", "Host: imdiag.example",  # allowed: proxies route by it
                                              "--html", str(tmp_path / "probe.html"))
     assert code == 0, stderr
     assert "Traceback" not in stderr
@@ -41,7 +42,7 @@ async def test_cli_prints_the_probe_and_writes_the_json_report(tmp_path):
     report = json.loads(out.read_text())
     assert report["schema"] == "imdiag.report/1" and report["command"] == "probe"
     assert report["advertised_max_payload"] == 50_000
-    assert report["settings"]["headers"] == ["X-Token"] and "secret" not in out.read_text()
+    assert report["settings"]["headers"] == ["X-Token", "Host"] and "secret" not in out.read_text()
     ws = report["transports"]["websocket"]
     assert (ws["max_accepted_frame_bytes"], ws["first_rejected_frame_bytes"]) == (49_999, 50_000)
     assert ws["failure"]["cause"] == "oversize-close" and ws["failure"]["close_code"] == 1009
