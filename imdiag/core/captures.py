@@ -169,7 +169,7 @@ def _parse_int(literal: str) -> int | float:
     return int(literal) if not limit or len(literal) - literal.startswith("-") <= limit else HugeInt(literal)
 
 
-def parse_json(text: str | bytes) -> Any:
+def parse_json(text: str | bytes | bytearray) -> Any:
     """``json.loads`` for anything a sender can write: an integer longer than python's int parser
     takes (4,300 digits) is read as the Infinity JavaScript reads it as (``wire.HugeInt``)."""
     try:
