@@ -26,7 +26,7 @@ from imdiag.cli.gating import (
 from imdiag.cli.measure import print_version_drift
 from imdiag.cli.node import ensure_node_packages
 from imdiag.cli.options import HtmlOption, parse_masters
-from imdiag.core.errors import ExitCode, ImdiagError
+from imdiag.core.errors import ExitCode, ImdiagError, InputError
 from imdiag.core.gate import GateConfig
 from imdiag.core.model import Cell, MasterInfo, Report
 from imdiag.render.replay import replay_renderables
@@ -44,9 +44,14 @@ def _options_for(config: GateConfig, cli: GateOptions, cli_baseline: str | None,
                              (cli.junit, "junit", outputs.junit), (cli.markdown, "markdown", outputs.markdown)):
         if not given:
             check_writable(path, f"{config.source} [outputs] {key}")
+    rules = config.spec.rules + cli.rules
+    max_fill = cli.max_fill if cli.max_fill is not None else config.spec.max_fill
+    if not rules and max_fill is None and not baseline_path:
+        raise InputError(f"{config.source}: the gate would check nothing: add expect rules (or --expect), "
+                         "max_fill or a baseline")
     return GateOptions(
-        rules=config.spec.rules + cli.rules,
-        max_fill=cli.max_fill if cli.max_fill is not None else config.spec.max_fill,
+        rules=rules,
+        max_fill=max_fill,
         max_growth=cli.max_growth if cli_max_growth is not None else config.spec.max_growth,
         baseline=cli.baseline if cli_baseline else (load_baseline(baseline_path) if baseline_path else None),
         baseline_path=baseline_path,

@@ -160,6 +160,7 @@ def test_baseline_regression_and_improvement_through_the_cli(tmp_path):
         (SMALL + "timeout = inf\n", [], "key 'timeout': inf: use a number of seconds more than 0"),
         (SMALL + '[outputs]\njson = "."\n', [], "imdiag.toml [outputs] json "),
         (SMALL + '[outputs]\nhtml = "no-such-dir/r.html"\n', [], "[outputs] html "),
+        (SMALL, [], "the gate would check nothing: add expect rules (or --expect), max_fill or a baseline"),
     ],
 )
 def test_bad_gate_file_or_rule_is_one_line_exit_2(tmp_path, content, args, message):

@@ -162,8 +162,14 @@ async def test_messages_emitted_while_the_client_is_reconnecting(masters, kind):
         obs, view = results[id(big)]
         assert not judge(obs).delivered and view.disconnect is not None and view.disconnect.close_code == 1009
         obs, view = results[id(window)]
-        assert view.connected and view.emit == "returned" and view.sid == big_sid(results, big)
-        assert not judge(obs).delivered  # it went out on the session the server closed
+        if view.connected:
+            # Emitted before the close reached the client: it went out on the session the server closed.
+            assert view.emit == "returned" and view.sid == big_sid(results, big)
+            assert not judge(obs).delivered
+        else:
+            # Under load the close can come first (the emit is a round trip to the client process):
+            # then it is emitted while disconnected, as the next ones are.
+            down = [window, *down]
         for sent in down:
             obs, view = results[id(sent)]
             assert not view.connected
