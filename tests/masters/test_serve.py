@@ -1,6 +1,7 @@
 """The reference master with real clients: python-socketio's own AsyncClient, and the CLI."""
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -105,18 +107,36 @@ def test_an_ipv6_master_url_has_brackets():
     assert PythonMaster(limit=1000, port=3000).url == "http://127.0.0.1:3000"
 
 
+@contextlib.contextmanager
+def _fake_master(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``imdiag fake-master --port 0 ARGS`` as a process, killed on the way out if still running."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _interrupted(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C: what it printed; it exits 130, without a traceback."""
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    return out
+
+
 def test_fake_master_records_lone_surrogates_ties_decode_errors_to_a_post_and_sums_up_on_ctrl_c(tmp_path):
     """A real python-socketio worker sends what JSON.stringify can write (a lone surrogate in the
     type and the payload): the master logs and records the arrival. A POST it cannot decode is
     logged with its sid and size. Ctrl-C prints the totals and exits 130."""
     host = _loopback()
     capture = tmp_path / "capture.jsonl"
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0", "--host", host,
-                             "--path", "noslash", "--namespace", "/worker", "--record", str(capture)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     message = {"type": "worker:\ud800", "id": "s-1", "payload": {"text": "a\udc00b"}}
-    try:
+    with _fake_master("--host", host, "--path", "noslash", "--namespace", "/worker", "--record", str(capture)) as proc:
         banner = proc.stdout.readline()
         found = re.search(r"listening on (http://\S+?)/noslash/ ", banner)
         assert found, banner  # --path noslash is served at /noslash/
@@ -146,14 +166,7 @@ def test_fake_master_records_lone_surrogates_ties_decode_errors_to_a_post_and_su
         sid = re.search(r"decode-err sid=(\S+) POST (\d+) B message async handler error", decode)
         assert sid and int(sid.group(2)) == len(CUT), decode
         assert any(f"connect    sid={sid.group(1)} namespace=/worker" in line for line in lines), lines
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+        out = _interrupted(proc)
     assert "arrivals: 1, " in out and "worker:\\ud800 1 (" in out and "decode errors: 1;" in out
     assert "disconnects: 2 (" in out
     (recorded,) = load_messages(capture)  # the capture holds the message as it arrived
@@ -193,18 +206,9 @@ async def test_fake_master_exits_3_when_its_server_process_dies(kind):
 
 def test_fake_master_totals_give_the_time_it_served_not_its_last_event():
     """With no arrival at all, the totals still say how long the master served."""
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    with _fake_master() as proc:
         assert "listening on" in proc.stdout.readline()
         time.sleep(0.3)  # the time under test: nothing happens meanwhile, there is no event to await
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
+        out = _interrupted(proc)
     served = re.search(r"totals after (\d+\.\d+) s:", out)
     assert served and float(served.group(1)) >= 0.3, out
