@@ -133,12 +133,18 @@ def _refused(obs: Observation, sent: str) -> Verdict | None:
     text += f"; the body is over the advertised maxPayload {format_bytes(advertised)}"
     if obs.disconnect_reason:
         text += f"; the master disconnected the client ({obs.disconnect_reason})"
+    return _body_refused(obs, text, advertised, refusal.by)
+
+
+def _body_refused(obs: Observation, text: str, advertised: int, by: Refuser) -> Verdict:
+    """A POST body over maxPayload was refused: ``batched-oversize`` when this message alone fits
+    (the client batched it with others), else ``oversize-close``."""
     alone = obs.message_bytes if obs.message_bytes is not None else obs.body_bytes
     if obs.packets_in_body > 1 and alone <= advertised:
         text += (f"; this message alone is {format_bytes(alone)}, it was batched with "
                  f"{obs.packets_in_body - 1} other packet(s)")
-        return Verdict(False, Cause.BATCHED_OVERSIZE, text, refusal.by)
-    return Verdict(False, Cause.OVERSIZE_CLOSE, text, refusal.by)
+        return Verdict(False, Cause.BATCHED_OVERSIZE, text, by)
+    return Verdict(False, Cause.OVERSIZE_CLOSE, text, by)
 
 
 def _ended(obs: Observation, sent: str) -> Verdict | None:
@@ -181,12 +187,7 @@ def _ended_for_size(obs: Observation, text: str) -> Verdict:
     if obs.send_error:
         text += f", while the body was still being written ({obs.send_error})"
     text += f": the body is over the advertised maxPayload {format_bytes(obs.advertised_max_payload)}"
-    alone = obs.message_bytes if obs.message_bytes is not None else obs.body_bytes
-    if obs.packets_in_body > 1 and alone <= obs.advertised_max_payload:
-        text += (f"; this message alone is {format_bytes(alone)}, it was batched with "
-                 f"{obs.packets_in_body - 1} other packet(s)")
-        return Verdict(False, Cause.BATCHED_OVERSIZE, text, Refuser.MASTER)
-    return Verdict(False, Cause.OVERSIZE_CLOSE, text, Refuser.MASTER)
+    return _body_refused(obs, text, obs.advertised_max_payload, Refuser.MASTER)
 
 
 def _lost(obs: Observation, sent: str) -> Verdict | None:
