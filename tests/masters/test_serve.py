@@ -1,15 +1,11 @@
 """The reference master with real clients: python-socketio's own AsyncClient, and the CLI."""
 
 import asyncio
-import contextlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +19,7 @@ from imdiag.core.wire import Transport
 from imdiag.masters.ledger import Arrival, Disconnect, Ledger, ServerError
 from imdiag.masters.python import PythonMaster
 
-from ..helpers import TIMEOUT
+from ..helpers import TIMEOUT, imdiag_process, interrupt
 
 
 # websocket only: python-socketio's client takes ~25 s to close a polling session.
@@ -107,58 +103,36 @@ def test_an_ipv6_master_url_has_brackets():
     assert PythonMaster(limit=1000, port=3000).url == "http://127.0.0.1:3000"
 
 
-@contextlib.contextmanager
-def _fake_master(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """``imdiag fake-master --port 0 ARGS`` as a process, killed on the way out if still running."""
-    env = {**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "imdiag", "fake-master", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
-def _interrupted(proc: subprocess.Popen[str]) -> str:
-    """Ctrl-C: what it printed; it exits 130, without a traceback."""
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=TIMEOUT)
-    assert proc.returncode == 130 and "Traceback" not in err, err
-    return out
-
-
-def test_fake_master_records_lone_surrogates_ties_decode_errors_to_a_post_and_sums_up_on_ctrl_c(tmp_path):
+async def test_fake_master_records_lone_surrogates_ties_decode_errors_to_a_post_and_sums_up_on_ctrl_c(tmp_path):
     """A real python-socketio worker sends what JSON.stringify can write (a lone surrogate in the
     type and the payload): the master logs and records the arrival. A POST it cannot decode is
     logged with its sid and size. Ctrl-C prints the totals and exits 130."""
     host = _loopback()
     capture = tmp_path / "capture.jsonl"
     message = {"type": "worker:\ud800", "id": "s-1", "payload": {"text": "a\udc00b"}}
-    with _fake_master("--host", host, "--path", "noslash", "--namespace", "/worker", "--record", str(capture)) as proc:
-        banner = proc.stdout.readline()
+    async with imdiag_process("fake-master", "--port", "0", "--host", host, "--path", "noslash",
+                              "--namespace", "/worker", "--record", str(capture)) as proc:
+        assert proc.stdout is not None
+        banner = (await proc.stdout.readline()).decode()
         found = re.search(r"listening on (http://\S+?)/noslash/ ", banner)
         assert found, banner  # --path noslash is served at /noslash/
         url = found.group(1)
         assert url.startswith("http://[::1]:" if host == "::1" else "http://127.0.0.1:")
 
-        async def emit() -> None:
-            client = socketio.AsyncClient()
-            await client.connect(url, namespaces=["/worker"], transports=["websocket"], socketio_path="noslash",
-                                 wait_timeout=TIMEOUT)
-            await client.call("message", message, namespace="/worker", timeout=TIMEOUT)
-            await client.disconnect()
-            async with aiohttp.ClientSession() as session:
-                conn = await open_connection(Endpoint(url, namespace="/worker", path="/noslash/"),
-                                             Transport.POLLING, session, TIMEOUT)
-                try:
-                    await conn.send([CUT])  # no JSON: the master logs a decode error
-                finally:
-                    await conn.close()
+        client = socketio.AsyncClient()
+        await client.connect(url, namespaces=["/worker"], transports=["websocket"], socketio_path="noslash",
+                             wait_timeout=TIMEOUT)
+        await client.call("message", message, namespace="/worker", timeout=TIMEOUT)
+        await client.disconnect()
+        async with aiohttp.ClientSession() as session:
+            conn = await open_connection(Endpoint(url, namespace="/worker", path="/noslash/"),
+                                         Transport.POLLING, session, TIMEOUT)
+            try:
+                await conn.send([CUT])  # no JSON: the master logs a decode error
+            finally:
+                await conn.close()
 
-        asyncio.run(emit())
-        lines = [proc.stdout.readline() for _ in range(5)]
+        lines = [(await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode() for _ in range(5)]
         arrival = next(line for line in lines if " arrival " in line)
         assert "arrival    worker:\\ud800 id=s-1" in arrival  # shown as JSON.stringify escapes it
         decode = next(line for line in lines if "decode-err" in line)
@@ -166,9 +140,10 @@ def test_fake_master_records_lone_surrogates_ties_decode_errors_to_a_post_and_su
         sid = re.search(r"decode-err sid=(\S+) POST (\d+) B message async handler error", decode)
         assert sid and int(sid.group(2)) == len(CUT), decode
         assert any(f"connect    sid={sid.group(1)} namespace=/worker" in line for line in lines), lines
-        out = _interrupted(proc)
-    assert "arrivals: 1, " in out and "worker:\\ud800 1 (" in out and "decode errors: 1;" in out
-    assert "disconnects: 2 (" in out
+        out, err = await interrupt(proc)
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    assert b"arrivals: 1, " in out and b"worker:\\ud800 1 (" in out and b"decode errors: 1;" in out
+    assert b"disconnects: 2 (" in out
     (recorded,) = load_messages(capture)  # the capture holds the message as it arrived
     assert recorded.message == message
 
@@ -204,11 +179,13 @@ async def test_fake_master_exits_3_when_its_server_process_dies(kind):
     assert stderr.decode().strip() == f"imdiag: error: the {kind} master exited with code -9"
 
 
-def test_fake_master_totals_give_the_time_it_served_not_its_last_event():
+async def test_fake_master_totals_give_the_time_it_served_not_its_last_event():
     """With no arrival at all, the totals still say how long the master served."""
-    with _fake_master() as proc:
-        assert "listening on" in proc.stdout.readline()
-        time.sleep(0.3)  # the time under test: nothing happens meanwhile, there is no event to await
-        out = _interrupted(proc)
-    served = re.search(r"totals after (\d+\.\d+) s:", out)
+    async with imdiag_process("fake-master", "--port", "0") as proc:
+        assert proc.stdout is not None
+        assert b"listening on" in await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
+        await asyncio.sleep(0.3)  # the time under test: nothing happens meanwhile, there is no event to await
+        out, err = await interrupt(proc)
+    assert proc.returncode == 130, err
+    served = re.search(rb"totals after (\d+\.\d+) s:", out)
     assert served and float(served.group(1)) >= 0.3, out
