@@ -67,36 +67,32 @@ async def test_a_standalone_master_refuses_a_frame_written_mid_reset_with_1009(s
         await proc.wait()
 
 
+async def _accept_session(ws: web.WebSocketResponse) -> None:
+    """A bare Engine.IO server's side of the handshake: OPEN, then the namespace CONNECT answered."""
+    await ws.send_str('0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}')
+    await ws.receive()  # the namespace CONNECT
+    await ws.send_str('40{"sid":"n1"}')
+
+
 async def test_an_empty_close_frame_is_reported_as_1005_no_status(session):
     """RFC 6455: a close frame without a code is 'No Status Received' (1005), never 0."""
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str('0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}')
-        await ws.receive()  # the namespace CONNECT
-        await ws.send_str('40{"sid":"n1"}')
+        await _accept_session(ws)
         await ws._writer.send_frame(b"", web.WSMsgType.CLOSE)  # public close() always writes a code
         await ws.receive()
         return ws
 
-    app = web.Application()
-    app.router.add_get("/socket.io/", handler)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with serving(handler) as url:
         conn = await open_connection(Endpoint(url), Transport.WEBSOCKET, session, TIMEOUT)
         try:
             closed = await asyncio.wait_for(asyncio.shield(conn.closed), TIMEOUT)
         finally:
             await conn.close()
-        assert (closed.by, closed.code) == ("server", 1005)
-        assert "1005 (No Status Received)" in close_text(closed.code, closed.reason)
-    finally:
-        await runner.cleanup()
+    assert (closed.by, closed.code) == ("server", 1005)
+    assert "1005 (No Status Received)" in close_text(closed.code, closed.reason)
 
 
 def test_engineio_paths_and_the_entry_point_exit_code():
@@ -226,9 +222,7 @@ async def test_pings_are_answered_between_frames(session):
     async def pinging(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
-        await ws.send_str('0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}')
-        await ws.receive()  # the namespace CONNECT
-        await ws.send_str('40{"sid":"n1"}')
+        await _accept_session(ws)
         await ws.ping(b"are you there")
         pong = await ws.receive()
         await ws.send_str(f'42["{pong.type.name}",{json.dumps(pong.data.decode())}]')
@@ -254,9 +248,7 @@ async def test_a_close_frame_before_a_reset_survives_a_write_that_meets_the_rese
     async def refusing(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str('0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}')
-        await ws.receive()  # the namespace CONNECT
-        await ws.send_str('40{"sid":"n1"}')
+        await _accept_session(ws)
         await ws.receive()  # "go": the client no longer reads
         await ws._writer.send_frame(b"\x03\xf1", web.WSMsgType.CLOSE)  # 1009
         assert request.transport is not None
