@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from imdiag.core import worker as w
-from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
+from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, master_side
 from imdiag.core.errors import TargetError
 from imdiag.core.model import Barrier, Observation
 from imdiag.core.wire import Transport
@@ -369,11 +369,7 @@ class LibraryLane:
         """The message's observation for the judge, and the worker's view."""
         view = self.view(sent, final=final)
         arrival = self._arrival(sent)
-        entries = self.ledger.since(sent.mark)
-        errors = tuple(f"{e.message}: {e.error}" if e.error else e.message
-                       for e in entries if isinstance(e, ServerError) and e.decode)
-        ended = next((e for e in entries if isinstance(e, Disconnect) and e.sid == view.sent_sid), None)
-        master_reason, master_cause = (ended.reason, ended.cause) if ended is not None else ("", "")
+        side = master_side(self.ledger.since(sent.mark), view.sent_sid)
         fate = sent.fate
         closed = arrival is None and (fate in ("session-ended", "dropped") or view.sent in (w.Sent.IN_FLIGHT, w.Sent.DROPPED))
         d = view.disconnect if closed else None
@@ -408,9 +404,9 @@ class LibraryLane:
             barrier=barrier,
             ledger_seq=arrival.seq if arrival else None,
             ledger_bytes=arrival.bytes if arrival else None,
-            server_errors=errors,
-            disconnect_reason=master_reason,
-            disconnect_cause=master_cause,
+            server_errors=side.decode_errors,
+            disconnect_reason=side.disconnect_reason,
+            disconnect_cause=side.disconnect_cause,
         )
         return obs, view
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from imdiag.clients.engineio import Connection, SendResult
-from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, ServerError
+from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, master_side
 from imdiag.core.model import Ack, Barrier, HttpAnswer, Observation
 from imdiag.core.refusal import SizeClose
 from imdiag.core.wire import (
@@ -132,13 +132,7 @@ class LedgerWitness:
 
     def seen(self, conn: Connection, outgoing: Sequence[Outgoing]) -> list[Seen]:
         entries = self.ledger.since(self._mark)
-        errors = tuple(
-            f"{e.message}: {e.error}" if e.error else e.message
-            for e in entries
-            if isinstance(e, ServerError) and e.decode
-        )
-        disconnect = next((e for e in entries if isinstance(e, Disconnect) and e.sid == conn.sid), None)
-        reason, cause = (disconnect.reason, disconnect.cause) if disconnect is not None else ("", "")
+        side = master_side(entries, conn.sid)
         arrivals = [e for e in entries if isinstance(e, Arrival)]
         used: set[int] = set()
         out = []
@@ -149,7 +143,7 @@ class LedgerWitness:
             )), None)
             if found is not None:
                 used.add(found.seq)
-            out.append(Seen(found, errors, reason, cause))
+            out.append(Seen(found, side.decode_errors, side.disconnect_reason, side.disconnect_cause))
         return out
 
 

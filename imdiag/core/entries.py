@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,25 @@ class Disconnect:
 
 
 Entry = Arrival | ServerError | Connect | Disconnect
+
+
+@dataclass(frozen=True)
+class MasterSide:
+    """What a master's ledger says beyond arrivals, over some entries, for one connection."""
+
+    decode_errors: tuple[str, ...] = ()  # every decode error logged meanwhile, as "message: error"
+    disconnect_reason: str = ""  # the master's reason for ending that connection's session
+    disconnect_cause: str = ""  # and the cause it gives for it (engine.io: "payload too large")
+
+
+def master_side(entries: Sequence[Entry], sid: str | None) -> MasterSide:
+    """The decode errors among ``entries``, and how the master ended the session ``sid``."""
+    errors = tuple(f"{e.message}: {e.error}" if e.error else e.message
+                   for e in entries if isinstance(e, ServerError) and e.decode)
+    ended = next((e for e in entries if isinstance(e, Disconnect) and e.sid == sid), None)
+    if ended is None:
+        return MasterSide(errors)
+    return MasterSide(errors, ended.reason, ended.cause)
 
 
 @dataclass
