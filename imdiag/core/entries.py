@@ -148,11 +148,24 @@ def digest_and_bytes(message: Any) -> tuple[str, int]:
 DIGEST_FAILED = "the canonical digest of an arrival failed"
 
 
-def arrival_digest(message: Any) -> tuple[str, int, str | None]:
-    """``digest_and_bytes()`` for a master's arrival, which is recorded whatever the digest does
-    (a message the handler received is delivered; without a digest it is still found by its id):
-    ``("", 0, why)`` when it fails, ``why`` being the error for the ledger line next to it."""
+def message_id_of(message: Any) -> str | None:
+    """A message's id, as every sender and the ledger name it: its ``id`` when that is a string."""
+    found = message.get("id") if isinstance(message, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def arrival_digest(message: Any, *, by_id: bool = False) -> tuple[str, int, str | None]:
+    """What a master records of an arrival's content: its digest and ``reencoded_bytes()``.
+
+    ``by_id``: the sender finds a message with an id (``message_id_of``) by that id, its ids
+    being unique (a sweep's), so such a message gets no digest, only its bytes: the sorted copy
+    and sha256 are most of a master's own work on a large message. The arrival is recorded
+    whatever this does (a message the handler received is delivered; without a digest it is
+    still found by its id): ``("", 0, why)`` when it fails, ``why`` being the error for the
+    ledger line next to it."""
     try:
+        if by_id and message_id_of(message) is not None:
+            return "", reencoded_bytes(message), None
         digest, size = digest_and_bytes(message)
     except Exception as exc:  # noqa: BLE001 - never lose an arrival to its digest
         return "", 0, f"{type(exc).__name__}: {exc}"

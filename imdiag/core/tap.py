@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from imdiag.core.entries import message_id_of
 from imdiag.core.frames import FrameHeader
 from imdiag.core.http1 import Request, Response
 from imdiag.core.judge import WS_MESSAGE_TOO_BIG, close_text, judged_cell
@@ -748,8 +749,7 @@ class Tracker:
                     parsed.attachments
                 type_ = parsed.type or NO_TYPE
                 message = parsed.message
-                message_id = message.get("id") if isinstance(message, dict) and isinstance(message.get("id"), str) \
-                    else None
+                message_id = message_id_of(message)
                 json_bytes, js_len, encoder = parsed.json_bytes, parsed.js_length, parsed.encoder
         limit = session.open_info.max_payload
         msg = _Message(

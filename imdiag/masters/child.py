@@ -7,7 +7,7 @@ building and writing run here, so the two use both cores. Parent and host speak 
 protocol, JSON lines:
 
     parent -> host (stdin)   {"cmd": "start", "key": K, "limit", "namespace", "path", "host",
-                              "port", "record"[, "csr": true (node: connectionStateRecovery and a tick a second)]}
+                              "port", "record", "by_id"[, "csr": true (node: connectionStateRecovery and a tick a second)]}
                              {"cmd": "stop", "key": K}
                              end of input: the host exits (it never outlives this process)
     host -> parent (stdout)  {"event": "ready", "versions": {...}}  once, when it can serve
@@ -24,7 +24,8 @@ protocol, JSON lines:
 An arrival's ``message`` is ``{"type", "id"}`` only (strings, else null or absent), or the whole
 message when the master records (``fake-master --record``); ``digest`` is
 ``imdiag.core.entries.canonical_digest`` of what the server decoded (master.js computes the same
-function), or "" when it failed (an error line then comes first: the arrival is never lost). An
+function), "" for a message with a string id when the ledger is ``by_id`` (its sender finds it by
+that id, so only its bytes are counted), or "" when it failed (an error line then comes first: the arrival is never lost). An
 error's ``sid`` is the connection it was logged on ("" when unknown); ``body_bytes`` the
 Content-Length of the POST it was logged under (python host). The host writes each line with
 a blocking write as its server dispatches, and a reader task feeds them into each master's
@@ -329,7 +330,8 @@ class ChildMaster(Master):
         try:
             report = await self._ask({"cmd": "start", "key": self._key, "limit": self.limit,
                                       "namespace": self.namespace, "path": self.path, "host": self.host,
-                                      "port": self.port, "record": self.record, **self.server_options()},
+                                      "port": self.port, "record": self.record, "by_id": self.ledger.by_id,
+                                      **self.server_options()},
                                      START_TIMEOUT_S)
             if report.get("event") != "listening":
                 raise TargetError(str(report.get("error") or f"{host.command.name} did not start: {report}"))

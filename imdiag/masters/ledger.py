@@ -19,6 +19,7 @@ from imdiag.core.entries import (
     Entry,
     ServerError,
     arrival_digest,
+    message_id_of,
 )
 
 
@@ -26,12 +27,15 @@ class Ledger:
     """Ordered record of a master's observations, with awaitable lookups."""
 
     def __init__(self, on_entry: Callable[[Entry], None] | None = None, keep_messages: bool = False,
-                 retain: bool = True):
+                 retain: bool = True, by_id: bool = False):
         """``retain=False``: entries only go to ``on_entry`` (a long-running standalone master
-        must not grow without bound); the lookups below then find nothing."""
+        must not grow without bound); the lookups below then find nothing. ``by_id``: the sender
+        finds every message that has an id by that id (a sweep's ids are unique), so the master
+        computes no digest for those (``arrival_digest``)."""
         self.entries: list[Entry] = []
         self._on_entry = on_entry
         self._keep_messages = keep_messages
+        self.by_id = by_id
         self._retain = retain
         self._count = 0
         self._start = time.monotonic()
@@ -67,13 +71,12 @@ class Ledger:
         """Record that the handler ran. ``digest`` and ``size`` are for masters that computed
         them from a message they do not pass on whole (the Node master sends type and id only)."""
         if digest is None or size is None:
-            digest, size, failed = arrival_digest(message)
+            digest, size, failed = arrival_digest(message, by_id=self.by_id)
             if failed is not None:
                 self.error("imdiag.ledger", DIGEST_FAILED, failed, False, sid=sid)
         seq, t = self._next()
         is_dict = isinstance(message, dict)
         type_ = message.get("type") if is_dict else None
-        message_id = message.get("id") if is_dict else None
         entry = Arrival(
             seq=seq,
             t=t,
@@ -81,7 +84,7 @@ class Ledger:
             namespace=namespace,
             event=event,
             type=type_ if isinstance(type_, str) else None,
-            message_id=message_id if isinstance(message_id, str) else None,
+            message_id=message_id_of(message),
             digest=digest,
             bytes=size,
             message=message if self._keep_messages else None,

@@ -11,8 +11,8 @@ frame of exactly the limit; python-engineio reads an aiohttp POST body with one 
 and can cut it; under ASGI it compares a websocket message's ``len()``, in characters, and closes
 with 1000; uvicorn refuses a message over its own ``ws_max_size`` with 1009), observed and
 reported, never patched.
-Its ledger lines: what the handler received (type, id, ``canonical_digest``, bytes; the arrival
-even when the digest fails), each connect and disconnect with python-socketio's reason, and every
+Its ledger lines: what the handler received (type, id, ``canonical_digest`` unless it has an
+id and the ledger is ``by_id``, bytes; the arrival even when the digest fails), each connect and disconnect with python-socketio's reason, and every
 error the server logged, with the sid and POST size of the request it was logged under.
 """
 
@@ -227,6 +227,7 @@ class HostedMaster:
         self.host = str(options.get("host", "127.0.0.1"))
         self.port = int(options.get("port", 0))
         self.record = bool(options.get("record", False))
+        self.by_id = bool(options.get("by_id", False))
         # One logger per master, so errors are attributed to the right one.
         logger = logging.getLogger(f"imdiag.master.{key}")
         logger.propagate = False
@@ -248,7 +249,7 @@ class HostedMaster:
         return sid if isinstance(sid, str) else None
 
     def _register_handlers(self) -> None:
-        key, ns, record = self.key, self.namespace, self.record
+        key, ns, record, by_id = self.key, self.namespace, self.record, self.by_id
 
         async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
             report({"key": key, "event": "connect", "sid": sid, "namespace": ns})
@@ -260,7 +261,7 @@ class HostedMaster:
             # The first argument is the message; the line is written before any await, so
             # arrivals keep the order in which the server dispatched them.
             message = args[0] if args else None
-            digest, size, failed = arrival_digest(message)
+            digest, size, failed = arrival_digest(message, by_id=by_id)
             if failed is not None:
                 report({"key": key, "event": "error", "logger": "imdiag.ledger", "message": DIGEST_FAILED,
                         "error": failed, "decode": False, "sid": sid})

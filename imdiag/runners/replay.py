@@ -35,7 +35,7 @@ from imdiag.clients.lanes import LaneConnection, client_session
 from imdiag.clients.library import LibraryLane, LibraryMessage, SentMessage
 from imdiag.clients.observe import LedgerWitness, Outgoing, ProtocolWitness, Witness, observe
 from imdiag.core.captures import CaptureFile, capture_namespace, open_capture
-from imdiag.core.entries import canonical_digest
+from imdiag.core.entries import canonical_digest, message_id_of
 from imdiag.core.errors import EncodeError, TargetError, reported
 from imdiag.core.judge import judge, judged_cell, refusal_of
 from imdiag.core.model import (
@@ -147,10 +147,11 @@ def _encode(index: int, message: Any, type_name: str, label: str, event: str, du
     except EncodeError as exc:
         return ReplayMessage(index, type_name, label, event, due, b"", 0, 0, 0, 0, "", None, str(exc))
     # The canonical form is what both masters compute from what they decode (1.0 and 1 alike).
+    # A capture's ids need not be unique: every message is found by its digest.
     digest = canonical_digest(message) if with_digest else ""
+    message_id = message_id_of(message)
     head, _ = frame_parts(event, namespace, None, settings.encoder)
     frame = event_frame(data, encoder=settings.encoder, event=event, namespace=namespace)
-    message_id = message.get("id") if isinstance(message, dict) and isinstance(message.get("id"), str) else None
     return ReplayMessage(index, type_name, label, event, due, frame, code_points(frame), len(head), len(data), js_len,
                          digest, message_id)
 

@@ -28,6 +28,7 @@ from imdiag.core.quirks import limit_unit, predicts_delivered, rule
 from imdiag.core.wire import LimitUnit, Transport, streamed_event_frame
 from imdiag.core.worker import ClientKind
 from imdiag.masters import Master, master_options, new_master, started
+from imdiag.masters.ledger import Ledger
 from imdiag.runners.libraries import run_sweep_lane
 
 MasterFactory = Callable[[str, int, SweepSettings], Master]
@@ -35,8 +36,10 @@ CellFn = Callable[[Cell], None]
 
 
 def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
-    """A master of the given server kind ("python", "node" or "asgi") at ``limit``."""
-    return new_master(server, limit, settings.namespace, **master_options(server, settings.csr))
+    """A master of the given server kind ("python", "node" or "asgi") at ``limit``. Each of the
+    sweep's messages has an id of its own, by which it is found: the master's ledger is ``by_id``."""
+    return new_master(server, limit, settings.namespace, ledger=Ledger(by_id=True),
+                      **master_options(server, settings.csr))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from socketio import packet as sio_packet
 
-from imdiag.core.entries import canonical_digest, canonical_json, reencoded_bytes
+from imdiag.core.entries import arrival_digest, canonical_digest, canonical_json, reencoded_bytes
 from imdiag.core.errors import EncodeError
 from imdiag.core.wire import (
     Encoder,
@@ -275,6 +275,17 @@ def test_canonical_form_is_json_stringify_with_sorted_keys():
         '{"a":[1152921504606847000,0,1e+21,null],"b":1,"\ue000":0,"😀":"\\ud800"}')
     assert reencoded_bytes(message) == len(canonical_json(message))
     assert canonical_digest({"n": 1}) == canonical_digest({"n": 1.0})  # whatever encoder sent it
+
+
+def test_an_arrival_found_by_its_id_is_counted_not_digested():
+    """A sweep finds each message by its unique id, so its masters spend nothing on the digest of
+    a message with a string id; without one (or with an id that is no string), or when the
+    sender matches by digest (a replay), the digest is there."""
+    with_id = {"type": "t", "id": "m-1", "payload": {"x": 1.0, "text": "张三"}}
+    assert arrival_digest(with_id, by_id=True) == ("", reencoded_bytes(with_id), None)
+    assert arrival_digest(with_id) == (canonical_digest(with_id), reencoded_bytes(with_id), None)
+    for without in ({"type": "t", "payload": 1}, {"type": "t", "id": 7}, ["id", "m-1"], "m-1"):
+        assert arrival_digest(without, by_id=True) == (canonical_digest(without), reencoded_bytes(without), None)
 
 
 _ANY_TEXT = st.text(st.characters() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=8)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import socketio
 
-from imdiag.core.entries import Arrival, ServerError, canonical_digest
+from imdiag.core.entries import Arrival, ServerError, canonical_digest, reencoded_bytes
 from imdiag.core.errors import TargetError
 from imdiag.masters import SERVERS, new_master
 from imdiag.masters.child import ChildMaster, MasterHost
@@ -149,6 +149,29 @@ async def test_the_python_host_records_like_the_in_process_ledger() -> None:
         assert isinstance(arrival, Arrival) and arrival.digest == canonical_digest(message)
         assert arrival.type == "worker:register" and arrival.event == "message"
         assert arrival.message == (message if record else None)
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "asgi"])
+async def test_a_by_id_ledger_counts_what_has_an_id_and_digests_the_rest(kind: str) -> None:
+    """A sweep's masters (``by_id``: every message of a sweep is found by its unique id) give a
+    message with a string id its bytes and no digest; any other message keeps its digest."""
+    with_id: dict[str, Any] = {"type": "t", "id": "i-1", "payload": {"text": "张三 😀", "x": 1.5, "n": 2**60}}
+    without = {"type": "t", "id": 7, "payload": {"text": "张三 😀", "x": 1.0}}
+    ledger = Ledger(by_id=True)
+    async with new_master(kind, 1_000_000, "/worker", ledger=ledger) as master:
+        client = socketio.AsyncClient()
+        await client.connect(master.url, namespaces=["/worker"], transports=["websocket"], wait_timeout=TIMEOUT)
+        try:
+            for message in (with_id, without):
+                assert await client.call("message", message, namespace="/worker", timeout=TIMEOUT) is True
+        finally:
+            await client.disconnect()
+        counted = await ledger.wait_for("i-1", TIMEOUT)
+        digest = canonical_digest(without)
+        digested = await ledger.wait_until(lambda e: isinstance(e, Arrival) and e.digest == digest, 0, TIMEOUT)
+    assert isinstance(counted, Arrival) and counted.digest == "" and counted.bytes == reencoded_bytes(with_id)
+    assert isinstance(digested, Arrival) and digested.message_id is None
+    assert digested.bytes == reencoded_bytes(without)
 
 
 def test_every_server_kind_is_a_child_master() -> None:
