@@ -14,6 +14,7 @@ from typing import Any
 
 from imdiag.masters.asgi import AsgiMaster
 from imdiag.masters.base import Master
+from imdiag.masters.child import ChildMaster
 from imdiag.masters.node import NodeMaster
 from imdiag.masters.python import PythonMaster
 
@@ -23,6 +24,14 @@ SERVERS: dict[str, type[Master]] = {"python": PythonMaster, "node": NodeMaster, 
 def new_master(server: str, limit: int, namespace: str = "/", **options: Any) -> Master:
     """A master of the given server kind at ``limit``; ``options`` (host, port, path, ledger) as they are."""
     return SERVERS[server](limit=limit, namespace=namespace, **options)
+
+
+def shards_per_lane(server: str) -> int:
+    """How many identical masters of a kind share one sweep lane's messages: its host processes
+    when the kind splits its lanes (``ChildMaster.split_lanes``), so that one lane's decoding runs
+    on every core; else one."""
+    kind = SERVERS[server]
+    return kind.hosts if issubclass(kind, ChildMaster) and kind.split_lanes else 1
 
 
 def master_options(server: str, csr: bool) -> dict[str, Any]:
@@ -47,4 +56,5 @@ async def started(masters: Sequence[Master]) -> AsyncIterator[None]:
                 raise stopped  # a cancellation while stopping goes on up
 
 
-__all__ = ["SERVERS", "AsgiMaster", "Master", "NodeMaster", "PythonMaster", "master_options", "new_master", "started"]
+__all__ = ["SERVERS", "AsgiMaster", "Master", "NodeMaster", "PythonMaster", "master_options", "new_master",
+           "shards_per_lane", "started"]

@@ -22,6 +22,7 @@ class AsgiMaster(ChildMaster):
     """python-socketio's ``ASGIApp`` under uvicorn, ``max_http_buffer_size`` = limit."""
 
     server = SERVER_NAME
+    split_lanes = True  # python-socketio decodes with the stdlib json, as ``PythonMaster``
 
     def host_command(self) -> HostCommand:
         return HostCommand((sys.executable, "-m", HOST_MODULE, "uvicorn"), "the asgi master")

@@ -281,6 +281,8 @@ class ChildMaster(Master):
     # How many host processes this kind's masters spread over: a host decodes what its masters
     # receive on one core (JSON decoding is a sweep's largest cost), and each host is a start-up.
     hosts: ClassVar[int] = min(usable_cpus(), 4)
+    # Whether a sweep splits each lane over ``hosts`` identical masters (see ``shards_per_lane``).
+    split_lanes: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)

@@ -2,7 +2,10 @@
 
 One master per (server, limit, transport), all started at once on ephemeral loopback ports, and
 one lane per master sending its messages in ascending size over a reused connection (a new one
-only after the master closed the last). Lanes run concurrently. Messages are planned up front
+only after the master closed the last). Lanes run concurrently. A kind whose servers decode slowly
+(python-socketio's stdlib json) has each lane split over identical masters in each of its host
+processes, every other message each: one server decodes on one core, and one lane (10 MB,
+websocket) is most of a default sweep's decoding. Messages are planned up front
 (their sizes are arithmetic) and made as they are written, piece by piece: a lane holds only
 the pieces of the frame in flight, and a 16 MB frame the master refuses at its header is never
 made whole.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -27,7 +31,7 @@ from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
 from imdiag.core.quirks import limit_unit, predicts_delivered, rule
 from imdiag.core.wire import LimitUnit, Transport, streamed_event_frame
 from imdiag.core.worker import ClientKind
-from imdiag.masters import Master, master_options, new_master, started
+from imdiag.masters import Master, master_options, new_master, shards_per_lane, started
 from imdiag.masters.ledger import Ledger
 from imdiag.runners.libraries import run_sweep_lane
 
@@ -40,6 +44,15 @@ def make_master(server: str, limit: int, settings: SweepSettings) -> Master:
     sweep's messages has an id of its own, by which it is found: the master's ledger is ``by_id``."""
     return new_master(server, limit, settings.namespace, ledger=Ledger(by_id=True),
                       **master_options(server, settings.csr))
+
+
+def lane_shards(server: str, client: ClientKind, messages: int) -> int:
+    """How many identical masters share one lane's messages (every other one each, ascending):
+    the kind's ``shards_per_lane``, at most one per message. A library client is a process per
+    lane: it keeps one master."""
+    if client is not ClientKind.IMDIAG:
+        return 1
+    return max(1, min(shards_per_lane(server), messages))
 
 
 @dataclass(frozen=True)
@@ -116,21 +129,21 @@ async def run_sweep(
     """Measure every planned cell on every master; cells are appended to ``cells`` as they come,
     so a caller interrupted midway still holds what was measured."""
     started_at = time.monotonic()
+    counts = {(server, limit, transport): len(plan_for_limit(settings, limit, limit_unit(server, transport)))
+              for server in settings.masters for limit in settings.limits for transport in settings.transports}
     if on_planned is not None:
-        on_planned(sum(len(plan_for_limit(settings, limit, limit_unit(server, transport)))
-                       for server in settings.masters for limit in settings.limits for transport in settings.transports))
+        on_planned(sum(counts.values()))
 
     def record(cell: Cell) -> None:
         cells.append(cell)
         if on_cell is not None:
             on_cell(cell)
 
-    masters = {
-        (server, limit, transport): master_factory(server, limit, settings)
-        for server in settings.masters
-        for limit in settings.limits
-        for transport in settings.transports
-    }
+    shards = {key: lane_shards(key[0], settings.client, count) for key, count in counts.items()}
+    # A lane's shards are made one after the other, so each goes to another host (the one that
+    # serves the fewest masters).
+    masters = {(*key, shard): master_factory(key[0], key[1], settings) for key in counts for shard in range(shards[key])}
+    shards_left = Counter(shards)
     runs: list[MasterInfo] = []
 
     async def lane_task(lane: _Lane, session: aiohttp.ClientSession) -> None:
@@ -139,8 +152,10 @@ async def run_sweep(
         else:
             run = await run_sweep_lane(lane.master, lane.transport, lane.messages, settings, session, record)
         runs.append(run)
-        if on_lane_done is not None:
-            on_lane_done(run, len(lane.messages))
+        key = (run.server, lane.master.limit, lane.transport)
+        shards_left[key] -= 1
+        if on_lane_done is not None and not shards_left[key]:
+            on_lane_done(run, counts[key])
 
     # Planned in a thread while the masters start: the catalog's items are made meanwhile.
     planning = asyncio.ensure_future(asyncio.to_thread(plan_messages, settings, Catalog(settings.seed),
@@ -148,10 +163,12 @@ async def run_sweep(
     try:
         async with started(list(masters.values())), client_session() as session:
             if on_started is not None:
-                on_started([replace(master.info, transport=transport) for (_, _, transport), master in masters.items()])
+                on_started([replace(master.info, transport=transport) for (_, _, transport, _), master in masters.items()])
             messages = await planning
-            lanes = [_Lane(master, transport, messages[(limit, limit_unit(server, transport))])
-                     for (server, limit, transport), master in masters.items()]
+            # A lane's shards take every other message each (of ``shards``), in ascending size.
+            lanes = [_Lane(master, transport, messages[(limit, limit_unit(server, transport))][shard::shards[key]])
+                     for (server, limit, transport, shard), master in masters.items()
+                     for key in [(server, limit, transport)]]
             # A task group, not gather: cancelled (Ctrl-C), it waits until every lane has closed
             # its client (a Node process each with --client node) before the masters stop.
             try:
@@ -165,7 +182,7 @@ async def run_sweep(
             planning.cancel()
         elif not planning.cancelled():
             planning.exception()  # seen: when the masters did not start, that is the error to report
-    runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else ""))
+    runs.sort(key=lambda r: (r.server, r.limit, r.transport.value if r.transport else "", r.url))
     return Report(
         command="size-sweep",
         settings=settings.to_dict(),

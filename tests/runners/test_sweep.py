@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 
 from imdiag.core.findings import boundary_rows, disagreements
-from imdiag.core.model import Cause, Cell
-from imdiag.core.plan import MASTER_CHOICES, SweepSettings
+from imdiag.core.model import Cause, Cell, MasterInfo
+from imdiag.core.plan import MASTER_CHOICES, SweepSettings, plan_for_limit
 from imdiag.core.refusal import Refuser
 from imdiag.core.wire import LimitUnit, Transport
-from imdiag.runners.sweep import run_sweep
+from imdiag.masters import Master, shards_per_lane
+from imdiag.masters.child import usable_cpus
+from imdiag.masters.python import PythonMaster
+from imdiag.runners.sweep import make_master, run_sweep
 
 from ..helpers import TIMEOUT
 
@@ -37,9 +40,11 @@ async def test_boundary_cells_on_all_masters():
     started: list = []
     report = await run_sweep(settings, cells, on_started=started.extend)
     assert {c.master for c in report.cells} == {"python", "node", "asgi"}
-    # Named as soon as they are up (before any cell), so an interrupted run still reports them.
+    # Named as soon as they are up (before any cell), so an interrupted run still reports them:
+    # every master, a python-socketio lane's being split over its host processes.
     assert sorted((m.server, m.transport.value) for m in started) == [
-        (s, t) for s in ("asgi", "node", "python") for t in ("polling", "websocket")]
+        (s, t) for s in ("asgi", "node", "python") for t in ("polling", "websocket") for _ in range(shards_per_lane(s))]
+    assert len(report.masters) == len(started)
 
     def verdicts(master: str, transport: Transport) -> dict[str, tuple[bool, Cause | None]]:
         return {label: (c.delivered, c.cause) for label in ("L-1", "L", "L+1")
@@ -78,6 +83,37 @@ async def test_boundary_cells_on_all_masters():
     found = disagreements(cells)
     assert [{m: (c.transport, c.label, c.delivered) for m, c in d.items()} for d in found] == [
         {"python": (Transport.WEBSOCKET, "L", False), "node": (Transport.WEBSOCKET, "L", True)}]
+
+
+async def test_a_split_lane_measures_each_message_once_on_identical_masters_in_every_host():
+    """python-socketio decodes on one core: a python lane's messages are shared by one master in
+    each host process, every other one each, and each is measured once."""
+    settings = SweepSettings(limits=(LIMIT,), sizes=(1_000, 10_000), types=("worker:heartbeat", "worker:data:sync"),
+                             transports=(Transport.WEBSOCKET,), masters=("python",), timeout_s=TIMEOUT)
+    shards = shards_per_lane("python")
+    assert shards == min(usable_cpus(), PythonMaster.hosts) and PythonMaster.split_lanes
+    hosts: set[int | None] = set()
+
+    def master_factory(server: str, limit: int, sweep: SweepSettings) -> Master:
+        master = make_master(server, limit, sweep)
+        assert isinstance(master, PythonMaster)
+        masters.append(master)
+        return master
+
+    masters: list[PythonMaster] = []
+    cells: list[Cell] = []
+    lanes_done: list[tuple[MasterInfo, int]] = []
+    report = await run_sweep(settings, cells, master_factory=master_factory,
+                             on_started=lambda _: hosts.update(m.pid for m in masters),
+                             on_lane_done=lambda run, count: lanes_done.append((run, count)))
+    planned = plan_for_limit(settings, LIMIT)
+    assert len(cells) == len(planned) and len({c.message_id for c in cells}) == len(planned)
+    assert not any(c.disagrees for c in cells), [c.evidence for c in cells]  # websocket: the model holds
+    assert {c.label: c.delivered for c in cells if c.label in ("L-1", "L", "L+1")} == {
+        "L-1": True, "L": False, "L+1": False}
+    assert len(masters) == len(report.masters) == shards and len({m.url for m in report.masters}) == shards
+    assert len(hosts) == shards  # one master in each host process
+    assert [count for _, count in lanes_done] == [len(planned)]  # one line per lane, all its cells
 
 
 async def test_python_polling_loss_is_a_decode_error_not_oversize():
