@@ -17,6 +17,7 @@ from imdiag.cli.options import parse_sizes, parse_transports, parse_types
 from imdiag.core import quirks
 from imdiag.core.errors import InputError
 from imdiag.core.quirks import REFERENCE_VERSIONS
+from imdiag.masters import shards_per_lane
 
 from ..helpers import TIMEOUT
 
@@ -139,8 +140,10 @@ def test_ctrl_c_still_writes_the_measured_cells(tmp_path):
     assert "interrupted (Ctrl-C)" in html and html.count('<td class="v ') == len(report["cells"])
     # The run's own time and the masters it measured against, not 0.0 s and none.
     assert report["elapsed_s"] > 0 and f"in {report['elapsed_s']:.1f} s" in stdout and " in 0.0 s" not in stdout
+    # (every master: a python lane is split over identical masters, one per host process)
     assert sorted((m["limit"], m["transport"]) for m in report["masters"]) == [
-        (1000, "polling"), (1000, "websocket"), (20_000_000, "polling"), (20_000_000, "websocket")]
+        (limit, transport) for limit in (1000, 20_000_000) for transport in ("polling", "websocket")
+        for _ in range(shards_per_lane("python"))]
 
 
 def test_size_sweep_as_a_gate_exit_codes(tmp_path):
