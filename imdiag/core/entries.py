@@ -28,8 +28,8 @@ class Arrival:
     event: str
     type: str | None
     message_id: str | None
-    digest: str  # sha256 of the message as canonical JSON (sorted keys), 16 hex digits
-    bytes: int  # the received message re-encoded as compact UTF-8 JSON
+    digest: str  # sha256 of the message as canonical JSON (sorted keys), 16 hex digits ("": none)
+    bytes: int | None  # the received message re-encoded as compact UTF-8 JSON (None: not counted)
     message: Any = None  # kept only when the ledger records messages (``keep_messages``)
 
 
@@ -104,7 +104,7 @@ class Totals:
         if isinstance(entry, Arrival):
             kind = entry.type or "(no type)"
             self.arrivals[kind] += 1
-            self.arrival_bytes[kind] += entry.bytes
+            self.arrival_bytes[kind] += entry.bytes or 0
         elif isinstance(entry, ServerError):
             if entry.decode:
                 self.decode_errors += 1
@@ -154,18 +154,18 @@ def message_id_of(message: Any) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def arrival_digest(message: Any, *, by_id: bool = False) -> tuple[str, int, str | None]:
+def arrival_digest(message: Any, *, by_id: bool = False) -> tuple[str, int | None, str | None]:
     """What a master records of an arrival's content: its digest and ``reencoded_bytes()``.
 
     ``by_id``: the sender finds a message with an id (``message_id_of``) by that id, its ids
-    being unique (a sweep's), so such a message gets no digest, only its bytes: the sorted copy
-    and sha256 are most of a master's own work on a large message. The arrival is recorded
-    whatever this does (a message the handler received is delivered; without a digest it is
-    still found by its id): ``("", 0, why)`` when it fails, ``why`` being the error for the
-    ledger line next to it."""
+    being unique, and knows every size of it (a sweep made it): such a message is recorded as
+    arrived, with neither digest nor bytes ``("", None, None)``: re-encoding a large message is
+    most of a master's own work. The arrival is recorded whatever this does (a message the
+    handler received is delivered; without a digest it is still found by its id): ``("", 0,
+    why)`` when it fails, ``why`` being the error for the ledger line next to it."""
     try:
         if by_id and message_id_of(message) is not None:
-            return "", reencoded_bytes(message), None
+            return "", None, None
         digest, size = digest_and_bytes(message)
     except Exception as exc:  # noqa: BLE001 - never lose an arrival to its digest
         return "", 0, f"{type(exc).__name__}: {exc}"

@@ -24,8 +24,8 @@ protocol, JSON lines:
 An arrival's ``message`` is ``{"type", "id"}`` only (strings, else null or absent), or the whole
 message when the master records (``fake-master --record``); ``digest`` is
 ``imdiag.core.entries.canonical_digest`` of what the server decoded (master.js computes the same
-function), "" for a message with a string id when the ledger is ``by_id`` (its sender finds it by
-that id, so only its bytes are counted), or "" when it failed (an error line then comes first: the arrival is never lost). An
+function), "" with ``bytes`` null for a message with a string id when the ledger is ``by_id`` (its
+sender finds it by that id and knows its sizes), or "" when it failed (an error line then comes first: the arrival is never lost). An
 error's ``sid`` is the connection it was logged on ("" when unknown); ``body_bytes`` the
 Content-Length of the POST it was logged under (python host). The host writes each line with
 a blocking write as its server dispatches, and a reader task feeds them into each master's
@@ -421,7 +421,8 @@ def feed(ledger: Ledger, report: dict[str, Any]) -> None:
     if kind == "arrival":
         ledger.arrival(
             sid, namespace, str(report.get("name")), report.get("message"),
-            digest=str(report.get("digest", "")), size=int(report.get("bytes", 0)),
+            digest=str(report.get("digest", "")),
+            size=int(report["bytes"]) if report.get("bytes") is not None else None,
         )
         if report.get("connected") is False:
             # socket.io calls onAny listeners but not socket.on(event) handlers after disconnect.

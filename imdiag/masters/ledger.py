@@ -30,8 +30,8 @@ class Ledger:
                  retain: bool = True, by_id: bool = False):
         """``retain=False``: entries only go to ``on_entry`` (a long-running standalone master
         must not grow without bound); the lookups below then find nothing. ``by_id``: the sender
-        finds every message that has an id by that id (a sweep's ids are unique), so the master
-        computes no digest for those (``arrival_digest``)."""
+        finds every message that has an id by that id (a sweep's ids are unique) and knows its
+        sizes, so the master neither digests nor counts those (``arrival_digest``)."""
         self.entries: list[Entry] = []
         self._on_entry = on_entry
         self._keep_messages = keep_messages
@@ -69,8 +69,9 @@ class Ledger:
         digest: str | None = None, size: int | None = None,
     ) -> Arrival:
         """Record that the handler ran. ``digest`` and ``size`` are for masters that computed
-        them from a message they do not pass on whole (the Node master sends type and id only)."""
-        if digest is None or size is None:
+        them from a message they do not pass on whole (the Node master sends type and id only);
+        their ``size`` is None when they did not count it (``by_id``)."""
+        if digest is None:
             digest, size, failed = arrival_digest(message, by_id=self.by_id)
             if failed is not None:
                 self.error("imdiag.ledger", DIGEST_FAILED, failed, False, sid=sid)

@@ -11,8 +11,8 @@ frame of exactly the limit; python-engineio reads an aiohttp POST body with one 
 and can cut it; under ASGI it compares a websocket message's ``len()``, in characters, and closes
 with 1000; uvicorn refuses a message over its own ``ws_max_size`` with 1009), observed and
 reported, never patched.
-Its ledger lines: what the handler received (type, id, ``canonical_digest`` unless it has an
-id and the ledger is ``by_id``, bytes; the arrival even when the digest fails), each connect and disconnect with python-socketio's reason, and every
+Its ledger lines: what the handler received (type, id, ``canonical_digest`` and bytes, unless
+it has an id and the ledger is ``by_id``; the arrival even when the digest fails), each connect and disconnect with python-socketio's reason, and every
 error the server logged, with the sid and POST size of the request it was logged under.
 """
 

@@ -17,7 +17,7 @@
  *   {"key","event":"listening","port":N} | {"key","event":"failed","error"} | {"key","event":"stopped"}
  *   {"key","event":"connect","sid":..,"namespace":..,"recovered":..}
  *   {"key","event":"arrival","sid","namespace","name","message":{"type","id"},"digest","bytes","connected"}
- *     ("digest" is "" for a message with a string id when the start command said "by_id")
+ *     ("digest" "" and "bytes" null for a message with a string id when the start command said "by_id")
  *   {"key","event":"disconnect","sid","namespace","reason","cause"}
  *   {"key","event":"error","logger","message","error","decode","sid"}
  * It exits on SIGTERM/SIGINT and when its stdin closes, so it never outlives its parent.
@@ -205,15 +205,17 @@ function startMaster(servers, opts) {
       // arrival is reported whatever the digest does: a message the handler received is
       // delivered (JSON.parse reads any depth; a nesting deeper than the JS stack throws
       // RangeError from the sorted copy), without a digest it is still found by its id.
-      // by_id: the sender finds a message with a string id by that id (a sweep's are unique),
-      // so only its bytes are counted, from JSON.stringify's own text: no sorted copy, no hash.
-      const hasId = Boolean(opts.by_id) && isObject && typeof msg.id === "string";
+      // by_id: the sender finds a message with a string id by that id (a sweep's are unique)
+      // and knows its sizes: it is recorded as arrived, neither re-encoded nor digested.
+      const counted = !(opts.by_id && isObject && typeof msg.id === "string");
       let hash = "";
-      let bytes = 0;
+      let bytes = counted ? 0 : null;
       try {
-        const text = hasId ? JSON.stringify(msg) : canonicalText(msg);
-        if (!hasId) hash = digestOf(text);
-        bytes = Buffer.byteLength(text);
+        if (counted) {
+          const text = canonicalText(msg);
+          hash = digestOf(text);
+          bytes = Buffer.byteLength(text);
+        }
       } catch (err) {
         report({ key, event: "error", logger: "imdiag.node", message: `the digest of an arrival on ${socket.id} failed`, error: errorText(err), decode: false, sid: socket.id });
       }

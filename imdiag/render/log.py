@@ -23,7 +23,8 @@ def ledger_line(entry: Entry) -> str:
     if isinstance(entry, Arrival):
         what = entry.type or "(no type)"
         ident = f" id={entry.message_id}" if entry.message_id else f" digest={entry.digest}"
-        return f"{t} arrival    {what}{ident} {entry.bytes:,} B event={entry.event!r} sid={entry.sid}"
+        size = f"{entry.bytes:,} B " if entry.bytes is not None else ""
+        return f"{t} arrival    {what}{ident} {size}event={entry.event!r} sid={entry.sid}"
     if isinstance(entry, ServerError):
         kind = "decode-err" if entry.decode else "error     "
         # The connection and the body's size tie a decode error to the message that was lost.

@@ -277,12 +277,12 @@ def test_canonical_form_is_json_stringify_with_sorted_keys():
     assert canonical_digest({"n": 1}) == canonical_digest({"n": 1.0})  # whatever encoder sent it
 
 
-def test_an_arrival_found_by_its_id_is_counted_not_digested():
-    """A sweep finds each message by its unique id, so its masters spend nothing on the digest of
-    a message with a string id; without one (or with an id that is no string), or when the
-    sender matches by digest (a replay), the digest is there."""
+def test_an_arrival_found_by_its_id_is_neither_digested_nor_counted():
+    """A sweep finds each message by its unique id and knows its sizes, so its masters spend
+    nothing on re-encoding a message with a string id; without one (or with an id that is no
+    string), or when the sender matches by digest (a replay), the digest and bytes are there."""
     with_id = {"type": "t", "id": "m-1", "payload": {"x": 1.0, "text": "张三"}}
-    assert arrival_digest(with_id, by_id=True) == ("", reencoded_bytes(with_id), None)
+    assert arrival_digest(with_id, by_id=True) == ("", None, None)
     assert arrival_digest(with_id) == (canonical_digest(with_id), reencoded_bytes(with_id), None)
     for without in ({"type": "t", "payload": 1}, {"type": "t", "id": 7}, ["id", "m-1"], "m-1"):
         assert arrival_digest(without, by_id=True) == (canonical_digest(without), reencoded_bytes(without), None)
