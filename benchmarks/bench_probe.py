@@ -16,7 +16,7 @@ import time
 
 from imdiag.core.probe_result import ProbeSettings
 from imdiag.core.units import format_size, parse_limit
-from imdiag.masters import Master, PythonMaster
+from imdiag.masters.kinds import Master, PythonMaster
 from imdiag.masters.ledger import Ledger
 from imdiag.masters.node import NodeMaster, node_ready
 from imdiag.runners.probe import probe

@@ -28,17 +28,20 @@ import socket
 import sys
 from collections.abc import Callable
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import socketio
-import uvicorn
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from imdiag.core.entries import DIGEST_FAILED, arrival_digest
 from imdiag.core.quirks import PYTHON_DECODE_ERROR_LOGS
 from imdiag.core.wire import Encoder, encode_json
+
+if TYPE_CHECKING:
+    # For type checkers only (start-up time): only the uvicorn host loads uvicorn.
+    import uvicorn
 
 VERSIONED = ("python-socketio", "python-engineio")  # and the web server's own packages
 COMMAND_LINE_LIMIT = 1 << 20
@@ -175,6 +178,9 @@ class UvicornServer:
 
     async def start(self, sio: socketio.AsyncServer, host: str, port: int, path: str) -> int:
         """Listen; the port it got."""
+        # Imported here for start-up time: the aiohttp host (every default sweep) never needs it.
+        import uvicorn
+
         app = _remember_asgi_request(socketio.ASGIApp(sio, socketio_path=path.strip("/")))
         # No lifespan (the app needs none), no logging setup of uvicorn's own (its error logger
         # reaches the host's stderr, which the parent keeps), a short grace on stop: python-engineio

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from imdiag.core.entries import Entry
 from imdiag.core.errors import TargetError
 from imdiag.core.model import MasterInfo
-from imdiag.masters import new_master
+from imdiag.masters.kinds import new_master
 from imdiag.masters.ledger import Ledger
 from imdiag.masters.record import Recorder
 

@@ -25,7 +25,7 @@ from imdiag.core.plan import Planned, SweepSettings
 from imdiag.core.quirks import RULES, predicts_delivered, rule
 from imdiag.core.wire import Encoder, Transport
 from imdiag.core.worker import ClientKind, ClientView
-from imdiag.masters import Master
+from imdiag.masters.kinds import Master
 
 CLIENTS: dict[ClientKind, type[LibraryClient]] = {ClientKind.NODE: NodeClient, ClientKind.PYTHON: PythonClient}
 

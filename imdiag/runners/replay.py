@@ -78,7 +78,7 @@ from imdiag.core.wire import (
     wire_namespace,
 )
 from imdiag.core.worker import ClientKind, ClientView
-from imdiag.masters import Master, master_options, new_master, started
+from imdiag.masters.kinds import Master, master_options, new_master, started
 from imdiag.runners.libraries import library_cell, open_library_lanes
 from imdiag.runners.probe import pin_limit
 

@@ -31,7 +31,7 @@ from imdiag.core.plan import Planned, SweepSettings, plan_for_limit
 from imdiag.core.quirks import limit_unit, predicts_delivered, rule
 from imdiag.core.wire import LimitUnit, Transport, streamed_event_frame
 from imdiag.core.worker import ClientKind
-from imdiag.masters import Master, master_options, new_master, shards_per_lane, started
+from imdiag.masters.kinds import Master, master_options, new_master, shards_per_lane, started
 from imdiag.masters.ledger import Ledger
 from imdiag.runners.libraries import run_sweep_lane
 

@@ -17,7 +17,7 @@ from imdiag.cli.options import parse_sizes, parse_transports, parse_types
 from imdiag.core import quirks
 from imdiag.core.errors import InputError
 from imdiag.core.quirks import REFERENCE_VERSIONS
-from imdiag.masters import shards_per_lane
+from imdiag.masters.kinds import shards_per_lane
 
 from ..helpers import TIMEOUT
 

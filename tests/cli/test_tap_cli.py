@@ -15,7 +15,7 @@ import socketio
 from imdiag.cli.tap import _settings as tap_settings
 from imdiag.core.captures import load_messages
 from imdiag.core.errors import InputError
-from imdiag.masters import PythonMaster
+from imdiag.masters.kinds import PythonMaster
 
 from ..helpers import TIMEOUT, assert_one_line_error, imdiag_process, interrupt, run_imdiag
 

@@ -28,7 +28,7 @@ from imdiag.clients.observe import LedgerWitness, Outgoing, observe
 from imdiag.core.judge import close_text, judge
 from imdiag.core.model import Cause
 from imdiag.core.wire import Encoder, Streamed, Transport, parse_open
-from imdiag.masters import new_master
+from imdiag.masters.kinds import new_master
 
 from ..helpers import TIMEOUT, run_imdiag, serving
 

@@ -14,7 +14,7 @@ import pytest
 
 from imdiag.core.model import Outcome, TapDetails
 from imdiag.core.tap import Settled, Unreachable
-from imdiag.masters import NodeMaster
+from imdiag.masters.kinds import NodeMaster
 from imdiag.relays.connection import WRITE_HIGH_WATER
 
 from ..clients.relay import LoopbackRelay

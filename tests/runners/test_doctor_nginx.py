@@ -15,7 +15,7 @@ from imdiag.cli.probe import probe_settings
 from imdiag.core.doctor import DoctorResult, DoctorSettings, Verdict, exit_code
 from imdiag.core.errors import ExitCode
 from imdiag.core.wire import Encoder
-from imdiag.masters import new_master, started
+from imdiag.masters.kinds import new_master, started
 from imdiag.runners.doctor import doctor
 
 from ..helpers import TIMEOUT, run_imdiag

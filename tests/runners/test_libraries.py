@@ -22,7 +22,7 @@ from imdiag.core.plan import SweepSettings
 from imdiag.core.quirks import rule
 from imdiag.core.wire import Encoder, Transport, event_frame
 from imdiag.core.worker import ClientKind, Connected, Disconnected, GaveUp, Received, Sent
-from imdiag.masters import Master, new_master, started
+from imdiag.masters.kinds import Master, new_master, started
 from imdiag.runners.libraries import CLIENTS, client_encoder
 from imdiag.runners.sweep import run_sweep
 

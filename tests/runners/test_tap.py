@@ -25,7 +25,7 @@ from imdiag.core.tap import (
     Unreachable,
 )
 from imdiag.core.wire import Encoder, Transport, encode_json, event_frame
-from imdiag.masters import NodeMaster, PythonMaster
+from imdiag.masters.kinds import NodeMaster, PythonMaster
 
 from ..helpers import TIMEOUT
 from ..node_worker import NodeWorker, kind

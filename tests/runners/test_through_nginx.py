@@ -21,7 +21,7 @@ from imdiag.core.model import Cause
 from imdiag.core.probe_result import ProbeSettings, exit_code
 from imdiag.core.refusal import Refuser
 from imdiag.core.wire import Transport
-from imdiag.masters import new_master, started
+from imdiag.masters.kinds import new_master, started
 from imdiag.runners.probe import probe
 
 from ..helpers import TIMEOUT, run_imdiag
