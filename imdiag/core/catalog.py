@@ -267,6 +267,8 @@ class _Pool:
     bytes_cum: list[int] = field(default_factory=lambda: [0])  # sum of item bytes
     js_cum: list[int] = field(default_factory=lambda: [0])  # sum of node-form JS lengths
     chars_cum: list[int] = field(default_factory=lambda: [0])  # sum of item characters (code points)
+    _joined: bytes = b""  # the first ``_joined_items`` items joined by commas
+    _joined_items: int = 0
 
     def _upto(self, cum: list[int], k: int) -> int:
         cycles, rest = divmod(k, UNIQUE_ITEMS)
@@ -286,15 +288,31 @@ class _Pool:
 
     def joined(self, start: int, count: int, piece_bytes: int) -> Iterator[bytes]:
         """Items ``start`` .. ``start + count - 1`` joined by commas, in pieces of about
-        ``piece_bytes`` (each but the first led by its comma)."""
+        ``piece_bytes`` (each but the first led by its comma): slices of the unique items joined
+        once (``_block``), not joins of hundreds of small items per piece."""
+        block = self._block()
         index, end = start, start + count
         while index < end:
             first = index % len(self.texts)
             # Stop at the end of the unique items (the list repeats from there) or the piece size.
             stop = bisect.bisect_left(self.bytes_cum, self.bytes_cum[first] + piece_bytes, first + 1)
             stop = min(stop, len(self.texts), first + end - index)
-            yield (b"," if index > start else b"") + b",".join(self.texts[first:stop])
+            # In the block, item i starts at bytes_cum[i] + i (the commas before it); the comma
+            # that leads a piece is the block's, but for item 0 (the list repeating).
+            lead = index > start
+            begin, finish = self.bytes_cum[first] + first, self.bytes_cum[stop] + stop - 1
+            if lead and first == 0:
+                yield b"," + block[begin:finish]
+            else:
+                yield block[begin - lead:finish]
             index += stop - first
+
+    def _block(self) -> bytes:
+        """Every item made so far, joined by commas (made again only when items were added)."""
+        if self._joined_items != len(self.texts):
+            self._joined = b",".join(self.texts)
+            self._joined_items = len(self.texts)
+        return self._joined
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imdiag.core.catalog import TYPE_NAMES, Catalog, message_type
+from imdiag.core.catalog import TYPE_NAMES, UNIQUE_ITEMS, Catalog, message_type
 from imdiag.core.errors import InputError
 from imdiag.core.wire import Encoder, LimitUnit, code_points, encode_json, event_frame, measure
 
@@ -87,6 +87,19 @@ def test_message_parts_make_the_message_piece_by_piece(type_name, encoder, targe
     # An item or a cycle of padding characters is the most a piece goes over.
     assert max(map(len, pieces)) <= piece_bytes + 8192
     assert b"".join(pieces) == CATALOG.sized(type_name, target, encoder).data
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(0, 3 * UNIQUE_ITEMS), count=st.integers(0, 3 * UNIQUE_ITEMS),
+       piece_bytes=st.sampled_from([1, 700, 4096, 1 << 18]))
+def test_a_list_in_pieces_is_its_items_joined_by_commas(start, count, piece_bytes):
+    """The pieces of a list, sliced from the items joined once, are the items (repeating after
+    the unique ones) joined by commas: each but the first piece starts with its comma."""
+    pool = CATALOG._pool("worker:messages:update", Encoder.NODE, UNIQUE_ITEMS)
+    texts = pool.texts
+    pieces = list(pool.joined(start, count, piece_bytes))
+    assert b"".join(pieces) == b",".join(texts[(start + i) % len(texts)] for i in range(count))
+    assert all(piece.startswith(b",") for piece in pieces[1:])
 
 
 def test_planning_a_16mb_message_makes_none_of_its_bytes():
