@@ -17,8 +17,8 @@ import socketio
 
 from imdiag.core.entries import Arrival, ServerError, canonical_digest, reencoded_bytes
 from imdiag.core.errors import TargetError
-from imdiag.masters.kinds import SERVERS, new_master
 from imdiag.masters.child import ChildMaster, MasterHost
+from imdiag.masters.kinds import SERVERS, new_master
 from imdiag.masters.ledger import Ledger
 from imdiag.masters.python import PythonMaster
 

@@ -17,8 +17,8 @@ from imdiag.core.model import Cause, Cell, MasterInfo
 from imdiag.core.plan import MASTER_CHOICES, SweepSettings, plan_for_limit
 from imdiag.core.refusal import Refuser
 from imdiag.core.wire import LimitUnit, Transport
-from imdiag.masters.kinds import Master, shards_per_lane
 from imdiag.masters.child import usable_cpus
+from imdiag.masters.kinds import Master, shards_per_lane
 from imdiag.masters.python import PythonMaster
 from imdiag.runners.sweep import make_master, run_sweep
 
