@@ -65,6 +65,7 @@ from imdiag.core.wire import (
     OpenInfo,
     Transport,
     parse_event,
+    parse_event_head,
     parse_open,
     parse_sio,
 )
@@ -437,8 +438,12 @@ class Tracker:
         self._emit(Oversize(self.now(), sid, Transport.POLLING, int(length), limit, record.held))
         return _hold_answer(session.server_header) if record.held else None
 
-    def request_body(self, conn: int, exchange: int, request: Request, body: bytes | None, size: int) -> None:
-        """A worker's POST body, whole (``body`` is None when it was too large to keep a copy)."""
+    def request_body(self, conn: int, exchange: int, request: Request, body: bytes | None, size: int,
+                     whole: bool = True) -> None:
+        """A worker's POST body (``body`` is None when it was too large to keep a copy). Not
+        ``whole``: the worker stopped sending it after ``size`` B, once the master had answered
+        (aiohttp's client stops a body when its response is released); its last packet is then
+        known by its head and by the length the request announced."""
         record = self._exchanges.get(exchange)
         if record is None:
             return
@@ -448,8 +453,14 @@ class Tracker:
             return
         # Records split on the separator byte: it never occurs inside a UTF-8 character.
         records: list[bytes | None] = list(body.split(_SEPARATOR)) if body is not None else [None]
-        for packet in records:
-            self._worker_packet(session, conn, Transport.POLLING, packet, size, len(records), exchange)
+        announced = request.headers.get("content-length", "")
+        wire_bytes = size if whole or not announced.isdigit() else int(announced)
+        for i, packet in enumerate(records):
+            if not whole and i == len(records) - 1 and packet is not None:
+                before = len(body or b"") - len(packet)
+                self._cut_packet(session, conn, packet, wire_bytes - before, wire_bytes, len(records), exchange)
+            else:
+                self._worker_packet(session, conn, Transport.POLLING, packet, wire_bytes, len(records), exchange)
         record.decoded = True
         if record.held:
             self._hold_post(session, record)
@@ -688,6 +699,15 @@ class Tracker:
             self._close(session, "worker", "the worker closed the session (Engine.IO CLOSE)")
         return None
 
+    def _cut_packet(self, session: _Session, conn: int, prefix: bytes, packet_bytes: int, wire_bytes: int,
+                    packets: int, exchange: int) -> None:
+        """The last packet of a POST body the worker stopped sending: a message when its head
+        says it is an EVENT (sized by what the request announced), else nothing to count."""
+        session.seq += 1
+        if prefix[:1] == EIO_MESSAGE.encode() and prefix[1:2].decode("ascii", "replace") in (SIO_EVENT, SIO_BINARY_EVENT):
+            self._new_message(session, conn, Transport.POLLING, prefix, wire_bytes, packet_bytes, packets, exchange,
+                              cut=True)
+
     def _worker_sio(self, session: _Session, conn: int, transport: Transport, packet: bytes, wire_bytes: int,
                     packets: int, exchange: int | None) -> _Message | None:
         kind = packet[1:2].decode("ascii", "replace")
@@ -734,14 +754,16 @@ class Tracker:
     # --- messages ----------------------------------------------------------------------------------
 
     def _new_message(self, session: _Session, conn: int, transport: Transport, packet: bytes | None,
-                     wire_bytes: int, packet_bytes: int, packets: int, exchange: int | None) -> _Message | None:
+                     wire_bytes: int, packet_bytes: int, packets: int, exchange: int | None,
+                     cut: bool = False) -> _Message | None:
+        """``cut``: ``packet`` is the first part of a ``packet_bytes`` B packet whose rest never came."""
         event, namespace, ack_id, attachments, type_, message_id = "?", "/", None, 0, "(not decoded)", None
         json_bytes = js_len = 0
         encoder = Encoder.NODE
         message: Any = None
         if packet is not None:
             try:
-                parsed = parse_event(packet[1:])
+                parsed = parse_event_head(packet[1:], packet_bytes - 1) if cut else parse_event(packet[1:])
             except (ValueError, UnicodeDecodeError):
                 type_ = "(invalid packet)"
             else:

@@ -72,7 +72,8 @@ class RelayObserver(Protocol):
 
     def request_head(self, conn: int, exchange: int, request: Request) -> Hold | None: ...
 
-    def request_body(self, conn: int, exchange: int, request: Request, body: bytes | None, size: int) -> None: ...
+    def request_body(self, conn: int, exchange: int, request: Request, body: bytes | None, size: int,
+                     whole: bool = True) -> None: ...
 
     def response(self, conn: int, exchange: int, request: Request, response: Response, body: bytes | None) -> None: ...
 
@@ -146,6 +147,8 @@ def abort(writer: asyncio.StreamWriter) -> None:
 
 
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, BodyCut) and exc.__cause__ is not None:
+        exc = exc.__cause__  # what cut the body is the error
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -161,6 +164,15 @@ class _Pending:
 
 class Closed(Exception):
     """A side ended in the middle of a message."""
+
+
+class BodyCut(Closed):
+    """A body's source ended before its end: what had come of it (``body`` when kept) and its size."""
+
+    def __init__(self, cause: BaseException, body: bytes | None, size: int):
+        super().__init__(str(cause) or type(cause).__name__)
+        self.body = body
+        self.size = size
 
 
 class RelayedConnection:
@@ -269,7 +281,15 @@ class RelayedConnection:
             self._worker_idle.clear()
             async with self.to_upstream.lock:
                 self.to_upstream.write(with_host(head, self.authority))
-                body, size = await self._body(self.worker_in, self.to_upstream, request_framing(request), DECODE_MAX)
+                try:
+                    body, size = await self._body(self.worker_in, self.to_upstream, request_framing(request), DECODE_MAX)
+                except BodyCut as cut:
+                    if not any(p.exchange == exchange for p in self._pending):
+                        # Answered, and then the worker stopped sending the body (aiohttp's client
+                        # stops one when its response is released): what came is reported, so the
+                        # answer settles it. Unanswered, the connection's end settles it (LOST).
+                        self.observer.request_body(self.conn, exchange, request, cut.body, cut.size, whole=False)
+                    raise
             self.observer.request_body(self.conn, exchange, request, body, size)
             self._worker_idle.set()
             if self._upgrade is not None and await self._upgrade:
@@ -362,21 +382,11 @@ class RelayedConnection:
                 if size > keep:
                     parts = None
 
-        async with asyncio.timeout(timeout):
-            if framing.chunked:
-                while length := chunk_size(line := await source.readuntil(CRLF)):
-                    await framing_bytes(line)
-                    await _copy(source, length, content)
-                    await framing_bytes(await source.readexactly(2))
-                await framing_bytes(line)
-                while (trailer := await source.readuntil(CRLF)) != CRLF:
-                    await framing_bytes(trailer)
-                await framing_bytes(CRLF)
-            elif framing.until_close:
-                while data := await source.read(CHUNK):
-                    await content(data)
-            elif framing.length:
-                await _copy(source, framing.length, content)
+        try:
+            async with asyncio.timeout(timeout):
+                await _read_body(source, framing, framing_bytes, content)
+        except (Closed, asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise BodyCut(exc, b"".join(parts) if parts is not None else None, size) from exc
         if sink is not None:
             await sink.drain()
         return (b"".join(parts) if parts is not None else None), size
@@ -498,6 +508,26 @@ async def _read_frame_header(source: asyncio.StreamReader) -> bytes | None:
             raise Closed("the connection ended inside a frame header") from None
         return None
     return first + await source.readexactly(header_size(first) - MIN_HEADER)
+
+
+async def _read_body(source: asyncio.StreamReader, framing: BodyFraming,
+                     framing_bytes: Callable[[bytes], Awaitable[None]],
+                     content: Callable[[bytes], Awaitable[None]]) -> None:
+    """Read one body as it is framed: its framing bytes and its content, each handed on."""
+    if framing.chunked:
+        while length := chunk_size(line := await source.readuntil(CRLF)):
+            await framing_bytes(line)
+            await _copy(source, length, content)
+            await framing_bytes(await source.readexactly(2))
+        await framing_bytes(line)
+        while (trailer := await source.readuntil(CRLF)) != CRLF:
+            await framing_bytes(trailer)
+        await framing_bytes(CRLF)
+    elif framing.until_close:
+        while data := await source.read(CHUNK):
+            await content(data)
+    elif framing.length:
+        await _copy(source, framing.length, content)
 
 
 async def _copy(source: asyncio.StreamReader, length: int, forward: Callable[[bytes], Awaitable[None]]) -> None:

@@ -169,6 +169,30 @@ def test_a_413_answered_before_the_body_is_in_still_names_the_message() -> None:
     assert settled.cell.observed.http_status == 413
 
 
+@pytest.mark.parametrize("cut_at", [40, 700])
+def test_a_body_the_worker_stops_sending_after_the_answer_is_settled_by_the_answer(cut_at: int) -> None:
+    """The master answered 400 from the head; the worker's client then let go of the body (aiohttp
+    stops one when its response is released). The message is still known: by its head, and by
+    the length the request announced (the packet before it in the body whole)."""
+    feed = Feed()
+    feed.polling("S1")
+    body = _event(1) + "\x1e" + _event(2, 1500)
+    conn, exchange = feed.conn(), 99
+    request = feed.request("POST /socket.io/?EIO=4&transport=polling&sid=S1", body=body)
+    feed.tracker.request_head(conn, exchange, request)
+    feed.tracker.response(conn, exchange, request, parse_response(b"HTTP/1.1 400 Bad Request\r\n\r\n"), b"no")
+    relayed = body.encode()[:len(_event(1)) + 1 + cut_at]
+    feed.tracker.request_body(conn, exchange, request, relayed, len(relayed), whole=False)
+    first, cut = feed.settled()["t1"], feed.settled()["t2"]
+    for settled in (first, cut):
+        assert settled.message.outcome is Outcome.REFUSED and settled.cell.observed.http_status == 400
+        assert settled.cell.wire_bytes == len(body)  # the POST as announced, not what came
+    assert cut.cell.message_bytes == len(_event(2, 1500))
+    # Its fields as far as they came: 40 bytes end inside the id ('42/worker,["message",{"type":"t2","id":"').
+    assert cut.cell.message_id == (None if cut_at == 40 else "m2")
+    assert first.cell.message_bytes == len(_event(1))
+
+
 def test_a_polling_post_passes_and_a_later_ack_proves_delivery() -> None:
     feed = Feed()
     feed.polling("S1")

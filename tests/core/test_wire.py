@@ -27,6 +27,7 @@ from imdiag.core.wire import (
     js_stringify,
     measure,
     parse_event,
+    parse_event_head,
     parse_open,
     parse_sio,
     polling_body,
@@ -318,3 +319,35 @@ def test_a_float_or_an_index_key_across_a_megabyte_boundary_is_seen(offset):
 def test_printable_escapes_what_would_break_a_terminal_or_a_report():
     assert printable("worker:data:sync") == "worker:data:sync"
     assert printable("t\ud800\x1b[31m\ud83d\ude00") == "t\\ud800\\u001b[31m😀"
+
+
+_FIELD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+_NESTED = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _FIELD_TEXT,
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_FIELD_TEXT, inner, max_size=3),
+                       max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.dictionaries(_FIELD_TEXT.filter(lambda k: k not in ("type", "id")), _NESTED, max_size=3),
+       type_=_FIELD_TEXT, id_=_FIELD_TEXT | st.integers(), encoder=st.sampled_from(list(Encoder)),
+       namespace=st.sampled_from(["/", "/worker"]), data=st.data())
+def test_the_head_of_a_cut_event_names_what_came_before_the_cut(before, type_, id_, encoder, namespace, data):
+    """A packet cut anywhere after its event name: the event and namespace, the message's bytes as
+    if it had come whole, and its string type and id exactly when they came whole."""
+    message = {**before, "type": type_, "payload": before or [1], "id": id_}
+    frame = event_frame(encode_json(message, encoder).encode(), encoder=encoder, namespace=namespace)
+    packet = frame[1:]  # after the Engine.IO "4"
+    whole = parse_event(packet)
+    name_end = len(frame_parts("message", namespace, None, encoder)[0]) - 1
+    cut = data.draw(st.integers(name_end, len(packet)))
+    head = parse_event_head(packet[:cut], len(packet))
+    assert (head.namespace, head.event, head.json_bytes) == (whole.namespace, "message", whole.json_bytes)
+    assert (head.message is None) == (cut == name_end)  # no byte of the message came
+    found = head.message or {}
+    assert found.items() <= {"type": type_, "id": id_}.items()
+    text = encode_json(message, encoder).encode()
+    if cut == len(packet):
+        assert head.message == {"type": type_, **({"id": id_} if isinstance(id_, str) else {})}
+    for key, value in found.items():  # found only once its value had come whole
+        end = text.index(json.dumps(key).encode() + b":") + len(json.dumps(key)) + 1
+        assert cut >= name_end + end + len(encode_json(value, encoder).encode())
