@@ -242,6 +242,7 @@ class _Message:
     acked: bool = False
     refused_by: tuple[str, str] | None = None  # who refused (master, proxy, unknown, tap) and the evidence
     answer: Observation | None = None  # the transport-level part of its observation
+    cut: str = ""  # the worker stopped sending the POST inside this message: what is known of its size
 
     def key(self) -> tuple[str, str, str]:
         return self.namespace, self.event, self.type
@@ -454,13 +455,19 @@ class Tracker:
         # Records split on the separator byte: it never occurs inside a UTF-8 character.
         records: list[bytes | None] = list(body.split(_SEPARATOR)) if body is not None else [None]
         announced = request.headers.get("content-length", "")
-        wire_bytes = size if whole or not announced.isdigit() else int(announced)
+        wire_bytes = int(announced) if not whole and announced.isdigit() else size
         for i, packet in enumerate(records):
-            if not whole and i == len(records) - 1 and packet is not None:
-                before = len(body or b"") - len(packet)
-                self._cut_packet(session, conn, packet, wire_bytes - before, wire_bytes, len(records), exchange)
-            else:
+            if whole or i < len(records) - 1:
                 self._worker_packet(session, conn, Transport.POLLING, packet, wire_bytes, len(records), exchange)
+                continue
+            # The packet the body was cut in: the rest of the POST, from its first byte, holds it
+            # and whatever followed it; only that sum is known (when the length was announced).
+            before = len(body) - len(packet) if body is not None and packet is not None else 0
+            rest = wire_bytes - before
+            of, known = (f" of {wire_bytes:,}", f"with what followed it in the POST, {rest:,} B") if announced.isdigit() \
+                else ("", f"at least {rest:,} B: the POST's length was not announced")
+            cut = f"the worker stopped sending the POST after {size:,}{of} B: this message's own size is not known ({known})"
+            self._cut_packet(session, conn, packet, rest, wire_bytes, len(records), exchange, cut)
         record.decoded = True
         if record.held:
             self._hold_post(session, record)
@@ -699,14 +706,15 @@ class Tracker:
             self._close(session, "worker", "the worker closed the session (Engine.IO CLOSE)")
         return None
 
-    def _cut_packet(self, session: _Session, conn: int, prefix: bytes, packet_bytes: int, wire_bytes: int,
-                    packets: int, exchange: int) -> None:
-        """The last packet of a POST body the worker stopped sending: a message when its head
-        says it is an EVENT (sized by what the request announced), else nothing to count."""
+    def _cut_packet(self, session: _Session, conn: int, prefix: bytes | None, rest: int, wire_bytes: int,
+                    packets: int, exchange: int, cut: str) -> None:
+        """The packet a POST body was cut in (``prefix``: what came of it, None when the body was
+        too large to keep): a message named by its head when it is an EVENT, or one of unknown
+        content when too little of it came to tell; a packet of another kind carries none."""
         session.seq += 1
-        if prefix[:1] == EIO_MESSAGE.encode() and prefix[1:2].decode("ascii", "replace") in (SIO_EVENT, SIO_BINARY_EVENT):
-            self._new_message(session, conn, Transport.POLLING, prefix, wire_bytes, packet_bytes, packets, exchange,
-                              cut=True)
+        if prefix is None or len(prefix) < 2 or (
+                prefix[:1] == EIO_MESSAGE.encode() and prefix[1:2].decode("ascii", "replace") in (SIO_EVENT, SIO_BINARY_EVENT)):
+            self._new_message(session, conn, Transport.POLLING, prefix, wire_bytes, rest, packets, exchange, cut=cut)
 
     def _worker_sio(self, session: _Session, conn: int, transport: Transport, packet: bytes, wire_bytes: int,
                     packets: int, exchange: int | None) -> _Message | None:
@@ -755,21 +763,22 @@ class Tracker:
 
     def _new_message(self, session: _Session, conn: int, transport: Transport, packet: bytes | None,
                      wire_bytes: int, packet_bytes: int, packets: int, exchange: int | None,
-                     cut: bool = False) -> _Message | None:
-        """``cut``: ``packet`` is the first part of a ``packet_bytes`` B packet whose rest never came."""
+                     cut: str = "") -> _Message | None:
+        """``cut``: ``packet`` is the first part of a packet whose rest never came (why, and what
+        is known of its size): it is named by its head, its own sizes unknown (0)."""
         event, namespace, ack_id, attachments, type_, message_id = "?", "/", None, 0, "(not decoded)", None
         json_bytes = js_len = 0
         encoder = Encoder.NODE
         message: Any = None
         if packet is not None:
             try:
-                parsed = parse_event_head(packet[1:], packet_bytes - 1) if cut else parse_event(packet[1:])
+                parsed = parse_event_head(packet[1:]) if cut else parse_event(packet[1:])
             except (ValueError, UnicodeDecodeError):
-                type_ = "(invalid packet)"
+                type_ = "(not decoded)" if cut else "(invalid packet)"
             else:
                 event, namespace, ack_id, attachments = parsed.event or "?", parsed.namespace, parsed.ack_id, \
                     parsed.attachments
-                type_ = parsed.type or NO_TYPE
+                type_ = parsed.type or ("(not decoded)" if cut else NO_TYPE)  # cut: its type may not have come
                 message = parsed.message
                 message_id = message_id_of(message)
                 json_bytes, js_len, encoder = parsed.json_bytes, parsed.js_length, parsed.encoder
@@ -779,19 +788,19 @@ class Tracker:
             event=event, ack_id=ack_id, type=type_, message_id=message_id, encoder=encoder, json_bytes=json_bytes,
             js_length=js_len, packet_bytes=packet_bytes, wire_bytes=wire_bytes, packets_in_body=packets,
             max_payload=limit, attachments_expected=attachments,
-            over_limit=limit is not None and (packet_bytes > limit or wire_bytes > limit),
+            over_limit=limit is not None and (packet_bytes > limit or wire_bytes > limit), cut=cut,
         )
         self._count += 1
         session.messages += 1
         if exchange is not None and exchange in self._exchanges:
             msg.exchange = exchange
             self._exchanges[exchange].messages.append(msg)
-        if self.record:
+        if self.record and not cut:  # a message cut short is not the message: it is not recorded
             if attachments:
                 self.binary_not_recorded += 1
             else:
                 self._emit(Captured(msg.t, message, event, namespace))
-        if attachments:
+        if attachments and not cut:  # (the attachments of a cut message never come)
             session.assembling = msg
             return None
         self._complete(session, msg)
@@ -861,6 +870,8 @@ class Tracker:
     def _settle(self, msg: _Message, outcome: Outcome, proof: str, answer: Observation,
                 who: tuple[str, str] | None = None) -> None:
         previous = msg.outcome
+        if msg.cut:
+            proof = f"{proof}; {msg.cut}"
         msg.outcome, msg.proof, msg.answer, msg.refused_by = outcome, proof, answer, who
         session = self._session(msg.sid)
         if session is not None and msg in session.inflight:

@@ -749,12 +749,13 @@ def parse_event(packet: bytes) -> EventPacket:
                        Encoder.PYTHON if python else Encoder.NODE)
 
 
-def parse_event_head(prefix: bytes, packet_bytes: int) -> EventPacket:
-    """What the first ``prefix`` bytes of a ``packet_bytes`` B EVENT packet (the bytes after the
-    Engine.IO ``4``) say, when the rest never came: its namespace, ack id and event name, and of
-    its message the string ``type`` and ``id`` found before the cut. The message's size assumes one
-    argument after the event name (``packet_bytes`` minus the head and the closing ``]``); its JS
-    length is not known (0). ValueError if the prefix is no EVENT."""
+def parse_event_head(prefix: bytes) -> EventPacket:
+    """What the first bytes of an EVENT packet (after the Engine.IO ``4``) say when the rest never
+    came: its namespace, ack id and event name (known once the event name came whole, which ends
+    the head), and the string ``type`` and ``id`` of its message found in its first
+    ``HEAD_FIELDS_WINDOW`` bytes (the last of each, as JSON.parse keeps it). Its sizes are not
+    known: ``json_bytes`` and ``js_length`` are 0. ValueError when the prefix is no EVENT, or ends
+    before its event name."""
     text = prefix[:_HEAD_WINDOW].decode("utf-8", "ignore")
     kind, attachments, namespace, ack_id, start_char = _sio_head(text)
     if kind not in (SIO_EVENT, SIO_BINARY_EVENT):
@@ -762,38 +763,42 @@ def parse_event_head(prefix: bytes, packet_bytes: int) -> EventPacket:
     start = len(text[:start_char].encode())
     name = _EVENT_NAME_RE.match(prefix, start)
     if name is None:
-        return EventPacket(namespace, None, ack_id, attachments, None, 0, 0, Encoder.NODE)
+        raise ValueError(f"cut before its event name: {text[:40]!r}")
     event = json.loads(prefix[start:name.end()].strip().lstrip(b"[").rstrip().rstrip(b","))
-    python = _ESCAPED_NON_ASCII_RE.search(prefix, name.end()) is not None
-    return EventPacket(namespace, event, ack_id, attachments, _known_fields(prefix[name.end():]),
-                       max(0, packet_bytes - name.end() - 1), 0, Encoder.PYTHON if python else Encoder.NODE)
+    body = prefix[name.end():name.end() + HEAD_FIELDS_WINDOW]
+    python = body.isascii() and _ESCAPED_NON_ASCII_RE.search(body) is not None
+    return EventPacket(namespace, event, ack_id, attachments, _known_fields(body), 0, 0,
+                       Encoder.PYTHON if python else Encoder.NODE)
 
 
+HEAD_FIELDS_WINDOW = 1 << 16  # where a cut message's type and id are looked for
 _FIELD_RE = re.compile(rb'\s*"((?:[^"\\]|\\.)*)"\s*:\s*')
 _STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _SCALAR_RE = re.compile(rb"[^,}\]]*")
 _COMMA_RE = re.compile(rb"\s*,")
+_STRUCTURE_RE = re.compile(rb'["{}\[\]]')  # what changes depth, or opens a string
 
 
 def _known_fields(text: bytes, wanted: tuple[str, ...] = ("type", "id")) -> dict[str, str] | None:
     """The ``wanted`` string fields of a JSON object cut short, read key by key at its top level
-    until the cut (nested values are skipped); None when the text is no object."""
+    until the cut (nested values are skipped; a key seen twice keeps its last value, as JSON.parse
+    does); None when the text is no object."""
     if not text.lstrip().startswith(b"{"):
         return None
     found: dict[str, str] = {}
     pos = text.index(b"{") + 1
-    while len(found) < len(wanted) and (key := _FIELD_RE.match(text, pos)) is not None:
-        pos = key.end()
-        value = _STRING_RE.match(text, pos)
+    while (key := _FIELD_RE.match(text, pos)) is not None:
+        name = json.loads(b'"' + key.group(1) + b'"')
+        value = _STRING_RE.match(text, key.end())
         if value is not None:
-            name = json.loads(b'"' + key.group(1) + b'"')
             if name in wanted:
                 found[name] = json.loads(value.group())
             pos = value.end()
-        elif (end := _value_end(text, pos)) is None:
-            break  # the cut is inside this value
-        else:
+        elif (end := _value_end(text, key.end())) is not None:
+            found.pop(name, None)  # a later value that is no string (JSON.parse keeps the last)
             pos = end
+        else:
+            break  # the cut is inside this value
         comma = _COMMA_RE.match(text, pos)
         if comma is None:
             break
@@ -803,26 +808,23 @@ def _known_fields(text: bytes, wanted: tuple[str, ...] = ("type", "id")) -> dict
 
 def _value_end(text: bytes, pos: int) -> int | None:
     """Where the JSON value at ``pos`` ends (a nested object or array is skipped whole, strings in
-    it included); None when the text ends first."""
+    it included, from one structural byte to the next); None when the text ends first."""
     if text[pos:pos + 1] not in (b"{", b"["):
         scalar = _SCALAR_RE.match(text, pos)
         return scalar.end() if scalar is not None and scalar.end() < len(text) else None
     depth = 0
-    while pos < len(text):
-        byte = text[pos:pos + 1]
-        if byte == b'"':
+    while (mark := _STRUCTURE_RE.search(text, pos)) is not None:
+        pos = mark.start()
+        if text[pos] == 0x22:  # '"'
             string = _STRING_RE.match(text, pos)
             if string is None:
                 return None
             pos = string.end()
             continue
-        if byte in (b"{", b"["):
-            depth += 1
-        elif byte in (b"}", b"]"):
-            depth -= 1
-            if depth == 0:
-                return pos + 1
+        depth += 1 if text[pos] in (0x7B, 0x5B) else -1  # '{' '[' open, '}' ']' close
         pos += 1
+        if depth == 0:
+            return pos
     return None
 
 

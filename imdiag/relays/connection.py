@@ -167,7 +167,8 @@ class Closed(Exception):
 
 
 class BodyCut(Closed):
-    """A body's source ended before its end: what had come of it (``body`` when kept) and its size."""
+    """A body's source ended (or went quiet past its time) before the body's end: what had come of
+    it (``body`` when kept) and its size."""
 
     def __init__(self, cause: BaseException, body: bytes | None, size: int):
         super().__init__(str(cause) or type(cause).__name__)
@@ -284,11 +285,10 @@ class RelayedConnection:
                 try:
                     body, size = await self._body(self.worker_in, self.to_upstream, request_framing(request), DECODE_MAX)
                 except BodyCut as cut:
-                    if not any(p.exchange == exchange for p in self._pending):
-                        # Answered, and then the worker stopped sending the body (aiohttp's client
-                        # stops one when its response is released): what came is reported, so the
-                        # answer settles it. Unanswered, the connection's end settles it (LOST).
-                        self.observer.request_body(self.conn, exchange, request, cut.body, cut.size, whole=False)
+                    # The worker stopped sending the body (aiohttp's client stops one once its
+                    # response is released): what came is reported, and the master's answer, or
+                    # the connection's end without one (lost), settles it.
+                    self.observer.request_body(self.conn, exchange, request, cut.body, cut.size, whole=False)
                     raise
             self.observer.request_body(self.conn, exchange, request, body, size)
             self._worker_idle.set()
@@ -313,8 +313,13 @@ class RelayedConnection:
         async with self.to_worker.lock:
             self.to_worker.write(hold.response)
             await self.to_worker.drain()
-        body, size = await self._body(self.worker_in, None, request_framing(request), DECODE_MAX, AFTER_END_S)
-        self.observer.request_body(self.conn, exchange, request, body, size)
+        try:
+            body, size = await self._body(self.worker_in, None, request_framing(request), DECODE_MAX, AFTER_END_S)
+        except BodyCut as cut:
+            # The worker stopped sending the body once answered, or went quiet: held all the same.
+            self.observer.request_body(self.conn, exchange, request, cut.body, cut.size, whole=False)
+        else:
+            self.observer.request_body(self.conn, exchange, request, body, size)
         self.to_worker.end(reset=False)
 
     # --- upstream -> worker --------------------------------------------------------------------
@@ -385,7 +390,7 @@ class RelayedConnection:
         try:
             async with asyncio.timeout(timeout):
                 await _read_body(source, framing, framing_bytes, content)
-        except (Closed, asyncio.IncompleteReadError, ConnectionError) as exc:
+        except (Closed, asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
             raise BodyCut(exc, b"".join(parts) if parts is not None else None, size) from exc
         if sink is not None:
             await sink.drain()

@@ -172,25 +172,79 @@ def test_a_413_answered_before_the_body_is_in_still_names_the_message() -> None:
 @pytest.mark.parametrize("cut_at", [40, 700])
 def test_a_body_the_worker_stops_sending_after_the_answer_is_settled_by_the_answer(cut_at: int) -> None:
     """The master answered 400 from the head; the worker's client then let go of the body (aiohttp
-    stops one when its response is released). The message is still known: by its head, and by
-    the length the request announced (the packet before it in the body whole)."""
+    stops one when its response is released). The packets that came whole are themselves; the one
+    it was cut in is named by its head, and only its size with the rest of the POST is known."""
     feed = Feed()
     feed.polling("S1")
     body = _event(1) + "\x1e" + _event(2, 1500)
-    conn, exchange = feed.conn(), 99
-    request = feed.request("POST /socket.io/?EIO=4&transport=polling&sid=S1", body=body)
-    feed.tracker.request_head(conn, exchange, request)
-    feed.tracker.response(conn, exchange, request, parse_response(b"HTTP/1.1 400 Bad Request\r\n\r\n"), b"no")
-    relayed = body.encode()[:len(_event(1)) + 1 + cut_at]
-    feed.tracker.request_body(conn, exchange, request, relayed, len(relayed), whole=False)
+    relayed = _cut_post(feed, body, len(_event(1)) + 1 + cut_at, answer=400)
     first, cut = feed.settled()["t1"], feed.settled()["t2"]
     for settled in (first, cut):
         assert settled.message.outcome is Outcome.REFUSED and settled.cell.observed.http_status == 400
         assert settled.cell.wire_bytes == len(body)  # the POST as announced, not what came
-    assert cut.cell.message_bytes == len(_event(2, 1500))
+    assert first.cell.message_bytes == len(_event(1)) and "not known" not in first.message.proof
+    assert cut.cell.message_bytes == len(body) - len(_event(1)) - 1 and cut.cell.json_bytes == 0
+    assert f"after {relayed:,} of {len(body):,} B: this message's own size is not known" in cut.message.proof
     # Its fields as far as they came: 40 bytes end inside the id ('42/worker,["message",{"type":"t2","id":"').
     assert cut.cell.message_id == (None if cut_at == 40 else "m2")
-    assert first.cell.message_bytes == len(_event(1))
+
+
+def _cut_post(feed: Feed, body: str, cut_at: int, answer: int | None) -> int:
+    """A POST of ``body`` whose worker stops after ``cut_at`` bytes, answered ``answer`` first (or
+    not at all: its connection then ends). The bytes relayed."""
+    conn, exchange = feed.conn(), next(feed._ids)
+    request = feed.request("POST /socket.io/?EIO=4&transport=polling&sid=S1", body=body)
+    feed.tracker.request_head(conn, exchange, request)
+    if answer is not None:
+        response = parse_response(f"HTTP/1.1 {answer} X\r\n\r\n".encode())
+        feed.tracker.response(conn, exchange, request, response, b'"Bad Request"')
+    relayed = body.encode()[:cut_at]
+    feed.tracker.request_body(conn, exchange, request, relayed, len(relayed), whole=False)
+    if answer is None:
+        feed.tracker.exchange_failed(exchange, "the connection ended before the answer")
+    return len(relayed)
+
+
+def test_a_body_cut_in_its_first_packet_names_no_later_one_and_blames_none() -> None:
+    """Cut inside the first of two packets: the second never came, so it is not named, and the
+    first is not said to be the POST's size: its own size is not known."""
+    feed = Feed()
+    feed.polling("S1")
+    body = _event(1) + "\x1e" + _event(2, 5000)
+    _cut_post(feed, body, 40, answer=413)
+    (settled,) = feed.of(Settled)
+    assert settled.cell.type == "t1" and settled.message.outcome is Outcome.REFUSED
+    assert "this message's own size is not known (with what followed it in the POST, " in settled.message.proof
+
+
+@pytest.mark.parametrize("cut_at", [0, 2])
+def test_a_body_cut_before_a_head_is_an_unknown_message_of_the_rest(cut_at: int) -> None:
+    feed = Feed()
+    feed.polling("S1")
+    body = _event(1, 1500)
+    _cut_post(feed, body, cut_at, answer=413)
+    (settled,) = feed.of(Settled)
+    assert settled.cell.type == "(not decoded)" and settled.cell.message_bytes == len(body)
+
+
+def test_a_cut_binary_event_is_complete_without_its_attachments_and_kept_in_the_report() -> None:
+    feed = Feed()
+    feed.polling("S1")
+    body = '451-/worker,["message",{"type":"tb","id":"b1","data":{"_placeholder":true,"num":0}}]\x1ebAAAA'
+    _cut_post(feed, body, 30, answer=413)
+    (settled,) = feed.of(Settled)
+    assert settled.cell.type == "(not decoded)"  # cut before its type came whole
+    _cut_post(feed, body, 70, answer=413)
+    cells, _ = feed.tracker.finish(upstream="u", listen="l", stopped_by="test")
+    assert [c.type for c in cells] == ["(not decoded)", "tb"]
+
+
+def test_an_unanswered_body_the_worker_stops_sending_is_lost_with_its_connection() -> None:
+    feed = Feed()
+    feed.polling("S1")
+    _cut_post(feed, _event(1, 1500), 300, answer=None)
+    (settled,) = feed.of(Settled)
+    assert settled.cell.type == "t1" and settled.message.outcome is Outcome.LOST
 
 
 def test_a_polling_post_passes_and_a_later_ack_proves_delivery() -> None:

@@ -330,24 +330,47 @@ _NESTED = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(all
 @settings(max_examples=300, deadline=None)
 @given(before=st.dictionaries(_FIELD_TEXT.filter(lambda k: k not in ("type", "id")), _NESTED, max_size=3),
        type_=_FIELD_TEXT, id_=_FIELD_TEXT | st.integers(), encoder=st.sampled_from(list(Encoder)),
-       namespace=st.sampled_from(["/", "/worker"]), data=st.data())
-def test_the_head_of_a_cut_event_names_what_came_before_the_cut(before, type_, id_, encoder, namespace, data):
-    """A packet cut anywhere after its event name: the event and namespace, the message's bytes as
-    if it had come whole, and its string type and id exactly when they came whole."""
+       namespace=st.sampled_from(["/", "/worker"]), ack=st.sampled_from([None, 7, 123]), data=st.data())
+def test_the_head_of_a_cut_event_names_what_came_before_the_cut(before, type_, id_, encoder, namespace, ack, data):
+    """A packet cut anywhere: before its event name came whole, nothing is told (a namespace or an
+    ack id may be cut too); after it, the namespace, ack id and event, and the message's string
+    type and id exactly when they came whole. Its sizes are not told (0)."""
     message = {**before, "type": type_, "payload": before or [1], "id": id_}
-    frame = event_frame(encode_json(message, encoder).encode(), encoder=encoder, namespace=namespace)
-    packet = frame[1:]  # after the Engine.IO "4"
-    whole = parse_event(packet)
-    name_end = len(frame_parts("message", namespace, None, encoder)[0]) - 1
-    cut = data.draw(st.integers(name_end, len(packet)))
-    head = parse_event_head(packet[:cut], len(packet))
-    assert (head.namespace, head.event, head.json_bytes) == (whole.namespace, "message", whole.json_bytes)
-    assert (head.message is None) == (cut == name_end)  # no byte of the message came
-    found = head.message or {}
+    head, _ = frame_parts("message", namespace, ack, encoder)
+    packet = head[1:] + encode_json(message, encoder).encode() + b"]"  # after the Engine.IO "4"
+    name_end = len(head) - 1
+    cut = data.draw(st.integers(0, len(packet)))
+    if cut < name_end:
+        with pytest.raises(ValueError):
+            parse_event_head(packet[:cut])
+        return
+    told = parse_event_head(packet[:cut])
+    assert (told.namespace, told.ack_id, told.event, told.json_bytes, told.js_length) == (namespace, ack, "message", 0, 0)
+    assert (told.message is None) == (cut == name_end)  # no byte of the message came
+    found = told.message or {}
     assert found.items() <= {"type": type_, "id": id_}.items()
     text = encode_json(message, encoder).encode()
     if cut == len(packet):
-        assert head.message == {"type": type_, **({"id": id_} if isinstance(id_, str) else {})}
-    for key, value in found.items():  # found only once its value had come whole
+        assert found == {"type": type_, **({"id": id_} if isinstance(id_, str) else {})}
+    for key, value in found.items():  # told only once its value had come whole
         end = text.index(json.dumps(key).encode() + b":") + len(json.dumps(key)) + 1
         assert cut >= name_end + end + len(encode_json(value, encoder).encode())
+
+
+def test_the_head_of_a_cut_event_takes_the_last_of_a_repeated_key_and_skips_nested_ones():
+    """As JSON.parse does: a repeated key keeps its last value (a later value that is no string
+    unsets it); keys inside nested values, or inside strings, are not the message's."""
+    packet = (b'2["message",{"id":"a","p":{"type":"inner","s":"\\"type\\":\\"x\\""},"type":"t","id":"b",'
+              b'"q":["{\\"id\\":1",[{}]],"type":7,"pad":"')
+    assert parse_event_head(packet).message == {"id": "b"}
+    assert parse_event_head(packet[:packet.index(b',"type":7')]).message == {"id": "b", "type": "t"}
+
+
+def test_the_head_of_a_cut_event_is_read_in_its_first_64_kib_only():
+    """The tap reads a cut message's head on its event loop: only its first 64 KiB are read, so a
+    type after a 12 MB nested value is not told (and the loop is not held for it)."""
+    nested = b'{"items":[' + b",".join([b'{"text":"' + b"x" * 200 + b'","n":[1,2,3]}'] * 60_000) + b"]}"
+    packet = b'2["message",{"payload":' + nested + b',"type":"late","id":"z"}]'
+    assert parse_event_head(packet[:-3]).message == {}
+    small = b'2["message",{"payload":{"items":[{"n":[1,2]}]},"type":"late","id":"z"}]'
+    assert parse_event_head(small[:-2]).message == {"type": "late", "id": "z"}
