@@ -716,14 +716,26 @@ def _loads(data: bytes) -> tuple[Any, bool]:
         return json.loads(data), False
 
 
-def parse_event(packet: bytes) -> EventPacket:
-    """Parse a Socket.IO EVENT/BINARY_EVENT (the bytes after the Engine.IO ``4``); ValueError if
-    it is not one. The argument's sizes are taken from the bytes as sent, not re-encoded."""
+def _event_head(packet: bytes) -> tuple[int, str, int | None, int]:
+    """An EVENT/BINARY_EVENT's attachment count, namespace and ack id, and the byte where its
+    arguments start; ValueError if it is no EVENT."""
     prefix = packet[:_HEAD_WINDOW].decode("utf-8", "ignore")
     kind, attachments, namespace, ack_id, start_char = _sio_head(prefix)
     if kind not in (SIO_EVENT, SIO_BINARY_EVENT):
         raise ValueError(f"not a Socket.IO EVENT: {prefix[:40]!r}")
-    start = len(prefix[:start_char].encode())
+    return attachments, namespace, ack_id, len(prefix[:start_char].encode())
+
+
+def _encoder_of(text: bytes) -> Encoder:
+    """Which encoder a message's JSON text looks like: python's json escapes all non-ASCII."""
+    python = b"\\u" in text and text.isascii() and _ESCAPED_NON_ASCII_RE.search(text) is not None
+    return Encoder.PYTHON if python else Encoder.NODE
+
+
+def parse_event(packet: bytes) -> EventPacket:
+    """Parse a Socket.IO EVENT/BINARY_EVENT (the bytes after the Engine.IO ``4``); ValueError if
+    it is not one. The argument's sizes are taken from the bytes as sent, not re-encoded."""
+    attachments, namespace, ack_id, start = _event_head(packet)
     data = packet[start:]
     args, plain = _loads(data) if data.strip() else (None, True)
     if not isinstance(args, list) or not args or not isinstance(args[0], str):
@@ -739,14 +751,12 @@ def parse_event(packet: bytes) -> EventPacket:
         rest = data[name.end():].decode()
         text = rest[:json.JSONDecoder().raw_decode(rest)[1]].encode()
     message = args[1]
-    python = b"\\u" in text and text.isascii() and _ESCAPED_NON_ASCII_RE.search(text) is not None
     if not plain or _maybe_not_stringify(text):
         # Escapes or number forms JSON.stringify may write differently: measure what it would write.
         length = js_length(encode_json(message, Encoder.NODE))
     else:
         length = js_length_utf8(text)  # JSON.stringify(JSON.parse(text)) is this very text
-    return EventPacket(namespace, args[0], ack_id, attachments, message, len(text), length,
-                       Encoder.PYTHON if python else Encoder.NODE)
+    return EventPacket(namespace, args[0], ack_id, attachments, message, len(text), length, _encoder_of(text))
 
 
 def parse_event_head(prefix: bytes) -> EventPacket:
@@ -756,19 +766,13 @@ def parse_event_head(prefix: bytes) -> EventPacket:
     ``HEAD_FIELDS_WINDOW`` bytes (the last of each, as JSON.parse keeps it). Its sizes are not
     known: ``json_bytes`` and ``js_length`` are 0. ValueError when the prefix is no EVENT, or ends
     before its event name."""
-    text = prefix[:_HEAD_WINDOW].decode("utf-8", "ignore")
-    kind, attachments, namespace, ack_id, start_char = _sio_head(text)
-    if kind not in (SIO_EVENT, SIO_BINARY_EVENT):
-        raise ValueError(f"not a Socket.IO EVENT: {text[:40]!r}")
-    start = len(text[:start_char].encode())
+    attachments, namespace, ack_id, start = _event_head(prefix)
     name = _EVENT_NAME_RE.match(prefix, start)
     if name is None:
-        raise ValueError(f"cut before its event name: {text[:40]!r}")
+        raise ValueError(f"cut before its event name: {prefix[:40]!r}")
     event = json.loads(prefix[start:name.end()].strip().lstrip(b"[").rstrip().rstrip(b","))
     body = prefix[name.end():name.end() + HEAD_FIELDS_WINDOW]
-    python = body.isascii() and _ESCAPED_NON_ASCII_RE.search(body) is not None
-    return EventPacket(namespace, event, ack_id, attachments, _known_fields(body), 0, 0,
-                       Encoder.PYTHON if python else Encoder.NODE)
+    return EventPacket(namespace, event, ack_id, attachments, _known_fields(body), 0, 0, _encoder_of(body))
 
 
 HEAD_FIELDS_WINDOW = 1 << 16  # where a cut message's type and id are looked for
