@@ -67,24 +67,26 @@ def limit_units(settings: SweepSettings) -> set[LimitUnit]:
     return {limit_unit(server, transport) for server in settings.masters for transport in settings.transports}
 
 
+PlanKey = tuple[int, LimitUnit]  # a limit, and what it counts
+
+
 def plan_messages(settings: SweepSettings, catalog: Catalog,
-                  units: set[LimitUnit]) -> dict[tuple[int, LimitUnit], list[tuple[Planned, MessageParts]]]:
+                  plans: dict[PlanKey, list[Planned]]) -> dict[PlanKey, list[tuple[Planned, MessageParts]]]:
     """Per limit and unit, the planned messages (sizes and ids, no bytes yet), ascending by frame size."""
-    by_limit: dict[tuple[int, LimitUnit], list[tuple[Planned, MessageParts]]] = {}
-    for limit in settings.limits:
-        for unit in sorted(units):
-            planned_parts = []
-            for planned in plan_for_limit(settings, limit, unit):
-                if planned.target is None:
-                    parts = catalog.natural_parts(
-                        planned.type, settings.encoder, event=settings.event, namespace=settings.namespace
-                    )
-                else:
-                    parts = catalog.sized_parts(planned.type, planned.target, settings.encoder, event=settings.event,
-                                                namespace=settings.namespace, unit=planned.unit)
-                planned_parts.append((planned, parts))
-            planned_parts.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
-            by_limit[(limit, unit)] = planned_parts
+    by_limit: dict[PlanKey, list[tuple[Planned, MessageParts]]] = {}
+    for key, plan in plans.items():
+        planned_parts = []
+        for planned in plan:
+            if planned.target is None:
+                parts = catalog.natural_parts(
+                    planned.type, settings.encoder, event=settings.event, namespace=settings.namespace
+                )
+            else:
+                parts = catalog.sized_parts(planned.type, planned.target, settings.encoder, event=settings.event,
+                                            namespace=settings.namespace, unit=planned.unit)
+            planned_parts.append((planned, parts))
+        planned_parts.sort(key=lambda pm: (pm[1].size.frame_bytes, pm[0].type))
+        by_limit[key] = planned_parts
     return by_limit
 
 
@@ -129,7 +131,9 @@ async def run_sweep(
     """Measure every planned cell on every master; cells are appended to ``cells`` as they come,
     so a caller interrupted midway still holds what was measured."""
     started_at = time.monotonic()
-    counts = {(server, limit, transport): len(plan_for_limit(settings, limit, limit_unit(server, transport)))
+    plans = {(limit, unit): plan_for_limit(settings, limit, unit)
+             for limit in settings.limits for unit in sorted(limit_units(settings))}
+    counts = {(server, limit, transport): len(plans[(limit, limit_unit(server, transport))])
               for server in settings.masters for limit in settings.limits for transport in settings.transports}
     if on_planned is not None:
         on_planned(sum(counts.values()))
@@ -158,8 +162,7 @@ async def run_sweep(
             on_lane_done(run, counts[key])
 
     # Planned in a thread while the masters start: the catalog's items are made meanwhile.
-    planning = asyncio.ensure_future(asyncio.to_thread(plan_messages, settings, Catalog(settings.seed),
-                                                       limit_units(settings)))
+    planning = asyncio.ensure_future(asyncio.to_thread(plan_messages, settings, Catalog(settings.seed), plans))
     try:
         async with started(list(masters.values())), client_session() as session:
             if on_started is not None:
