@@ -18,6 +18,11 @@ from imdiag.core.refusal import WS_MESSAGE_TOO_BIG, SizeClose
 from imdiag.core.wire import LimitUnit, Transport
 
 
+def _passes(accepts: str, n: int, limit: int) -> bool:
+    """How a size compares with a limit to pass: ``"<"`` (under it) or ``"<="`` (up to it)."""
+    return n < limit if accepts == "<" else n <= limit
+
+
 @dataclass(frozen=True)
 class LimitRule:
     server: str  # "python", "node" or "asgi"
@@ -34,7 +39,7 @@ class LimitRule:
 
     def predicts_delivered(self, n: int, limit: int) -> bool:
         """Whether a frame/body of size ``n`` (in this rule's unit) passes a limit of ``limit``."""
-        return n < limit if self.accepts == "<" else n <= limit
+        return _passes(self.accepts, n, limit)
 
     def size_close(self) -> SizeClose | None:
         """How this server's refusal shows when it is a close that is no size signal by itself
@@ -62,7 +67,7 @@ class WebServerLimit:
     rejection: str
 
     def predicts_delivered(self, n: int) -> bool:
-        return n < self.limit if self.accepts == "<" else n <= self.limit
+        return _passes(self.accepts, n, self.limit)
 
 
 def _unit(row: dict[str, object]) -> dict[str, object]:
