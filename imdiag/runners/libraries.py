@@ -22,7 +22,7 @@ from imdiag.core.catalog import MessageParts
 from imdiag.core.judge import judged_cell
 from imdiag.core.model import Cell, MasterInfo, Observation
 from imdiag.core.plan import Planned, SweepSettings
-from imdiag.core.quirks import RULES, predicts_delivered, rule
+from imdiag.core.quirks import predicts_delivered, wire_rule
 from imdiag.core.wire import Encoder, Transport
 from imdiag.core.worker import ClientKind, ClientView
 from imdiag.masters.kinds import Master
@@ -32,11 +32,6 @@ CLIENTS: dict[ClientKind, type[LibraryClient]] = {ClientKind.NODE: NodeClient, C
 
 def new_client(kind: ClientKind, info: MasterInfo, transport: Transport, timeout: float) -> LibraryClient:
     return CLIENTS[kind](info.url, info.namespace, info.path, transport, timeout)
-
-
-def client_encoder(kind: ClientKind) -> Encoder:
-    """The JSON encoder each client uses: JSON.stringify, or python-socketio's json.dumps."""
-    return Encoder.PYTHON if kind is ClientKind.PYTHON else Encoder.NODE
 
 
 async def advertised_max_payload(info: MasterInfo, transport: Transport, session: aiohttp.ClientSession,
@@ -51,18 +46,14 @@ async def advertised_max_payload(info: MasterInfo, transport: Transport, session
         await connection.close()
 
 
-def _carried_by(server: str, lane_transport: Transport, view: ClientView) -> Transport | None:
-    """The wire transport that carried what the library sent, when the server has a rule for it."""
-    transport = Transport(view.transport) if view.transport else lane_transport
-    return None if transport is Transport.DEFAULT or (server, transport, False) not in RULES else transport
+def _carried_by(lane_transport: Transport, view: ClientView) -> Transport:
+    """The transport that carried what the library sent (the lane's, when the view does not say)."""
+    return Transport(view.transport) if view.transport else lane_transport
 
 
-def predicted(server: str, lane_transport: Transport, view: ClientView, obs: Observation, limit: int) -> bool | None:
-    """The wire model's prediction for what the library sent, over the transport that carried it
-    (a compressed websocket frame by the server's rule for those), in what its limit counts."""
-    transport = _carried_by(server, lane_transport, view)
-    if transport is None:
-        return None
+def _predicted(server: str, transport: Transport, view: ClientView, obs: Observation, limit: int) -> bool:
+    """The wire model's prediction for what the library sent, over the wire ``transport`` that
+    carried it (a compressed websocket frame by the server's rule for those), in what its limit counts."""
     written = view.body_bytes is not None
     size = obs.body_bytes if written else view.model_frame_bytes
     compressed = transport is Transport.WEBSOCKET and "permessage-deflate" in view.extensions
@@ -73,14 +64,16 @@ def predicted(server: str, lane_transport: Transport, view: ClientView, obs: Obs
 def library_cell(obs: Observation, view: ClientView, *, type: str, transport: Transport, limit: int,
                  encoder: Encoder, master: str, label: str, json_bytes: int, js_length: int,
                  index: int | None = None, message_id: str | None = None) -> Cell:
-    carried = _carried_by(master, transport, view)
-    server_rule = rule(master, carried) if carried is not None else None
+    carried = _carried_by(transport, view)
+    server_rule = wire_rule(master, carried)  # None: the library's default transport, or no rule
+    predicted = None
     if server_rule is not None:
         # A master imdiag started refuses as its rule says (python-engineio under ASGI: a close 1000).
         obs = replace(obs, size_close=server_rule.size_close())
+        predicted = _predicted(master, carried, view, obs, limit)
     return judged_cell(
         obs, type=type, transport=transport, limit=limit, encoder=encoder, master=master, label=label,
-        json_bytes=json_bytes, js_length=js_length, predicted_delivered=predicted(master, transport, view, obs, limit),
+        json_bytes=json_bytes, js_length=js_length, predicted_delivered=predicted,
         index=index, message_id=message_id, client=view, limit_unit=server_rule.unit if server_rule else None,
     )
 
@@ -121,8 +114,7 @@ async def run_sweep_lane(master: Master, transport: Transport, messages: Sequenc
             # Made whole: the library takes the message as one object.
             sent = await lane.send(LibraryMessage(parts.message().text, parts.id, None, parts.size.frame_bytes,
                                                   model_frame_chars=parts.size.frame_chars))
-            await lane.barrier(sent)
-            await lane.settle(sent)
+            await lane.follow(sent)
             await lane.aftermath(sent)
             obs, view = lane.observe(sent)
             on_cell(library_cell(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from imdiag.cli.options import client_encoder
 from imdiag.clients.library import LibraryClient, LibraryLane, LibraryMessage
 from imdiag.core.catalog import Catalog
 from imdiag.core.judge import judge
@@ -23,7 +24,7 @@ from imdiag.core.quirks import rule
 from imdiag.core.wire import Encoder, Transport, event_frame
 from imdiag.core.worker import ClientKind, Connected, Disconnected, GaveUp, Received, Sent
 from imdiag.masters.kinds import Master, new_master, started
-from imdiag.runners.libraries import CLIENTS, client_encoder
+from imdiag.runners.libraries import CLIENTS
 from imdiag.runners.sweep import run_sweep
 
 from ..helpers import TIMEOUT, run_imdiag
@@ -144,7 +145,7 @@ async def test_python_client_after_a_refused_post_gives_up_and_every_later_emit_
 @pytest.mark.node
 @pytest.mark.parametrize("kind", [ClientKind.NODE, ClientKind.PYTHON])
 async def test_messages_emitted_while_the_client_is_reconnecting(masters, kind):
-    encoder = client_encoder(kind)
+    encoder = client_encoder(kind, None)
     lane = await _lane(kind, masters["node"], Transport.WEBSOCKET)
     client = lane.client
     try:
