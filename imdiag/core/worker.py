@@ -26,7 +26,6 @@ class ClientKind(str, enum.Enum):
     PYTHON = "python"  # python-socketio's AsyncClient, in this process
 
 
-LIBRARY_CLIENTS = (ClientKind.NODE, ClientKind.PYTHON)
 LIBRARY_NAMES = {ClientKind.NODE: "socket.io-client", ClientKind.PYTHON: "python-socketio"}
 
 # --- the timeline a library client reports (times in seconds on the client's own clock) --------

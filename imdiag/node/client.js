@@ -9,21 +9,18 @@
  * Commands on stdin, one JSON object per line:
  *   {"op":"emit","seq":N,"event":"message"}, then the message's JSON on the next line:
  *                                                             emit JSON.parse(that line) on the event
- *   {"op":"status"}                                            report the socket's state now
  *   {"op":"replace"}                                           close this socket, open a new client
- *   {"op":"close"}                                             socket.disconnect()
  * Reports on stdout, one JSON object per line, each with "t" (ms since start, this process's clock):
  *   {"ev":"ready","versions":{...}}
  *   {"ev":"emit","seq","threw","connected_before","id_before","connected","id","buffered"}
- *   {"ev":"connect","id","recovered","transport","engine","extensions"}
- *   {"ev":"upgrade","transport","engine","extensions"}
- *   {"ev":"disconnect","reason","description","code","close_reason","status","active","pending"}
- *   {"ev":"connect_error","message"}  {"ev":"reconnect_attempt","attempt"}  {"ev":"reconnect_failed"}
- *   {"ev":"flush","seqs","packets","bytes","frames","transport","engine","id"}   the engine handed a batch to its transport
+ *   {"ev":"connect","id","recovered","transport","extensions"}
+ *   {"ev":"upgrade","transport","extensions"}
+ *   {"ev":"disconnect","reason","description","code","close_reason","status","active"}
+ *   {"ev":"connect_error","message"}  {"ev":"reconnect_failed"}
+ *   {"ev":"flush","seqs","packets","bytes","frames","transport","id"}   the engine handed a batch to its transport
  *   {"ev":"written","seqs"}      that batch was written (websocket: handed to ws; polling: the POST was answered 200)
  *   {"ev":"dropped","in_flight","unsent"}   the session closed with these still in the engine's buffer
  *   {"ev":"received","event","id"}   an event from the master (the --csr ticks): the client now holds an offset
- *   {"ev":"status","connected","id","recovered","active","send_buffer","received"}
  * What the library does is observed through its own events (onAnyOutgoing, the engine's
  * packetCreate / flush / drain / close) and the one counter they need (the engine's
  * _prevBufferLen: how many buffered packets the last flush handed over).
@@ -84,7 +81,6 @@ function main() {
   if (opts.transports) ioOpts.transports = opts.transports;
 
   let socket = null;
-  let received = 0; // events from the master (the --csr ticks)
   const seqOf = new WeakMap(); // emitted object -> seq, then engine packet -> seq
   let current = null; // the seq whose packet the engine is creating right now
   let inFlight = null; // the batch the engine's transport is writing
@@ -125,7 +121,7 @@ function main() {
         const { bytes, frames } = batchBytes(engine, packets);
         report({
           ev: "flush", seqs: mine, packets: packets.length, bytes, frames, transport: engine.transport.name,
-          engine: engine.id, id: socket.id || null,
+          id: socket.id || null,
         });
       }
     });
@@ -134,7 +130,7 @@ function main() {
       inFlight = null;
     });
     engine.on("upgrade", (transport) => {
-      report({ ev: "upgrade", transport: transport.name, engine: engine.id, extensions: extensions(engine) });
+      report({ ev: "upgrade", transport: transport.name, extensions: extensions(engine) });
     });
     engine.on("close", () => {
       // Emitted before the engine clears its buffer, so what it still held is readable here.
@@ -150,7 +146,6 @@ function main() {
     socket = io(url, ioOpts);
     const manager = socket.io;
     manager.on("open", () => watchEngine(manager.engine));
-    manager.on("reconnect_attempt", (attempt) => report({ ev: "reconnect_attempt", attempt }));
     manager.on("reconnect_failed", () => report({ ev: "reconnect_failed" }));
     socket.onAnyOutgoing((_event, message) => {
       // Fired as the socket hands an emitted packet to the engine (now, or from its send buffer).
@@ -158,27 +153,19 @@ function main() {
       current = seq === undefined ? null : seq;
     });
     socket.onAny((event) => {
-      received += 1;
       report({ ev: "received", event: String(event), id: socket.id || null });
     });
     socket.on("connect", () => {
       const engine = manager.engine;
       report({
         ev: "connect", id: socket.id, recovered: !!socket.recovered, transport: engine.transport.name,
-        engine: engine.id, extensions: extensions(engine),
+        extensions: extensions(engine),
       });
     });
     socket.on("disconnect", (reason, details) => {
-      report({ ev: "disconnect", reason, ...disconnectDetails(details), active: socket.active, pending: socket.sendBuffer.length });
+      report({ ev: "disconnect", reason, ...disconnectDetails(details), active: socket.active });
     });
     socket.on("connect_error", (err) => report({ ev: "connect_error", message: text(err) }));
-  }
-
-  function status() {
-    report({
-      ev: "status", connected: socket.connected, id: socket.id || null, recovered: !!socket.recovered,
-      active: socket.active, send_buffer: socket.sendBuffer.length, received,
-    });
   }
 
   function emit(cmd, json) {
@@ -201,14 +188,9 @@ function main() {
 
   function handle(cmd) {
     if (cmd.op === "emit") header = cmd;
-    else if (cmd.op === "status") status();
     else if (cmd.op === "replace") {
       socket.disconnect();
       open();
-      report({ ev: "replaced" });
-    } else if (cmd.op === "close") {
-      socket.disconnect();
-      report({ ev: "closed" });
     }
   }
 
