@@ -21,7 +21,7 @@ from imdiag.clients.library import LibraryClient
 from imdiag.core import worker as w
 from imdiag.core.errors import TargetError
 from imdiag.core.wire import Transport
-from imdiag.masters.child import START_TIMEOUT_S, stop_process
+from imdiag.masters.child import START_TIMEOUT_S, drain_stderr, parse_report, stop_process
 from imdiag.masters.node import NODE_DIR, node_ready, node_script
 
 CLIENT_JS = NODE_DIR / "client.js"
@@ -97,7 +97,8 @@ class NodeClient(LibraryClient):
             start_new_session=True,
         )
         try:
-            self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._drain_stderr())]
+            assert self._proc.stderr is not None
+            self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(drain_stderr(self._proc.stderr, self._stderr))]
             async with asyncio.timeout(START_TIMEOUT_S):
                 ready = await self._ready
         except BaseException as exc:
@@ -117,11 +118,8 @@ class NodeClient(LibraryClient):
                 continue
             if not line:
                 break
-            try:
-                report = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(report, dict):
+            report = parse_report(line)
+            if report is None:
                 continue
             self._last_t = float(report.get("t", 0.0)) / 1000
             if report.get("ev") == "ready" and self._ready is not None and not self._ready.done():
@@ -136,12 +134,6 @@ class NodeClient(LibraryClient):
             self._ready.set_exception(TargetError(f"the node client exited with code {proc.returncode}: {detail}"))
         self.exited.set()
         self.add(w.GaveUp(self._last_t, f"client.js exited ({proc.returncode})"))  # it will not come back
-
-    async def _drain_stderr(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stderr is not None
-        while line := await proc.stderr.readline():
-            self._stderr.append(line.decode(errors="replace").rstrip()[:300])
 
     async def _command(self, *lines: bytes) -> None:
         proc = self._proc

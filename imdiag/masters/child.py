@@ -166,7 +166,8 @@ class MasterHost:
             )
         except OSError as exc:
             raise TargetError(f"cannot start {self.command.name}: {exc.strerror or exc}") from None
-        self._tasks.append(asyncio.create_task(self._drain_stderr()))
+        assert self._proc.stderr is not None
+        self._tasks.append(asyncio.create_task(drain_stderr(self._proc.stderr, self._stderr)))
         try:
             ready = await self._await_ready()
         except BaseException:
@@ -181,7 +182,7 @@ class MasterHost:
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 while line := await self._proc.stdout.readline():
-                    report = _parse(line)
+                    report = parse_report(line)
                     if report is not None and report.get("event") == "ready":
                         return report
                 # EOF before "ready": the process failed; wait for it and its stderr.
@@ -191,12 +192,6 @@ class MasterHost:
             raise TargetError(f"{self.command.name} did not start within {START_TIMEOUT_S:g} s") from None
         raise TargetError(f"{self.command.name} exited with code {self._proc.returncode}: "
                           f"{' | '.join(self._stderr) or 'no output'}")
-
-    async def _drain_stderr(self) -> None:
-        # Keep the last lines for error messages; an unread pipe could also block the host.
-        assert self._proc is not None and self._proc.stderr is not None
-        while line := await self._proc.stderr.readline():
-            self._stderr.append(line.decode(errors="replace").rstrip()[:300])
 
     async def _read_reports(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -209,7 +204,7 @@ class MasterHost:
                 continue
             if not line:
                 break
-            report = _parse(line)
+            report = parse_report(line)
             master = self._masters.get(str(report.get("key"))) if report is not None else None
             if report is None:
                 self._to_all("unparseable line from the master host", line[:200].decode(errors="replace"))
@@ -405,7 +400,15 @@ class ChildMaster(Master):
         self.returncode = host.returncode
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+async def drain_stderr(stream: asyncio.StreamReader, tail: deque[str]) -> None:
+    """Read a child's stderr to its end, keeping the last lines in ``tail`` for error messages (an
+    unread pipe could also block the child)."""
+    while line := await stream.readline():
+        tail.append(line.decode(errors="replace").rstrip()[:300])
+
+
+def parse_report(line: bytes) -> dict[str, Any] | None:
+    """One JSON report line from a child (a master host, or client.js), or None when it is none."""
     try:
         report = json.loads(line)  # the standard library's: big integers, NaN, lone surrogates
     except (ValueError, RecursionError):  # RecursionError: a recorded message nested too deep
