@@ -32,7 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from imdiag.core import worker as w
-from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, master_side
+from imdiag.core.entries import (
+    BARRIER_TYPE,
+    Arrival,
+    Disconnect,
+    ledger_key,
+    master_side,
+    match_arrivals,
+)
 from imdiag.core.errors import TargetError
 from imdiag.core.model import Barrier, Observation
 from imdiag.core.wire import Transport
@@ -159,13 +166,6 @@ class LibraryMessage:
     model_frame_chars: int | None = None  # the packet's characters by imdiag's model, when known
 
 
-def _ledger_key(message: LibraryMessage) -> tuple[str, str] | None:
-    """How the ledger names a message: its id, else the digest of what the master decodes."""
-    if message.message_id is not None:
-        return ("id", message.message_id)
-    return ("digest", message.digest) if message.digest else None
-
-
 @dataclass
 class SentMessage:
     """A message the lane emitted, and what is known of its fate."""
@@ -195,7 +195,7 @@ class LibraryLane:
     async def send(self, message: LibraryMessage) -> SentMessage:
         """Emit the message through the client."""
         sent = SentMessage(next(self._seqs), message, message.event or self.event, self.ledger.mark())
-        key = _ledger_key(message)
+        key = ledger_key(message.message_id, message.digest)
         if key is not None:
             self._twins.setdefault(key, []).append(sent)
         await self.client.emit(sent.seq, sent.event, message.text)
@@ -222,20 +222,12 @@ class LibraryLane:
     def _arrival(self, sent: SentMessage) -> Arrival | None:
         """Its arrival in the ledger, by id, else by digest. Messages with the same id (or
         digest) take successive arrivals in the order they were emitted."""
-        key = _ledger_key(sent.message)
+        key = ledger_key(sent.message.message_id, sent.message.digest)
         if key is None:
             return None
         twins = self._twins.get(key, [sent])
-        arrivals = [e for e in self.ledger.since(min(t.mark for t in twins))
-                    if isinstance(e, Arrival) and (e.message_id if key[0] == "id" else e.digest) == key[1]]
-        taken: set[int] = set()
-        for twin in twins:
-            found = next((a for a in arrivals if a.seq not in taken and a.seq >= twin.mark), None)
-            if twin is sent:
-                return found
-            if found is not None:
-                taken.add(found.seq)
-        return None
+        twins = twins[:next(i for i, twin in enumerate(twins) if twin is sent) + 1]  # those emitted up to it
+        return match_arrivals(self.ledger.since(twins[0].mark), [(key, twin.mark) for twin in twins])[-1]
 
     def _session_of(self, seq: int) -> tuple[str, int] | None:
         """The session a message went out on: its socket id, and which incarnation of that id

@@ -25,7 +25,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from imdiag.clients.engineio import Connection, SendResult
-from imdiag.core.entries import BARRIER_TYPE, Arrival, Disconnect, master_side
+from imdiag.core.entries import (
+    BARRIER_TYPE,
+    Arrival,
+    Disconnect,
+    ledger_key,
+    master_side,
+    match_arrivals,
+)
 from imdiag.core.model import Ack, Barrier, HttpAnswer, Observation
 from imdiag.core.refusal import SizeClose
 from imdiag.core.wire import (
@@ -133,18 +140,8 @@ class LedgerWitness:
     def seen(self, conn: Connection, outgoing: Sequence[Outgoing]) -> list[Seen]:
         entries = self.ledger.since(self._mark)
         side = master_side(entries, conn.sid)
-        arrivals = [e for e in entries if isinstance(e, Arrival)]
-        used: set[int] = set()
-        out = []
-        for item in outgoing:
-            # By id when the message has one; else by digest, identical messages taking successive arrivals.
-            found = next((a for a in arrivals if a.seq not in used and (
-                a.message_id == item.message_id if item.message_id is not None else a.digest == item.digest
-            )), None)
-            if found is not None:
-                used.add(found.seq)
-            out.append(Seen(found, side.decode_errors, side.disconnect_reason, side.disconnect_cause))
-        return out
+        found = match_arrivals(entries, [(ledger_key(item.message_id, item.digest), self._mark) for item in outgoing])
+        return [Seen(arrival, side.decode_errors, side.disconnect_reason, side.disconnect_cause) for arrival in found]
 
 
 @dataclass

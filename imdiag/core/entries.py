@@ -77,6 +77,32 @@ class MasterSide:
     disconnect_cause: str = ""  # and the cause it gives for it (engine.io: "payload too large")
 
 
+LedgerKey = tuple[str, str]  # ("id", message id) or ("digest", canonical digest)
+
+
+def ledger_key(message_id: str | None, digest: str | None) -> LedgerKey | None:
+    """How the ledger names a sent message: by its id when it has one, else by the digest of what
+    the master decodes (None: neither, it cannot be found)."""
+    if message_id is not None:
+        return ("id", message_id)
+    return ("digest", digest) if digest else None
+
+
+def match_arrivals(entries: Sequence[Entry], sent: Sequence[tuple[LedgerKey | None, int]]) -> list[Arrival | None]:
+    """The arrival of each message ``sent`` (its ledger key, and the ledger's position before it
+    was sent), in the order they were sent: messages with the same key take successive arrivals."""
+    taken: set[int] = set()
+    out: list[Arrival | None] = []
+    for key, mark in sent:
+        found = None if key is None else next(
+            (e for e in entries if isinstance(e, Arrival) and e.seq >= mark and e.seq not in taken
+             and (e.message_id if key[0] == "id" else e.digest) == key[1]), None)
+        if found is not None:
+            taken.add(found.seq)
+        out.append(found)
+    return out
+
+
 def master_side(entries: Sequence[Entry], sid: str | None) -> MasterSide:
     """The decode errors among ``entries``, and how the master ended the session ``sid``."""
     errors = tuple(f"{e.message}: {e.error}" if e.error else e.message
