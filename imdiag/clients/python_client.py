@@ -64,28 +64,30 @@ class _Observer:
     def __init__(self, client: PythonClient):
         self.client = client
         self.current: int | None = None  # the seq being emitted right now
-        self.queued: deque[tuple[str, int | None]] = deque()  # the library's send queue, mirrored
+        self.queued: deque[int | None] = deque()  # the library's send queue, mirrored: each packet's seq
         self.in_flight: list[int] = []  # the last write that got no 2xx answer / raised
         self.failed_status: int | None = None
         self.failed_error = ""
         self.ended = False  # the library reset its session: later answers belong to a closed one
         self.ws: Any = None  # the session's websocket (aiohttp), for its close code
 
-    def queue(self, encoded: str, connected: bool) -> None:
+    def queue(self, connected: bool) -> None:
         seq, self.current = self.current, None
         if connected:
-            self.queued.append((encoded, seq))
+            self.queued.append(seq)
         elif seq is not None:
             # python-engineio drops a packet sent while its state is not "connected", silently.
             self.client.add(w.Dropped(self.client.now(), (), (seq,)))
 
-    def take(self, count: int, transport: str, body_bytes: int) -> list[int]:
-        taken = [self.queued.popleft() for _ in range(min(count, len(self.queued)))]
-        mine = [(text, seq) for text, seq in taken if seq is not None]
+    def take(self, frames: list[int], transport: str, body_bytes: int) -> list[int]:
+        """The queued packets a write carries, one per frame (``frames``: the bytes of each, as
+        written: the websocket frame, or each record of the POST body)."""
+        taken = [self.queued.popleft() for _ in range(min(len(frames), len(self.queued)))]
+        mine = [(size, seq) for size, seq in zip(frames, taken) if seq is not None]
         if mine:
             self.client.add(w.Flushed(
                 self.client.now(), tuple(seq for _, seq in mine), body_bytes, len(taken),
-                tuple(len(text.encode("utf-8")) for text, _ in mine), transport, self.client.current_sid(),
+                tuple(size for size, _ in mine), transport, self.client.current_sid(),
             ))
         return [seq for _, seq in mine]
 
@@ -105,7 +107,7 @@ class _Observer:
     def reset(self) -> None:
         """The library is discarding its queue: the session is over."""
         self.ended = True
-        unsent = tuple(seq for _, seq in self.queued if seq is not None)
+        unsent = tuple(seq for seq in self.queued if seq is not None)
         if self.in_flight or unsent:
             self.client.add(w.Dropped(self.client.now(), tuple(self.in_flight), unsent, self.failed_status, self.failed_error))
         self.queued.clear()
@@ -117,7 +119,7 @@ class _ObservedEngineIO(engineio.AsyncClient):  # type: ignore[misc]
 
     async def _send_packet(self, pkt: Any) -> None:
         if self.observer is not None:
-            self.observer.queue(pkt.encode(), self.state == "connected")
+            self.observer.queue(self.state == "connected")
         await super()._send_packet(pkt)
 
     async def _send_request(self, method: str, url: str, headers: Any = None, body: Any = None,
@@ -126,7 +128,7 @@ class _ObservedEngineIO(engineio.AsyncClient):  # type: ignore[misc]
         if obs is None or method != "POST" or body is None:
             return await super()._send_request(method, url, headers, body, timeout)
         data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        seqs = obs.take(data.count(RECORD_SEPARATOR.encode()) + 1, "polling", len(data))
+        seqs = obs.take([len(record) for record in data.split(RECORD_SEPARATOR.encode())], "polling", len(data))
         answer = await super()._send_request(method, url, headers, body, timeout)
         status = getattr(answer, "status", None)
         obs.answered(seqs, status, "" if status is not None else str(answer))
@@ -150,7 +152,8 @@ def _watch_frames(ws: Any, obs: _Observer) -> None:
     send_str = ws.send_str
 
     async def observed_send_str(data: str, compress: int | None = None) -> None:
-        seqs = obs.take(1, "websocket", len(data.encode("utf-8")))
+        size = len(data.encode("utf-8"))
+        seqs = obs.take([size], "websocket", size)
         try:
             await send_str(data, compress)
         except BaseException as exc:
