@@ -112,16 +112,12 @@ class LibraryClient:
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Until ``predicate()`` holds (re-checked at each event), at most ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            changed = asyncio.ensure_future(self._changed.wait())
-            try:
-                await asyncio.wait({changed}, timeout=left)
-            finally:
-                changed.cancel()
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    await self._changed.wait()  # a new event after each one: read again each time
+        except TimeoutError:
+            return predicate()
         return True
 
     async def start(self) -> None:
