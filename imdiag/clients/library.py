@@ -36,6 +36,7 @@ from imdiag.core.entries import (
     BARRIER_TYPE,
     Arrival,
     Disconnect,
+    ledger_fields,
     ledger_key,
     master_side,
     match_arrivals,
@@ -390,11 +391,7 @@ class LibraryLane:
             close_error=self._close_error(view) if closed else "",
             closed=closed,
             barrier=barrier,
-            ledger_seq=arrival.seq if arrival else None,
-            ledger_bytes=arrival.bytes if arrival else None,
-            server_errors=side.decode_errors,
-            disconnect_reason=side.disconnect_reason,
-            disconnect_cause=side.disconnect_cause,
+            **ledger_fields(arrival, side),
         )
         return obs, view
 

@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from imdiag.clients.engineio import Connection, SendResult
@@ -29,6 +29,8 @@ from imdiag.core.entries import (
     BARRIER_TYPE,
     Arrival,
     Disconnect,
+    MasterSide,
+    ledger_fields,
     ledger_key,
     master_side,
     match_arrivals,
@@ -82,9 +84,7 @@ class Seen:
     """What a witness saw for one message beyond the transport."""
 
     arrival: Arrival | None = None
-    server_errors: tuple[str, ...] = ()
-    disconnect_reason: str = ""
-    disconnect_cause: str = ""
+    side: MasterSide = field(default_factory=MasterSide)  # its decode errors, how it ended the session
 
 
 class Witness(Protocol):
@@ -141,7 +141,7 @@ class LedgerWitness:
         entries = self.ledger.since(self._mark)
         side = master_side(entries, conn.sid)
         found = match_arrivals(entries, [(ledger_key(item.message_id, item.digest), self._mark) for item in outgoing])
-        return [Seen(arrival, side.decode_errors, side.disconnect_reason, side.disconnect_cause) for arrival in found]
+        return [Seen(arrival, side) for arrival in found]
 
 
 @dataclass
@@ -266,9 +266,6 @@ async def observe(conn: Connection, outgoing: Sequence[Outgoing], witness: Witne
         ack = Ack.NOT_ASKED if item.ack_id is None else (Ack.RECEIVED if item.ack_id in answer.acked else Ack.MISSING)
         observations.append(replace(
             base, message_bytes=packet_size(item.frame), message_chars=packet_chars(item.frame), ack=ack,
-            ledger_seq=seen.arrival.seq if seen.arrival else None,
-            ledger_bytes=seen.arrival.bytes if seen.arrival else None,
-            server_errors=seen.server_errors, disconnect_reason=seen.disconnect_reason,
-            disconnect_cause=seen.disconnect_cause,
+            **ledger_fields(seen.arrival, seen.side),
         ))
     return observations

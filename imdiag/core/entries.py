@@ -103,6 +103,14 @@ def match_arrivals(entries: Sequence[Entry], sent: Sequence[tuple[LedgerKey | No
     return out
 
 
+def ledger_fields(arrival: Arrival | None, side: MasterSide) -> dict[str, Any]:
+    """What a master's ledger adds to a message's ``Observation``: its arrival (position and bytes),
+    the decode errors logged meanwhile, and how the master ended the session and why."""
+    return {"ledger_seq": arrival.seq if arrival else None, "ledger_bytes": arrival.bytes if arrival else None,
+            "server_errors": side.decode_errors, "disconnect_reason": side.disconnect_reason,
+            "disconnect_cause": side.disconnect_cause}
+
+
 def master_side(entries: Sequence[Entry], sid: str | None) -> MasterSide:
     """The decode errors among ``entries``, and how the master ended the session ``sid``."""
     errors = tuple(f"{e.message}: {e.error}" if e.error else e.message
